@@ -1,0 +1,130 @@
+"""`runner`: the Hydra app.
+
+    runner                                             # ResNet-20 on Fashion-MNIST, logged to ./mlflow.db
+    runner model=vgg_e init=kaiming act=prelu
+    runner --multirun act=relu,prelu init=kaiming,xavier
+    runner -m +experiment=init_depth                   # a paper's table, with the verdict
+
+Before Hydra starts, the overrides are composed and validated here (every value of a sweep too), so a
+typo prints one line naming the key and what is allowed, exits 2, and leaves no run and no output dir.
+torch and mlflow are imported only once a job really starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# Flags after which Hydra prints something and exits without running a job.
+INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--version", "--shell-completion", "-sc")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def explain(error: Exception, override_list: list[str]) -> str:
+    """Turn a Hydra/OmegaConf composition error into one line naming the key and what is allowed."""
+    from hydra.errors import MissingConfigException
+
+    text = str(error)
+    if isinstance(error, MissingConfigException) and error.options is not None:
+        group = (error.missing_cfg_file or "?").split("/")[0]
+        wanted = next((o for o in override_list if o.lstrip("+~").split("=")[0] == group), group)
+        return f"{wanted}: unknown {group}; allowed: {', '.join(sorted(error.options))}"
+    cause = error.__cause__ or error.__context__
+    full_key = getattr(cause, "full_key", None) or getattr(error, "full_key", None)
+    if "not in struct" in text or (cause is not None and "not in struct" in str(cause)):
+        key = full_key or _first_line(text)
+        return f"{key}: unknown key; check the spelling, or add a new key with +{key}=..."
+    if full_key:
+        return f"{full_key}: {_first_line(str(cause or error))}"
+    first = _first_line(text)
+    if first.startswith("Ambiguous value"):
+        return first + " (a sweep over several values needs --multirun)"
+    return first
+
+
+def sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """One override list per value of each sweep (`act=relu,prelu` → two lists), others at their first value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    values: list[list[str]] = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            values.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        else:
+            values.append([override.input_line])
+    base = [v[0] for v in values]
+    variants = [base]
+    for i, options in enumerate(values):
+        for option in options[1:]:
+            variants.append(base[:i] + [option] + base[i + 1 :])
+    return variants
+
+
+def precheck(argv: list[str]) -> str | None:
+    """Compose and validate what the command asks for; the error line, or None when it is fine."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from runner.config import validate
+    from runner.errors import ConfigError
+
+    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("hydra")]
+    multirun = "-m" in argv or "--multirun" in argv
+    try:
+        variants = sweep_variants(overrides) if multirun else [overrides]
+    except HydraException as e:
+        return f"cannot parse the overrides: {_first_line(str(e))}"
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="runner"):
+        for variant in variants:
+            try:
+                cfg = compose(config_name="config", overrides=variant)
+                validate(OmegaConf.to_container(cfg, resolve=True))
+            except ConfigError as e:
+                return str(e)
+            except (HydraException, OmegaConfBaseException, ValueError) as e:
+                return explain(e, variant)
+    return None
+
+
+def _hydra_entry() -> None:
+    import hydra
+
+    @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+    def task(cfg: Any) -> str:
+        from runner.job import run_job
+
+        return run_job(cfg)
+
+    task()
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if not any(a.split("=")[0] in INFO_FLAGS for a in argv):
+        problem = precheck(argv)
+        if problem:
+            from runner.console import error
+
+            error(problem)
+            sys.exit(2)
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other ranks: no output dir, no logging setup
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    _hydra_entry()
+    from runner.job import EXIT_CODES
+
+    if EXIT_CODES:
+        sys.exit(max(EXIT_CODES))
+
+
+if __name__ == "__main__":
+    main()

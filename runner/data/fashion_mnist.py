@@ -1,0 +1,102 @@
+"""Fashion-MNIST (Xiao et al. 2017, MIT licence): 60k train / 10k test, 28×28 grey, 10 classes.
+
+Read from gzipped (or plain) IDX files, looked for in `<root>/FashionMNIST/raw/` (torchvision's layout)
+and then in /usr/share/datasets/fashion-mnist/ (Debian's `dataset-fashion-mnist` package).
+Images are zero-padded to 32×32 so that the CIFAR networks run on them unchanged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runner.data import Context, Data, register
+from runner.data.tensor_loader import resident_data
+from runner.errors import DataError
+
+FILES = {  # name → md5 of the gz as served by the dataset's authors (checked after a download)
+    "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+HOW_TO_GET = "apt-get install dataset-fashion-mnist (or dataset.download=true on a machine that is online)"
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format): magic 0x0000 08 <ndim>, big-endian sizes, then uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
+        raise DataError(f"{path}: not an IDX uint8 file (wrong magic number {raw[:4].hex()})")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = raw[4 + 4 * ndim :]
+    if len(body) != int(np.prod(shape)):
+        raise DataError(f"{path}: truncated: header says {shape}, found {len(body)} bytes of data")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def find_file(name: str, dirs: list[Path]) -> Path | None:
+    for d in dirs:
+        for candidate in (d / f"{name}.gz", d / name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def download(raw_dir: Path) -> None:
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name, md5 in FILES.items():
+        target = raw_dir / f"{name}.gz"
+        if target.exists():
+            continue
+        tmp = target.with_suffix(".part")
+        try:
+            urllib.request.urlretrieve(URL + f"{name}.gz", tmp)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"cannot download Fashion-MNIST to {raw_dir} ({e}); {HOW_TO_GET}") from None
+        if hashlib.md5(tmp.read_bytes()).hexdigest() != md5:
+            tmp.unlink()
+            raise DataError(f"{target}: download corrupt (md5 mismatch)")
+        tmp.rename(target)
+
+
+def build(cfg, ctx: Context) -> Data:
+    raw_dir = (ctx.cwd / cfg["root"]).resolve() / "FashionMNIST" / "raw"
+    dirs = [raw_dir, SYSTEM_DIR]
+    if cfg.get("download") and find_file(next(iter(FILES)), dirs) is None:
+        download(raw_dir)
+    arrays = {}
+    for name in FILES:
+        path = find_file(name, dirs)
+        if path is None:
+            looked = " and ".join(str(d) for d in dirs)
+            raise DataError(f"Fashion-MNIST file {name}.gz not found in {looked}; {HOW_TO_GET}")
+        arrays[name] = read_idx(path)
+
+    def images(a: np.ndarray) -> torch.Tensor:  # (N, 28, 28) → (N, 1, 32, 32), zero border of 2
+        return F.pad(torch.from_numpy(a.copy()).unsqueeze(1), (2, 2, 2, 2))
+
+    train_x, test_x = images(arrays["train-images-idx3-ubyte"]), images(arrays["t10k-images-idx3-ubyte"])
+    train_y = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
+    test_y = torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64))
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise DataError(f"Fashion-MNIST image and label counts differ in {dirs[0]}")
+    return resident_data(train_x, train_y, test_x, test_y, num_classes=10, cfg=cfg, ctx=ctx)
+
+
+register("fashion_mnist", build)

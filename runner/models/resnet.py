@@ -1,0 +1,130 @@
+"""ResNet (He, Zhang, Ren, Sun 2015, arXiv 1512.03385) and its plain counterparts.
+
+CIFAR nets (Sec. 4.2): 3×3 conv of 16 filters, then 3 stages of n basic blocks on 32/16/8 maps with
+16/32/64 filters, global average pool, FC: 6n+2 weight layers. Shortcuts are option A (identity with
+zero-padded channels and stride-2 subsampling), so a ResNet and its plain net have the same parameters.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from runner.models import register
+from runner.nn import ActFactory
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+
+
+class ShortcutA(nn.Module):
+    """Option A: identity; subsample by 2 and zero-pad the extra channels. No parameters."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.stride, self.extra = stride, c_out - c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
+
+
+def projection(c_in: int, c_out: int, stride: int) -> nn.Module:
+    """Options B/C: 1×1 conv + BN."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+def make_shortcut(option: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
+    """A: parameter-free everywhere; B: projection only where the shape changes; C: projection everywhere."""
+    same_shape = stride == 1 and c_in == c_out
+    if option == "C" or (option == "B" and not same_shape):
+        return projection(c_in, c_out, stride)
+    if same_shape:
+        return nn.Identity()
+    return ShortcutA(c_in, c_out, stride)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convs, BN after each, activation after the addition (Fig. 2 of the paper).
+
+    With `shortcut=None` the block is the plain net's: the same two layers, no addition.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, act: ActFactory, shortcut: str | None) -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.act1 = conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out), act(c_out)
+        self.conv2, self.bn2, self.act2 = conv3x3(c_out, c_out), nn.BatchNorm2d(c_out), act(c_out)
+        self.bn2.runner_residual_last = True
+        self.shortcut = make_shortcut(shortcut, c_in, c_out, stride) if shortcut else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.act2(out)
+
+
+class CifarResNet(nn.Module):
+    def __init__(
+        self,
+        depth: int,
+        *,
+        num_classes: int,
+        in_channels: int,
+        act: ActFactory,
+        shortcut: str | None,
+        width: int = 16,
+    ) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        n = (depth - 2) // 6
+        widths = [width, 2 * width, 4 * width]
+        self.stem = nn.Sequential(conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]), act(widths[0]))
+        blocks, c_in = [], widths[0]
+        for stage, c_out in enumerate(widths):
+            for i in range(n):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(BasicBlock(c_in, c_out, stride, act, shortcut))
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)  # any input size ≥ 8 works; 32 is the paper's
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+def cifar_resnet(
+    depth: int,
+    plain: bool,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    act: ActFactory,
+    shortcut: str = "A",
+    width: int = 16,
+) -> nn.Module:
+    """`width` is the first stage's filter count (16 in the paper); stages use width, 2·width, 4·width."""
+    if shortcut not in ("A", "B", "C"):
+        raise ValueError(f"model.shortcut must be one of A, B, C, got {shortcut!r}")
+    return CifarResNet(
+        depth,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        act=act,
+        shortcut=None if plain else shortcut,
+        width=width,
+    )
+
+
+for _depth in (20, 32, 44, 56, 110, 1202):
+    register(f"resnet{_depth}", partial(cifar_resnet, _depth, False))
+for _depth in (20, 32, 44, 56, 110):
+    register(f"plain{_depth}", partial(cifar_resnet, _depth, True))

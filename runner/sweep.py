@@ -1,0 +1,62 @@
+"""The Hydra callback of a `--multirun`: one MLflow parent run per sweep, every job nested under it.
+
+The parent's id travels to the jobs in RUNNER_PARENT_RUN_ID (inherited by launcher subprocesses too).
+At the end of the sweep the parent is closed and the report (table, curves, verdicts) is logged on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+
+class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.tracker: Any = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if int(os.environ.get("RANK", "0")) > 0:
+            return
+        from hydra.core.hydra_config import HydraConfig
+
+        from runner.tracking import Tracker, check_reachable, resolve_uri
+
+        cwd = Path(HydraConfig.get().runtime.cwd)
+        tracking = OmegaConf.to_container(config.tracking, resolve=True)
+        uri = resolve_uri(tracking["uri"], cwd)
+        check_reachable(uri)
+        root = tracking["artifact_root"]
+        self.tracker = Tracker(uri, root if "://" in root else str((cwd / root).resolve()))
+        experiment_id = self.tracker.experiment_id(tracking["experiment"])
+        choice = HydraConfig.get().runtime.choices.get("experiment")
+        command = "runner " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        name = f"{choice or 'sweep'}"
+        self.tracker.start(
+            experiment_id,
+            name,
+            {"runner.sweep": "parent", "runner.command": command, "mlflow.note.content": f"Produced by:\n\n    {command}"},
+        )
+        os.environ["RUNNER_PARENT_RUN_ID"] = self.tracker.run_id
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.tracker is None:
+            return
+        status = "FINISHED"
+        try:
+            from runner import report
+
+            report.sweep_report(self.tracker, config)
+        except Exception as e:  # the report must never hide the sweep's own results
+            from runner.console import error
+
+            error(f"sweep report failed: {type(e).__name__}: {e}")
+            status = "FAILED"
+        finally:
+            self.tracker.end(status)
+            os.environ.pop("RUNNER_PARENT_RUN_ID", None)

@@ -1,0 +1,156 @@
+"""The only module that talks to MLflow. Rank 0 logs; other ranks never construct a Tracker.
+
+One store for every run (default `sqlite:///mlflow.db` and `mlartifacts/` in the directory `runner`
+was started in), so the UI shows every ablation side by side. Every write is retried; a write that
+keeps failing raises TrackingError, and the job fails with its last checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runner.errors import TrackingError
+
+T = TypeVar("T")
+RETRIES = (1.0, 2.0, 4.0)  # seconds between attempts
+
+
+def resolve_uri(uri: str, cwd: Path) -> str:
+    """Relative sqlite/file stores resolve against the directory `runner` was started in."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str((cwd / uri[len("sqlite:///") :]).resolve())
+    if "://" not in uri:  # a plain path: MLflow's file store
+        return str((cwd / uri).resolve())
+    return uri
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail before training, in one line, when an http(s) tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            response.read()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise TrackingError(f"tracking.uri={uri} is unreachable ({reason}); start it with `make server`") from None
+
+
+class Tracker:
+    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.mlflow = mlflow
+        self.uri, self.artifact_root = uri, artifact_root
+        self.client = self._retry("connect", lambda: MlflowClient(tracking_uri=uri))
+        self.run_id: str | None = None
+
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        for attempt, pause in enumerate((*RETRIES, None)):
+            try:
+                return fn()
+            except Exception as e:  # MLflow raises many kinds: OSError, MlflowException, sqlalchemy
+                if pause is None:
+                    raise TrackingError(f"MLflow {what} failed {attempt + 1} times at {self.uri}: {e}") from e
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    # --- experiments and runs -------------------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        def get_or_create() -> str:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                return exp.experiment_id
+            location = None
+            if self.artifact_root and "://" not in self.artifact_root:
+                location = Path(self.artifact_root).resolve().joinpath(name).as_uri()
+            elif self.artifact_root:
+                location = f"{self.artifact_root.rstrip('/')}/{name}"
+            return self.client.create_experiment(name, artifact_location=location)
+
+        return self._retry("experiment lookup", get_or_create)
+
+    def find_runs(self, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
+        """Runs carrying all these tags, newest first."""
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        return self._retry(
+            "search",
+            lambda: self.client.search_runs(
+                [experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=50
+            ),
+        )
+
+    def start(
+        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None
+    ) -> str:
+        all_tags = dict(tags)
+        if parent_id:
+            all_tags["mlflow.parentRunId"] = parent_id
+        run = self._retry(
+            "create run", lambda: self.client.create_run(experiment_id, run_name=name, tags=all_tags)
+        )
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def attach(self, run_id: str) -> None:
+        """Continue logging to an existing run (a resumed job, or a DDP worker given the id)."""
+        self.run_id = run_id
+        self._retry("reopen run", lambda: self.client.update_run(run_id, status="RUNNING"))
+
+    def end(self, status: str) -> None:
+        """FINISHED, FAILED or KILLED."""
+        if self.run_id:
+            self._retry("end run", lambda: self.client.set_terminated(self.run_id, status=status))
+
+    def run_url(self) -> str | None:
+        if self.uri.startswith(("http://", "https://")) and self.run_id:
+            run = self.client.get_run(self.run_id)
+            return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
+        return None
+
+    # --- writes -----------------------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            chunk = items[i : i + 100]
+            self._retry("log params", lambda c=chunk: self.client.log_batch(self.run_id, params=c))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._retry("set tags", lambda: self.client.log_batch(self.run_id, tags=items))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self._retry("log metrics", lambda: self.client.log_batch(self.run_id, metrics=items))
+
+    def last_step(self, key: str) -> int:
+        """The highest step logged for a metric (-1 if none): a resumed job skips what is already there."""
+        history = self._retry("metric history", lambda: self.client.get_metric_history(self.run_id, key))
+        return max((m.step for m in history), default=-1)
+
+    def log_file(self, path: Path, artifact_path: str | None = None) -> None:
+        self._retry(
+            "log artifact", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path)
+        )
+
+    def log_text(self, text: str, filename: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / filename
+            path.write_text(text)
+            self.log_file(path)
