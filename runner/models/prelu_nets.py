@@ -1,0 +1,182 @@
+"""The networks of "Delving Deep into Rectifiers" (He, Zhang, Ren, Sun 2015, arXiv 1502.01852 v1).
+
+- `prelu_14`: the 14-layer model of Table 1 (model E of He & Sun 2014): 11 conv + 3 fc, SPP {6,3,2,1}.
+- `prelu_a/b/c`: the large models of Table 3: 7×7 stem, three stages of 3×3 convs, SPP {7,3,2,1}, 3 fc.
+- `prelu_deep22`, `prelu_deep30`: the plain nets of the initialisation study (Sec. 2.2, Figs. 2-3):
+  the 22-layer net is model B, the 30-layer one the 14-layer model with 16 more 2×2/256 convs.
+- `plain_deep22`, `plain_deep30`: CPU-sized analogues of those two for 32×32 inputs (not in the paper):
+  three stages of 3×3 convs (16/32/64 filters) with max-pooling and two fc layers, so that the
+  xavier-vs-kaiming depth experiment trains on Fashion-MNIST in minutes.
+
+None of these nets has batch norm; the activation (relu/prelu/...) follows every conv and hidden fc.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from runner.models import register
+from runner.nn import ActFactory
+
+
+def scaled(channels: int, width_mult: float) -> int:
+    return max(1, round(channels * width_mult))
+
+
+def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    """A conv that keeps the map size at stride 1: pad 1 for 3×3; for the 2×2 convs of the 14-layer
+    model (whose padding the paper does not give) one zero row/column on the bottom/right."""
+    if kernel == 2:
+        return [nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(c_in, c_out, 2, stride=stride)]
+    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)]
+
+
+class SPP(nn.Module):
+    """Spatial pyramid pooling (He et al. 2014): max-pool the map into n×n bins for each level n and
+    concatenate, so the fc input has a fixed size (Σ n² · channels) whatever the input resolution."""
+
+    def __init__(self, levels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.levels = levels
+        self.pools = nn.ModuleList(nn.AdaptiveMaxPool2d(n) for n in levels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.flatten(pool(x), 1) for pool in self.pools], 1)
+
+
+class SppNet(nn.Module):
+    """stem conv → pool → stages of same-size convs (2×2 max-pool /2 between stages) → SPP → 3 fc."""
+
+    def __init__(
+        self,
+        *,
+        stem: tuple[int, int, int, int],
+        stem_pool: int,
+        stages: list[tuple[int, int, int]],
+        spp: tuple[int, ...],
+        num_classes: int,
+        in_channels: int,
+        act: ActFactory,
+        width_mult: float,
+        dropout: float,
+        paper_fc_std: bool,
+    ) -> None:
+        super().__init__()
+        kernel, width, stride, pad = stem
+        c = scaled(width, width_mult)
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, c, kernel, stride=stride, padding=pad), act(c)]
+        layers.append(nn.MaxPool2d(stem_pool, stem_pool))
+        for i, (k, width, count) in enumerate(stages):
+            if i > 0:
+                layers.append(nn.MaxPool2d(2, 2))
+            for _ in range(count):
+                c_out = scaled(width, width_mult)
+                layers += [*conv(c, c_out, k), act(c_out)]
+                c = c_out
+        self.features = nn.Sequential(*layers)
+        self.spp = SPP(spp)
+        hidden = scaled(4096, width_mult)
+        fc1, fc2 = nn.Linear(c * sum(n * n for n in spp), hidden), nn.Linear(hidden, hidden)
+        fc3 = nn.Linear(hidden, num_classes)
+        if paper_fc_std:  # Sec. 2.2: fc1/fc2 std 0.01, fc3 0.001, because the paper's input is not normalised
+            fc1.runner_std, fc2.runner_std, fc3.runner_std = 0.01, 0.01, 0.001
+        self.classifier = nn.Sequential(
+            fc1, act(hidden), nn.Dropout(dropout), fc2, act(hidden), nn.Dropout(dropout), fc3
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.spp(self.features(x)))
+
+
+# (kernel, filters, count) per stage; a 2×2 max-pool /2 sits between stages.
+TABLE1 = dict(stem=(7, 64, 2, 0), stem_pool=3, spp=(6, 3, 2, 1))  # 14-layer model, Table 1
+TABLE3 = dict(stem=(7, 96, 2, 3), stem_pool=2, spp=(7, 3, 2, 1))  # models A/B/C, Table 3
+SPECS: dict[str, dict] = {
+    "prelu_14": {**TABLE1, "stages": [(2, 128, 4), (2, 256, 6)]},
+    "prelu_deep30": {**TABLE1, "stages": [(2, 128, 4), (2, 256, 22)]},  # +16 convs in the 256 stage
+    "prelu_a": {**TABLE3, "stages": [(3, 256, 5), (3, 512, 5), (3, 512, 5)]},
+    "prelu_b": {**TABLE3, "stages": [(3, 256, 6), (3, 512, 6), (3, 512, 6)]},
+    "prelu_deep22": {**TABLE3, "stages": [(3, 256, 6), (3, 512, 6), (3, 512, 6)]},  # = model B (Fig. 2)
+    "prelu_c": {**TABLE3, "stages": [(3, 384, 6), (3, 768, 6), (3, 896, 6)]},
+}
+
+
+def spp_net(
+    spec: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    act: ActFactory,
+    width_mult: float = 1.0,
+    dropout: float = 0.5,
+    paper_fc_std: bool = False,
+) -> nn.Module:
+    """`width_mult` scales every conv and fc width (1.0 = the paper's)."""
+    if width_mult <= 0:
+        raise ValueError(f"model.width_mult must be > 0, got {width_mult}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+    return SppNet(
+        **SPECS[spec],
+        num_classes=num_classes,
+        in_channels=in_channels,
+        act=act,
+        width_mult=width_mult,
+        dropout=dropout,
+        paper_fc_std=paper_fc_std,
+    )
+
+
+class PlainDeep(nn.Module):
+    """3 stages of 3×3 convs (width, 2·width, 4·width filters) on 32/16/8 maps, max-pool 2×2 after each
+    (the last one adaptive to 4×4, so any input ≥ 4×4 runs), then fc(16·width) → fc(classes)."""
+
+    def __init__(
+        self, convs: list[int], *, num_classes: int, in_channels: int, act: ActFactory, width: int
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for stage, count in enumerate(convs):
+            c_out = width * 2**stage
+            for _ in range(count):
+                layers += [nn.Conv2d(c, c_out, 3, padding=1), act(c_out)]
+                c = c_out
+            layers.append(nn.MaxPool2d(2, 2) if stage < len(convs) - 1 else nn.AdaptiveMaxPool2d(4))
+        self.features = nn.Sequential(*layers)
+        hidden = 16 * width
+        self.classifier = nn.Sequential(
+            nn.Linear(c * 16, hidden), act(hidden), nn.Linear(hidden, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def plain_deep(
+    default_convs: tuple[int, ...],
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    act: ActFactory,
+    convs: list[int] | None = None,
+    width: int = 16,
+) -> nn.Module:
+    """`convs`: 3×3 convs per stage (depth = sum + 2 fc); `width`: filters of the first stage."""
+    convs = list(convs if convs is not None else default_convs)
+    if len(convs) != 3 or min(convs) < 1:
+        raise ValueError(f"model.convs must be three positive counts (one per stage), got {convs}")
+    if width < 1:
+        raise ValueError(f"model.width must be ≥ 1, got {width}")
+    return PlainDeep(convs, num_classes=num_classes, in_channels=in_channels, act=act, width=width)
+
+
+for _name in SPECS:
+    register(_name, partial(spp_net, _name))
+register("plain_deep22", partial(plain_deep, (8, 6, 6)))  # 20 conv + 2 fc
+register("plain_deep30", partial(plain_deep, (10, 9, 9)))  # 28 conv + 2 fc
