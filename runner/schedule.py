@@ -78,6 +78,7 @@ class MultiStep(Schedule):
     def __init__(self, optimizer: Optimizer, cfg: Mapping[str, Any], total_steps: int) -> None:
         super().__init__(optimizer, cfg, total_steps)
         self.warming = cfg.get("warmup_lr") is not None
+        self.iteration(0)  # the warm-up lr applies from the very first iteration
 
     def iteration(self, step: int, train_error: float | None = None) -> None:
         if self.warming and train_error is not None and train_error < float(self.cfg["warmup_until_error"]):

@@ -6,6 +6,7 @@ At the end of the sweep the parent is closed and the report (table, curves, verd
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -16,6 +17,18 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 
+def swept_keys(config: DictConfig) -> list[str]:
+    """The keys a sweep varies: the preset's hydra.sweeper.params, then the command line's sweeps."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = [str(k) for k in (config.hydra.sweeper.get("params") or {})]
+    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        key = override.get_key_element().lstrip("+~")
+        if override.is_sweep_override() and key not in keys:
+            keys.append(key)
+    return [k for k in keys if k != "experiment"]
+
+
 class SweepCallback(Callback):
     def __init__(self) -> None:
         self.tracker: Any = None
@@ -23,25 +36,37 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if int(os.environ.get("RANK", "0")) > 0:
             return
-        from hydra.core.hydra_config import HydraConfig
-
         from runner.tracking import Tracker, check_reachable, resolve_uri
 
-        cwd = Path(HydraConfig.get().runtime.cwd)
+        cwd = Path(config.hydra.runtime.cwd)  # HydraConfig is not set yet when a multirun starts
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         uri = resolve_uri(tracking["uri"], cwd)
         check_reachable(uri)
         root = tracking["artifact_root"]
         self.tracker = Tracker(uri, root if "://" in root else str((cwd / root).resolve()))
         experiment_id = self.tracker.experiment_id(tracking["experiment"])
-        choice = HydraConfig.get().runtime.choices.get("experiment")
+        choice = config.hydra.runtime.choices.get("experiment")
         command = "runner " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         name = f"{choice or 'sweep'}"
         self.tracker.start(
             experiment_id,
             name,
-            {"runner.sweep": "parent", "runner.command": command, "mlflow.note.content": f"Produced by:\n\n    {command}"},
+            {
+                "runner.sweep": "parent",
+                "runner.command": command,
+                "mlflow.note.content": f"Produced by:\n\n    {command}",
+            },
         )
+        keys = swept_keys(config)
+        preset = {
+            "experiment": choice,
+            "sweep_keys": keys,
+            "expected": OmegaConf.to_container(config.expected, resolve=True)
+            if "expected" in config
+            else None,
+        }
+        self.tracker.set_tags({"runner.sweep_keys": ",".join(keys)})
+        self.tracker.log_text(json.dumps(preset, indent=2), "preset.json")  # what runner-report reads back
         os.environ["RUNNER_PARENT_RUN_ID"] = self.tracker.run_id
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
