@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -86,3 +86,13 @@ def summary(title: str, rows: Mapping[str, Any]) -> None:
     for key, value in rows.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> None:
+    """A table with a header row (the sweep report)."""
+    grid = Table(title=title, caption=caption or None)
+    for name in header:
+        grid.add_column(name)
+    for row in rows:
+        grid.add_row(*row)
+    console.print(grid)
