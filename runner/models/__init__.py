@@ -25,7 +25,7 @@ def register(name: str, builder: Builder) -> None:
 
 def _load_families() -> None:
     # Importing a family file registers its models.
-    from runner.models import prelu_nets, resnet  # noqa: F401
+    from runner.models import alexnet, prelu_nets, resnet, vgg  # noqa: F401
 
 
 def model_names() -> list[str]:
