@@ -47,15 +47,21 @@ class Context:
 
 
 Builder = Callable[[Mapping[str, Any], Context], Data]
+# check(cfg, cwd): find (or download) and read-test the files, raising DataError; runs in the job before
+# any MLflow run exists, so missing or corrupt data leaves nothing behind.
+Check = Callable[[Mapping[str, Any], Path], None]
 DATASETS: dict[str, Builder] = {}
+CHECKS: dict[str, Check] = {}
 
 
-def register(name: str, builder: Builder) -> None:
+def register(name: str, builder: Builder, check: Check | None = None) -> None:
     DATASETS[name] = builder
+    if check is not None:
+        CHECKS[name] = check
 
 
 def _load_families() -> None:
-    from runner.data import fashion_mnist  # noqa: F401
+    from runner.data import cifar, fashion_mnist, imagenet, synthetic  # noqa: F401
 
 
 def dataset_names() -> list[str]:
@@ -63,8 +69,19 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
-def build_data(cfg: Mapping[str, Any], ctx: Context) -> Data:
+def _known(cfg: Mapping[str, Any]) -> str:
     _load_families()
     if cfg["name"] not in DATASETS:
         raise ConfigError(f"dataset.name={cfg['name']!r} is unknown; allowed: {', '.join(sorted(DATASETS))}")
-    return DATASETS[cfg["name"]](cfg, ctx)
+    return cfg["name"]
+
+
+def check_data(cfg: Mapping[str, Any], cwd: Path) -> None:
+    """Fail with one DataError line naming the file if the data set is missing or corrupt."""
+    check = CHECKS.get(_known(cfg))
+    if check is not None:
+        check(cfg, cwd)
+
+
+def build_data(cfg: Mapping[str, Any], ctx: Context) -> Data:
+    return DATASETS[_known(cfg)](cfg, ctx)

@@ -75,8 +75,8 @@ def download(raw_dir: Path) -> None:
         tmp.rename(target)
 
 
-def build(cfg, ctx: Context) -> Data:
-    raw_dir = (ctx.cwd / cfg["root"]).resolve() / "FashionMNIST" / "raw"
+def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    raw_dir = (cwd / cfg["root"]).resolve() / "FashionMNIST" / "raw"
     dirs = [raw_dir, SYSTEM_DIR]
     if cfg.get("download") and find_file(next(iter(FILES)), dirs) is None:
         download(raw_dir)
@@ -96,7 +96,16 @@ def build(cfg, ctx: Context) -> Data:
     test_y = torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64))
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
         raise DataError(f"Fashion-MNIST image and label counts differ in {dirs[0]}")
-    return resident_data(train_x, train_y, test_x, test_y, num_classes=10, cfg=cfg, ctx=ctx)
+    return train_x, train_y, test_x, test_y
 
 
-register("fashion_mnist", build)
+def check(cfg, cwd: Path) -> None:
+    """Before any MLflow run exists: the four files are there (or downloaded) and read."""
+    load(cfg, cwd)
+
+
+def build(cfg, ctx: Context) -> Data:
+    return resident_data(*load(cfg, ctx.cwd), num_classes=10, cfg=cfg, ctx=ctx)
+
+
+register("fashion_mnist", build, check)

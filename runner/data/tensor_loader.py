@@ -135,7 +135,9 @@ def resident_data(
             f"dataset.val_split={val_split} must be smaller than the training set ({len(train_x)} images)"
         )
     # The held-out split depends on split_seed only, so runs with different training seeds share it.
-    order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(int(cfg.get("split_seed", 0))))
+    order = torch.randperm(
+        len(train_x), generator=torch.Generator().manual_seed(int(cfg.get("split_seed", 0)))
+    )
     val_idx, train_idx = order[:val_split].sort().values, order[val_split:].sort().values
     val_x, val_y = train_x[val_idx], train_y[val_idx]
     train_x, train_y = train_x[train_idx], train_y[train_idx]
