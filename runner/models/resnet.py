@@ -3,6 +3,9 @@
 CIFAR nets (Sec. 4.2): 3×3 conv of 16 filters, then 3 stages of n basic blocks on 32/16/8 maps with
 16/32/64 filters, global average pool, FC: 6n+2 weight layers. Shortcuts are option A (identity with
 zero-padded channels and stride-2 subsampling), so a ResNet and its plain net have the same parameters.
+
+ImageNet nets (Table 1, at the end of this file): ResNet-18/34 (basic blocks), 50/101/152 (bottlenecks),
+plain-18/34, shortcut option A, B (the default, as Table 3/4 for 50-152) or C.
 """
 
 from __future__ import annotations
@@ -128,3 +131,128 @@ for _depth in (20, 32, 44, 56, 110, 1202):
     register(f"resnet{_depth}", partial(cifar_resnet, _depth, False))
 for _depth in (20, 32, 44, 56, 110):
     register(f"plain{_depth}", partial(cifar_resnet, _depth, True))
+
+
+# --- ImageNet nets (Table 1) -------------------------------------------------------------------------
+# conv1 7×7/2, 64 → max-pool 3×3/2 → conv2_x..conv5_x on 56/28/14/7 maps (stride 2 at conv3_1, conv4_1,
+# conv5_1) with width·(1, 2, 4, 8) filters (×4 out of a bottleneck) → global average pool → FC.
+
+
+class Bottleneck(nn.Module):
+    """1×1 (reduce) → 3×3 → 1×1 (expand ×4), BN after each conv, activation after the addition (Fig. 5).
+
+    The stride-2 sits on the first 1×1, as the paper's released Caffe models (`stride_on="1x1"`), or on
+    the 3×3 (`"3x3"`, torchvision's "v1.5"); it changes FLOPs, not parameters.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self, c_in: int, width: int, stride: int, act: ActFactory, shortcut: str | None, stride_on: str
+    ) -> None:
+        super().__init__()
+        c_out = width * self.expansion
+        s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
+        self.conv1 = nn.Conv2d(c_in, width, 1, stride=s1, bias=False)
+        self.bn1, self.act1 = nn.BatchNorm2d(width), act(width)
+        self.conv2, self.bn2, self.act2 = conv3x3(width, width, s3), nn.BatchNorm2d(width), act(width)
+        self.conv3, self.bn3, self.act3 = (
+            nn.Conv2d(width, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            act(c_out),
+        )
+        self.bn3.runner_residual_last = True
+        self.shortcut = make_shortcut(shortcut, c_in, c_out, stride) if shortcut else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn3(self.conv3(self.act2(self.bn2(self.conv2(out)))))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.act3(out)
+
+
+# depth → (block, blocks per stage), Table 1.
+IMAGENET: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+class ImageNetResNet(nn.Module):
+    def __init__(
+        self,
+        depth: int,
+        *,
+        num_classes: int,
+        in_channels: int,
+        act: ActFactory,
+        shortcut: str | None,
+        width: int,
+        stride_on: str,
+    ) -> None:
+        super().__init__()
+        kind, counts = IMAGENET[depth]
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(width),
+            act(width),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        blocks: list[nn.Module] = []
+        c_in = width
+        for stage, count in enumerate(counts):
+            w = width * 2**stage
+            for i in range(count):
+                stride = 2 if stage > 0 and i == 0 else 1
+                if kind == "basic":
+                    blocks.append(BasicBlock(c_in, w, stride, act, shortcut))
+                    c_in = w
+                else:
+                    blocks.append(Bottleneck(c_in, w, stride, act, shortcut, stride_on))
+                    c_in = w * Bottleneck.expansion
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)  # 7×7 at 224; any input runs (1×1 maps from 32×32)
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+def imagenet_resnet(
+    depth: int,
+    plain: bool,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    act: ActFactory,
+    shortcut: str = "B",
+    width: int = 64,
+    stride_on: str = "1x1",
+) -> nn.Module:
+    """`width` is conv1's and conv2_x's filter count (64 in the paper); stages use width·(1, 2, 4, 8)."""
+    if shortcut not in ("A", "B", "C"):
+        raise ValueError(f"model.shortcut must be one of A, B, C, got {shortcut!r}")
+    if stride_on not in ("1x1", "3x3"):
+        raise ValueError(f"model.stride_on must be 1x1 or 3x3, got {stride_on!r}")
+    if width < 1:
+        raise ValueError(f"model.width must be ≥ 1, got {width}")
+    return ImageNetResNet(
+        depth,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        act=act,
+        shortcut=None if plain else shortcut,
+        width=width,
+        stride_on=stride_on,
+    )
+
+
+for _depth in IMAGENET:
+    register(f"resnet{_depth}", partial(imagenet_resnet, _depth, False))
+for _depth in (18, 34):
+    register(f"plain{_depth}", partial(imagenet_resnet, _depth, True))
