@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from runner.data import Context, Data, register
-from runner.data.tensor_loader import resident_data
+from runner.data.tensor_loader import check_split, resident_data
 from runner.errors import DataError
 
 
@@ -139,8 +139,8 @@ def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
 
 
 def check(cfg, cwd: Path) -> None:
-    """Before any MLflow run exists: the files are there (or downloaded) and every batch reads."""
-    load(cfg, cwd)
+    """Before any MLflow run exists: the files are there (or downloaded), every batch reads, val_split fits."""
+    check_split(cfg, len(load(cfg, cwd)[1]))
 
 
 def build(cfg, ctx: Context) -> Data:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from runner.data import Context, Data, register
-from runner.data.tensor_loader import resident_data
+from runner.data.tensor_loader import check_split, resident_data
 from runner.errors import DataError
 
 FILES = {  # name → md5 of the gz as served by the dataset's authors (checked after a download)
@@ -76,7 +76,10 @@ def download(raw_dir: Path) -> None:
 
 
 def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    raw_dir = (cwd / cfg["root"]).resolve() / "FashionMNIST" / "raw"
+    root = cfg.get("root")
+    if root and not (cwd / root).is_dir() and not cfg.get("download"):  # a typo must not fall back silently
+        raise DataError(f"dataset.root={root} does not exist; allowed: an existing directory, or null for ./data")
+    raw_dir = (cwd / (root or "data")).resolve() / "FashionMNIST" / "raw"
     dirs = [raw_dir, SYSTEM_DIR]
     if cfg.get("download") and find_file(next(iter(FILES)), dirs) is None:
         download(raw_dir)
@@ -100,8 +103,8 @@ def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
 
 
 def check(cfg, cwd: Path) -> None:
-    """Before any MLflow run exists: the four files are there (or downloaded) and read."""
-    load(cfg, cwd)
+    """Before any MLflow run exists: the four files are there (or downloaded) and read; val_split fits."""
+    check_split(cfg, len(load(cfg, cwd)[1]))
 
 
 def build(cfg, ctx: Context) -> Data:

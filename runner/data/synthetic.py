@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from runner.data import Context, Data, register
-from runner.data.tensor_loader import resident_data
+from runner.data.tensor_loader import check_split, resident_data
 from runner.errors import ConfigError
 
 SIZES = ("image_size", "in_channels", "num_classes", "train_size", "test_size")
@@ -21,6 +21,7 @@ def check(cfg, cwd: Path) -> None:
     for key in SIZES:
         if not isinstance(cfg.get(key), int) or isinstance(cfg[key], bool) or cfg[key] < 1:
             raise ConfigError(f"dataset.{key}={cfg.get(key)!r} is not allowed; expected an integer ≥ 1")
+    check_split(cfg, cfg["train_size"])
 
 
 def build(cfg, ctx: Context) -> Data:

@@ -111,6 +111,16 @@ class TensorLoader:
             yield self._finish(x), self.labels[idx]
 
 
+def check_split(cfg, n_train: int) -> None:
+    """val_split must leave training images (after `subset`); the data checks call this before any run exists."""
+    from runner.errors import ConfigError
+
+    n = min(n_train, cfg.get("subset") or n_train)
+    val_split = int(cfg.get("val_split") or 0)
+    if val_split >= n:
+        raise ConfigError(f"dataset.val_split={val_split} must be smaller than the training set ({n} images)")
+
+
 def resident_data(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -129,11 +139,8 @@ def resident_data(
         train_x, train_y = train_x[: cfg["subset"]], train_y[: cfg["subset"]]
     if cfg.get("test_subset"):
         test_x, test_y = test_x[: cfg["test_subset"]], test_y[: cfg["test_subset"]]
+    check_split(cfg, len(train_x))
     val_split = int(cfg.get("val_split") or 0)
-    if val_split >= len(train_x):
-        raise ConfigError(
-            f"dataset.val_split={val_split} must be smaller than the training set ({len(train_x)} images)"
-        )
     # The held-out split depends on split_seed only, so runs with different training seeds share it.
     order = torch.randperm(
         len(train_x), generator=torch.Generator().manual_seed(int(cfg.get("split_seed", 0)))
