@@ -1,0 +1,428 @@
+"""Data sets in their real on-disk formats (generated here, tiny), the papers' augmentation, and the entry point."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import pickle
+import random
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY, mlflow_runs, run_runner
+from PIL import Image
+
+from runner.data import Context, build_data, check_data, cifar, fashion_mnist, imagenet
+from runner.data import augment as A
+from runner.data.tensor_loader import TensorLoader, random_flip
+from runner.errors import ConfigError, DataError
+
+CIFAR10 = {"name": "cifar10", "root": "data", "download": False, "val_split": 0, "split_seed": 0,
+           "augment": ["crop", "flip"], "normalize": "per_pixel"}  # fmt: skip
+
+
+def ctx(cwd: Path, batch_size: int = 8, rank: int = 0, world_size: int = 1, seed: int = 0) -> Context:
+    return Context(torch.device("cpu"), rank, world_size, batch_size, seed, False, cwd)
+
+
+# --- generators of the real formats ----------------------------------------------------------------------
+
+
+def write_cifar(
+    root: Path, per_batch: int = 20, test: int = 30, kind: str = "cifar10"
+) -> dict[str, np.ndarray]:
+    """torchvision's layout: pickled dicts with b'data' (N, 3072) uint8 and b'labels' / b'fine_labels'."""
+    layout = cifar.LAYOUTS[kind]
+    folder = root / layout.folder
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    written = {}
+    for name in layout.train + layout.test:
+        n = test if name in layout.test else per_batch * (5 // len(layout.train))
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, layout.num_classes, n)]
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": data, layout.label_key: labels, b"batch_label": b"x"}, f)
+        written[name] = (data, np.array(labels))
+    return written
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_fashion(root: Path, n_train: int = 12, n_test: int = 6) -> Path:
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(1, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return raw
+
+
+def write_folder(
+    root: Path, classes=("cat", "dog", "eel"), train: int = 6, val: int = 2, size=(48, 40)
+) -> None:
+    """A tiny ImageFolder of JPEGs: <root>/{train,val}/<class>/*.jpg, each class a different colour."""
+    for split, n in (("train", train), ("val", val)):
+        for c, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = np.full((size[1], size[0], 3), 60 * c + 10 * i, dtype=np.uint8)
+                pixels[:, : size[0] // 3] = 255  # asymmetric, so a flip is visible
+                Image.fromarray(pixels).save(root / split / name / f"{i}.jpg", quality=95)
+
+
+# --- CIFAR -----------------------------------------------------------------------------------------------
+
+
+def test_cifar10_batches_read_with_counts_shapes_and_labels(tmp_path):
+    written = write_cifar(tmp_path / "data")
+    train_x, train_y, test_x, test_y, classes = cifar.load(CIFAR10, tmp_path)
+    assert classes == 10 and train_x.shape == (100, 3, 32, 32) and test_x.shape == (30, 3, 32, 32)
+    assert train_x.dtype == torch.uint8 and train_y.dtype == torch.int64
+    data, labels = written["data_batch_2"]  # images 20..39, rows of 1024 R then G then B
+    assert torch.equal(train_x[20:40], torch.from_numpy(data.reshape(-1, 3, 32, 32)))
+    assert train_y[20:40].tolist() == labels.tolist()
+    assert test_y.tolist() == written["test_batch"][1].tolist()
+
+
+def test_cifar100_reads_fine_labels(tmp_path):
+    write_cifar(tmp_path / "data", per_batch=8, test=10, kind="cifar100")
+    train_x, train_y, test_x, _, classes = cifar.load({**CIFAR10, "name": "cifar100"}, tmp_path)
+    assert classes == 100 and len(train_x) == 40 and len(test_x) == 10 and int(train_y.max()) < 100
+
+
+def test_truncated_cifar_pickle_names_the_file(tmp_path):
+    write_cifar(tmp_path / "data")
+    bad = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_3"
+    bad.write_bytes(bad.read_bytes()[:1000])
+    with pytest.raises(DataError) as e:
+        check_data(CIFAR10, tmp_path)
+    assert str(bad) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_cifar_says_where_it_looked_and_how_to_get_it(tmp_path):
+    with pytest.raises(DataError) as e:
+        check_data(CIFAR10, tmp_path)
+    message = str(e.value)
+    assert str(tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1") in message
+    assert "dataset.download=true" in message and "\n" not in message
+
+
+def test_cifar_download_offline_is_one_line(tmp_path, monkeypatch):
+    def offline(url, target):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(cifar.urllib.request, "urlretrieve", offline)
+    with pytest.raises(DataError) as e:
+        check_data({**CIFAR10, "download": True}, tmp_path)
+    assert "cifar-10-python.tar.gz" in str(e.value) and "\n" not in str(e.value)
+    assert not list((tmp_path / "data").glob("*.part"))
+
+
+def test_cifar_download_checks_md5_and_unpacks(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    write_cifar(source)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    tarball = buffer.getvalue()
+    monkeypatch.setattr(
+        cifar.urllib.request, "urlretrieve", lambda url, target: Path(target).write_bytes(tarball)
+    )
+
+    with pytest.raises(DataError, match="md5 mismatch"):  # the official checksum does not match our tarball
+        check_data({**CIFAR10, "download": True}, tmp_path)
+    layout = replace(cifar.LAYOUTS["cifar10"], md5=hashlib.md5(tarball).hexdigest())
+    monkeypatch.setitem(cifar.LAYOUTS, "cifar10", layout)
+    check_data({**CIFAR10, "download": True}, tmp_path)
+    assert (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").is_file()
+
+
+# --- Fashion-MNIST IDX -----------------------------------------------------------------------------------
+
+
+def test_idx_pair_reads_padded_to_32(tmp_path):
+    write_fashion(tmp_path / "data")
+    train_x, train_y, test_x, test_y = fashion_mnist.load({"root": "data"}, tmp_path)
+    assert (
+        train_x.shape == (12, 1, 32, 32) and test_x.shape == (6, 1, 32, 32) and train_x.dtype == torch.uint8
+    )
+    assert train_y.tolist() == [i % 10 for i in range(12)]
+    assert int(train_x[:, :, :2].max()) == 0 and int(train_x[:, :, 2:30, 2:30].min()) >= 1  # zero border of 2
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [(lambda raw: b"\x00\x00\x0c\x03" + raw[4:], "wrong magic"), (lambda raw: raw[:-100], "truncated")],
+)
+def test_bad_idx_file_is_named(tmp_path, damage, message):
+    raw_dir = write_fashion(tmp_path / "data")
+    bad = raw_dir / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(gzip.compress(damage(gzip.decompress(bad.read_bytes()))))
+    with pytest.raises(DataError, match=message) as e:
+        check_data({"name": "fashion_mnist", "root": "data"}, tmp_path)
+    assert str(bad) in str(e.value)
+
+
+# --- the resident loader: split, crop, flip ---------------------------------------------------------------
+
+
+def test_val_split_is_disjoint_and_deterministic_for_a_seed(tmp_path):
+    from runner.data.tensor_loader import resident_data
+
+    n = 200
+    x = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 8, 8).contiguous()
+    ids = torch.arange(n)  # the label is the image's identity here
+
+    def split(seed: int) -> tuple[set, set]:
+        cfg = {"val_split": 50, "split_seed": seed, "augment": [], "normalize": "per_channel"}
+        data = resident_data(x, ids, x[:10], ids[:10], num_classes=n, cfg=cfg, ctx=ctx(tmp_path, seed=7))
+        return set(data.train.labels.tolist()), set(data.val.labels.tolist())
+
+    train, val = split(0)
+    assert len(val) == 50 and len(train) == 150 and not train & val and train | val == set(range(n))
+    assert split(0) == (train, val)  # same split_seed → same split, whatever the training seed
+    assert split(1)[1] != val
+
+
+def test_flip_flips_about_half_the_batch():
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 1, 16).expand(4000, 1, 2, 16)
+    out = random_flip(x, torch.Generator().manual_seed(0), 0, 4000)
+    flipped = (out[:, 0, 0, 0] == 15).float()
+    assert torch.equal(out[flipped.bool()], x[flipped.bool()].flip(3)) and torch.equal(
+        out[~flipped.bool()], x[:1].expand_as(out)[~flipped.bool()]
+    )
+    assert abs(flipped.mean().item() - 0.5) < 0.03  # 4000 draws: σ = 0.008
+
+
+def _decode(out: torch.Tensor) -> tuple[int, int, bool]:
+    """(oy, ox, flip) of a pad-4 crop of the position-coded image (ch0 = row + 1, ch1 = col + 1)."""
+    flip = bool(out[1, 16, 15] > out[1, 16, 16])
+    oy = int(out[0, 16, 16]) - 13
+    ox = int(out[1, 16, 16]) - (12 if flip else 13)
+    return oy, ox, flip
+
+
+def _reference(img: torch.Tensor, oy: int, ox: int, flip: bool) -> torch.Tensor:
+    """The per-image CPU transform (torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip)."""
+    out = F.pad(img, (4, 4, 4, 4))[:, oy : oy + 32, ox : ox + 32]
+    return out.flip(2) if flip else out
+
+
+def test_resident_crop_flip_matches_the_per_image_cpu_transform():
+    n = 1024
+    grid = torch.arange(1, 33, dtype=torch.uint8)
+    img = torch.stack(
+        [
+            grid.view(32, 1).expand(32, 32),
+            grid.view(1, 32).expand(32, 32),
+            torch.zeros(32, 32, dtype=torch.uint8),
+        ]
+    )
+    loader = TensorLoader(img.expand(n, 3, 32, 32), torch.zeros(n, dtype=torch.long), batch_size=256,
+                          mean=torch.zeros(1, 3, 1, 1), std=torch.ones(1, 3, 1, 1), train=True,
+                          augment=["crop", "flip"], seed=3)  # fmt: skip
+    seen = []
+    for epoch in range(4):
+        for x, _ in loader.batches(epoch):
+            for view in x.to(torch.uint8):
+                oy, ox, flip = _decode(view)
+                # every output is a valid pad-crop-flip of its input
+                assert torch.equal(view, _reference(img, oy, ox, flip))
+                seen.append((oy, ox, flip))
+    rng = random.Random(0)  # the reference draws, per image, as a CPU transform pipeline does
+    ref = [(rng.randint(0, 8), rng.randint(0, 8), rng.random() < 0.5) for _ in seen]
+
+    def hist(samples, i, bins):
+        return np.bincount([int(s[i]) for s in samples], minlength=bins) / len(samples)
+
+    for i, bins in (
+        (0, 9),
+        (1, 9),
+        (2, 2),
+    ):  # offsets uniform on 0..8, flip ½: same marginals as the reference
+        gpu, cpu = hist(seen, i, bins), hist(ref, i, bins)
+        assert np.abs(gpu - cpu).max() < 0.03 and np.abs(gpu - 1 / bins).max() < 0.025, (i, gpu, cpu)
+    joint = np.bincount([oy * 18 + ox * 2 + f for oy, ox, f in seen], minlength=162)
+    chi2 = ((joint - len(seen) / 162) ** 2 / (len(seen) / 162)).sum()
+    assert chi2 < 240  # 161 degrees of freedom: p ≈ 1e-4 at 240; oy, ox and flip are drawn independently
+
+
+# --- ImageNet-style augmentation ---------------------------------------------------------------------------
+
+SMALL = {"crop": 24, "test_resize": 32, "scale": [28, 40], "augment": "scale_jitter", "test_view": "ten_crop"}
+
+
+def test_lighting_noise_has_the_stated_scale():
+    x = torch.zeros(20000, 3, 2, 2)
+    out = A.lighting(0.1)(x, torch.Generator().manual_seed(0), 0, 20000)
+    assert torch.equal(out[:, :, :1, :1].expand_as(out), out)  # one colour shift per image
+    alpha = (out[:, :, 0, 0] @ A.EIGVEC) / A.EIGVAL  # project onto the eigenvectors, divide by λ
+    assert torch.allclose(alpha.std(0), torch.full((3,), 0.1), rtol=0.03)
+    assert alpha.mean(0).abs().max() < 0.005
+    assert (
+        abs(out[:, 0, 0, 0].std().item() - 0.1 * 55.46 * 0.567) < 0.2
+    )  # ≈ 3.1 levels of red, mostly from v_1
+
+
+def test_ten_crop_views_and_softmax_average():
+    pixels = np.random.default_rng(0).integers(0, 256, (36, 40, 3), dtype=np.uint8)  # 40 wide, 36 high
+    views = A.ten_crop(Image.fromarray(pixels), 24)
+    full = torch.from_numpy(pixels).permute(2, 0, 1)
+    assert views.shape == (10, 3, 24, 24) and views.dtype == torch.uint8
+    assert torch.equal(views[0], full[:, :24, :24]) and torch.equal(views[3], full[:, 12:, 16:])
+    assert torch.equal(views[4], full[:, 6:30, 8:32])  # centre
+    assert torch.equal(views[5:], views[:5].flip(3))
+
+    logits = torch.randn(4 * 10, 7)
+    averaged = A.average_views(logits, 10)
+    expected = logits.softmax(1).view(4, 10, 7).mean(1)
+    assert averaged.shape == (4, 7) and torch.allclose(averaged.exp(), expected, atol=1e-6)
+    same = torch.randn(1, 7).expand(10, 7)
+    assert torch.allclose(A.average_views(same, 10).softmax(1), same[:1].softmax(1), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(A.TRAIN_VIEWS))
+def test_train_views_shape_and_determinism(name):
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (45, 60, 3), dtype=np.uint8))
+    view = A.TRAIN_VIEWS[name]({**SMALL, "augment": name})
+    a, b = view(img, random.Random(5)), view(img, random.Random(5))
+    assert a.shape == (3, 24, 24) and a.dtype == torch.uint8 and torch.equal(a, b)
+    assert len({view(img, random.Random(s)).sum().item() for s in range(8)}) > 1  # views differ per draw
+
+
+def test_scale_jitter_draws_the_shorter_side_in_range(monkeypatch):
+    sides = []
+    original = A.resize_shorter
+    monkeypatch.setattr(A, "resize_shorter", lambda img, s: sides.append(s) or original(img, s))
+    img = Image.new("RGB", (60, 45))
+    view = A.TRAIN_VIEWS["scale_jitter"](SMALL)
+    for s in range(400):
+        view(img, random.Random(s))
+    assert min(sides) == 28 and max(sides) == 40 and abs(np.mean(sides) - 34) < 0.6
+
+
+def test_random_resized_crop_area_and_aspect():
+    img = Image.new("RGB", (200, 160))
+    rng, boxes = random.Random(0), []
+    original = Image.Image.crop
+    try:
+        Image.Image.crop = lambda self, box: boxes.append(box) or original(self, box)
+        for _ in range(300):
+            A.random_resized_crop(img, 24, rng)
+    finally:
+        Image.Image.crop = original
+    areas = np.array([(r - left) * (b - t) / (200 * 160) for left, t, r, b in boxes])
+    aspects = np.array([(r - left) / (b - t) for left, t, r, b in boxes])
+    assert areas.min() >= 0.07 and areas.max() <= 1.0 and 0.3 < np.median(areas) < 0.6
+    assert aspects.min() >= 0.74 and aspects.max() <= 1.35
+
+
+# --- ImageNet folder ------------------------------------------------------------------------------------------
+
+IMAGENET = {"name": "imagenet", "root": "imnet", "download": False, "val_split": 3, "split_seed": 0, "subset": None,
+            "test_subset": None, "lighting": 0.1, "normalize": "per_channel", "workers": 0, **SMALL}  # fmt: skip
+
+
+def test_image_folder_loader(tmp_path):
+    write_folder(tmp_path / "imnet")
+    data = build_data(IMAGENET, ctx(tmp_path, batch_size=4))
+    assert (data.num_classes, data.in_channels, data.image_size, data.train_size) == (3, 3, 24, 15)
+    assert len(data.train) == 3 and len(data.val) == 1 and len(data.test) == 2
+    batches = list(data.train.batches(0))
+    assert len(batches) == 3 and all(
+        x.shape == (4, 3, 24, 24) and x.dtype == torch.float32 for x, _ in batches
+    )
+    assert all(y.dtype == torch.int64 and set(y.tolist()) <= {0, 1, 2} for _, y in batches)
+    # labels follow the class folders: colour 60·c + 10·i in the right two thirds, un-normalised
+    for x, y in batches:
+        red = x[:, 0] * A.IMAGENET_STD[0] + A.IMAGENET_MEAN[0]
+        assert ((red.median(-1).values.median(-1).values - 60 * y) < 60).all()
+    again = list(data.train.batches(0))
+    assert all(
+        torch.equal(a[0], b[0]) for a, b in zip(batches, again, strict=True)
+    )  # a pure function of (seed, epoch)
+    assert not torch.equal(batches[0][0], next(data.train.batches(1))[0])
+    assert torch.equal(next(data.train.batches(0, start=2))[0], batches[2][0])  # resume mid-epoch
+    tests = list(data.test.batches(0))
+    assert [x.shape for x, _ in tests] == [(4, 10, 3, 24, 24), (2, 10, 3, 24, 24)]
+    assert sum(y.tolist().count(c) for _, y in tests for c in range(3)) == 6 and tests[0][1].tolist() == [
+        0,
+        0,
+        1,
+        1,
+    ]
+
+
+def test_image_folder_workers_decode_the_same_batches(tmp_path):
+    write_folder(tmp_path / "imnet", train=3, val=1)
+    one = build_data({**IMAGENET, "val_split": 0}, ctx(tmp_path, batch_size=3))
+    two = build_data({**IMAGENET, "val_split": 0, "workers": 2}, ctx(tmp_path, batch_size=3))
+    for (a, ya), (b, yb) in zip(one.train.batches(1), two.train.batches(1), strict=True):
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def test_rank_shards_union_is_the_single_process_batch():
+    single = list(imagenet.ShardedBatches(50, 8, 0, 1, seed=1, train=True))
+    ranks = [imagenet.ShardedBatches(50, 4, r, 2, seed=1, train=True) for r in range(2)]
+    for r in ranks:
+        r.set_epoch(0)
+    for step, (a, b) in enumerate(zip(*ranks, strict=True)):
+        assert a + b == single[step] and not set(a) & set(b)
+    evals = [list(imagenet.ShardedBatches(11, 4, r, 2, seed=1, train=False)) for r in range(2)]
+    assert sorted(j for shard in evals for batch in shard for _, j in batch) == list(range(11))
+
+
+def test_empty_image_folder_is_named(tmp_path):
+    (tmp_path / "imnet" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "imnet" / "val").mkdir()
+    with pytest.raises(DataError) as e:
+        check_data(IMAGENET, tmp_path)
+    assert str(tmp_path / "imnet" / "train") in str(e.value) and "no images" in str(e.value)
+    with pytest.raises(ConfigError, match="per_pixel"):
+        check_data({**IMAGENET, "normalize": "per_pixel"}, tmp_path)
+
+
+def test_synthetic_any_shape_and_class_count(tmp_path):
+    cfg = {"name": "synthetic", "root": "none", "image_size": 12, "in_channels": 1, "num_classes": 7,
+           "train_size": 40, "test_size": 9, "val_split": 8, "augment": ["flip"]}  # fmt: skip
+    data = build_data(cfg, ctx(tmp_path))
+    assert (data.num_classes, data.in_channels, data.image_size, data.train_size) == (7, 1, 12, 32)
+    x, y = next(data.train.batches(0))
+    assert x.shape == (8, 1, 12, 12) and int(y.max()) < 7
+    assert sum(len(y) for _, y in data.test.batches(0)) == 9
+    with pytest.raises(ConfigError, match="num_classes"):
+        check_data({**cfg, "num_classes": 0}, tmp_path)
+
+
+# --- through the real entry point -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_runner_trains_on_a_cifar_directory(workdir):
+    write_cifar(workdir / "cifar", per_batch=110, test=260)
+    result = run_runner(["dataset=cifar10", "dataset.root=cifar", *TINY], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = mlflow_runs(workdir)
+    assert run.info.status == "FINISHED" and run.data.params["dataset"] == "cifar10"
+    assert 0.0 <= run.data.metrics["test_top1_error"] <= 100.0
+
+
+def test_runner_without_cifar_fails_in_one_line_and_leaves_no_run(workdir):
+    (workdir / "empty").mkdir()
+    result = run_runner(["dataset=cifar10", "dataset.root=empty", *TINY], cwd=workdir)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and str(workdir / "empty" / "cifar-10-batches-py") in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and mlflow_runs(workdir) == []
