@@ -1,0 +1,70 @@
+"""The spine, end to end through the real `runner` entry point: compose → train → MLflow."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY, metric_history, mlflow_runs, run_runner
+
+
+@pytest.mark.slow
+def test_tiny_run_is_logged_to_mlflow(workdir):
+    result = run_runner([*TINY, "trainer.epochs=2", "act=prelu"], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    (run,) = mlflow_runs(workdir)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name.startswith("resnet20-kaiming-prelu-")
+    params = run.data.params
+    assert (params["model"], params["init"], params["act"]) == ("resnet20", "kaiming", "prelu")
+    assert params["optim.lr"] == "0.1" and params["model.width"] == "4"
+    tags = run.data.tags
+    assert tags["runner.status"] == "finished" and tags["runner.torch"].startswith("2.")
+    assert "runner.git_commit" in tags and tags["runner.device"].startswith("cpu")
+
+    # one point per epoch, at the iteration count: 384 training images / 64 = 6 steps per epoch
+    for key in ("train_loss", "train_error", "val_top1_error", "val_top5_error", "lr", "images_per_s"):
+        history = metric_history(workdir, run.info.run_id, key)
+        assert [m.step for m in history] == [6, 12], key
+    top1 = metric_history(workdir, run.info.run_id, "test_top1_error")
+    assert all(0.0 <= m.value <= 100.0 for m in top1)
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "overrides.txt", "model_summary.txt", "checkpoint"} <= artifacts
+    assert (workdir / "mlartifacts").is_dir()  # artifacts beside the store, not in Hydra's job dir
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(workdir):
+    first = run_runner([*TINY, "seed=3"], cwd=workdir)
+    second = run_runner([*TINY, "seed=3", "resume=never"], cwd=workdir)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
+    runs = mlflow_runs(workdir)
+    assert len(runs) == 2
+    a, b = (metric_history(workdir, r.info.run_id, "test_top1_error")[-1].value for r in runs)
+    la, lb = (metric_history(workdir, r.info.run_id, "train_loss")[-1].value for r in runs)
+    assert a == b and la == lb
+
+
+@pytest.mark.slow
+def test_rerun_of_a_finished_config_is_skipped(workdir):
+    assert run_runner(TINY, cwd=workdir).returncode == 0
+    again = run_runner(TINY, cwd=workdir)
+    assert again.returncode == 0
+    assert "skipped" in again.stdout
+    assert len(mlflow_runs(workdir)) == 1
+
+
+@pytest.mark.slow
+def test_multirun_creates_one_run_per_job_under_a_parent(workdir):
+    result = run_runner(["-m", *TINY, "act=relu,prelu"], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow_runs(workdir)
+    parents = [r for r in runs if r.data.tags.get("runner.sweep") == "parent"]
+    children = [r for r in runs if r not in parents]
+    assert len(parents) == 1 and len(children) == 2
+    assert {r.data.params["act"] for r in children} == {"relu", "prelu"}
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
+    assert all(r.info.status == "FINISHED" for r in runs)
