@@ -71,7 +71,12 @@ class Tracker:
             if exp is not None:
                 return exp.experiment_id
             location = None
-            if self.artifact_root and "://" not in self.artifact_root:
+            # An http server stores artifacts in its own root (proxied with --serve-artifacts); a local
+            # path here would make each client write to its own disk, out of the server's reach.
+            remote = self.uri.startswith(("http://", "https://"))
+            if remote and self.artifact_root and "://" not in self.artifact_root:
+                location = None
+            elif self.artifact_root and "://" not in self.artifact_root:
                 location = Path(self.artifact_root).resolve().joinpath(name).as_uri()
             elif self.artifact_root:
                 location = f"{self.artifact_root.rstrip('/')}/{name}"
