@@ -2,6 +2,9 @@
 
 Small data sets (Fashion-MNIST, CIFAR, synthetic) live on the training device as uint8 tensors and are
 augmented there in batches (runner/data/tensor_loader.py); no DataLoader workers, no per-image Python.
+ImageNet folders are decoded by DataLoader workers (runner/data/imagenet.py, augment.py) behind the same
+`batches(epoch, start)` / `len()` interface. Each family registers a builder and, optionally, a check that
+the job runs before any MLflow run exists (`check_data`).
 """
 
 from __future__ import annotations
