@@ -78,7 +78,9 @@ def download(raw_dir: Path) -> None:
 def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     root = cfg.get("root")
     if root and not (cwd / root).is_dir() and not cfg.get("download"):  # a typo must not fall back silently
-        raise DataError(f"dataset.root={root} does not exist; allowed: an existing directory, or null for ./data")
+        raise DataError(
+            f"dataset.root={root} does not exist; allowed: an existing directory, or null for ./data"
+        )
     raw_dir = (cwd / (root or "data")).resolve() / "FashionMNIST" / "raw"
     dirs = [raw_dir, SYSTEM_DIR]
     if cfg.get("download") and find_file(next(iter(FILES)), dirs) is None:
