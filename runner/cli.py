@@ -84,15 +84,25 @@ def precheck(argv: list[str]) -> str | None:
         variants = sweep_variants(overrides) if multirun else [overrides]
     except HydraException as e:
         return f"cannot parse the overrides: {_first_line(str(e))}"
+    uris: set[str] = set()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="runner"):
         for variant in variants:
             try:
                 cfg = compose(config_name="config", overrides=variant)
                 validate(OmegaConf.to_container(cfg, resolve=True))
+                uris.add(str(cfg.tracking.uri))
             except ConfigError as e:
                 return str(e)
             except (HydraException, OmegaConfBaseException, ValueError) as e:
                 return explain(e, variant)
+    from runner.errors import TrackingError
+    from runner.tracking import check_reachable
+
+    for uri in sorted(uris):  # a tracking server that does not answer: say so before anything starts
+        try:
+            check_reachable(uri)
+        except TrackingError as e:
+            return str(e)
     return None
 
 
@@ -118,7 +128,14 @@ def main() -> None:
             error(problem)
             sys.exit(2)
     if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other ranks: no output dir, no logging setup
-        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+        import atexit
+        import shutil
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="runner-rank")  # Hydra creates its job dir here, not in outputs/
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none",
+                     f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}"]
     _hydra_entry()
     from runner.job import EXIT_CODES
 

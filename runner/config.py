@@ -51,6 +51,7 @@ STR = Rule((str,), lambda v: v != "", "a non-empty string")
 SCHEMA: dict[str, Rule] = {
     "seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     "resume": _choice("auto", "never"),
+    "resume_from": Rule((str,), lambda v: v != "", "a checkpoint file of this config", nullable=True),
     "act.name": _choice("relu", "prelu", "lrelu", "tanh"),
     "act.init": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "act.shared": BOOL,
@@ -62,7 +63,7 @@ SCHEMA: dict[str, Rule] = {
     "init.zero_init_residual": BOOL,
     "model.name": STR,
     "dataset.name": STR,
-    "dataset.root": STR,
+    "dataset.root": Rule((str,), lambda v: v != "", "an existing directory", nullable=True),
     "dataset.download": BOOL,
     "dataset.val_split": _int(lambda v: v >= 0, "an integer ≥ 0", nullable=True),
     "dataset.split_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
@@ -94,6 +95,11 @@ SCHEMA: dict[str, Rule] = {
     "trainer.ckpt_dir": STR,
     "tracking.log_checkpoint": BOOL,
     "tracking.uri": STR,
+    "tracking.retry_seconds": Rule(
+        (list,),
+        lambda v: len(v) <= 10 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 600 for x in v),
+        "a list of at most 10 pauses in seconds, each in [0, 600]",
+    ),
     "tracking.artifact_root": STR,
     "tracking.experiment": STR,
 }
@@ -130,7 +136,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key} is missing; every {key.split('.')[0]} config must set it")
 
 
-# Keys that do not change what is trained: two configs that differ only here are the same job.
+# Keys that do not change what is trained: two configs that differ only here are the same job
+# ("resume" covers resume_from: continuing a checkpoint is the same job).
 NOT_HASHED = ("tracking.", "trainer.progress", "trainer.log_every", "trainer.ckpt_minutes", "resume", "expected.")
 
 
@@ -141,12 +148,14 @@ def config_hash(cfg: Mapping[str, Any]) -> str:
 
 
 def run_name(choices: Mapping[str, str], overrides: list[str], default_dataset: str = "fashion_mnist") -> str:
-    """`vgg_e-kaiming-prelu`, then the dataset if not the default, then the other task overrides."""
+    """`vgg_e-kaiming-prelu`, then the dataset if not the default, then the other overrides that change
+    what is trained, by their last key component (`lr=0.01`)."""
     parts = [choices.get("model", "?"), choices.get("init", "?"), choices.get("act", "?")]
     if choices.get("dataset") and choices["dataset"] != default_dataset:
         parts.append(choices["dataset"])
     for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
-        if key not in GROUPS and not key.startswith(("hydra.", "tracking.", "experiment")):
-            parts.append(override.lstrip("+~"))
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in GROUPS or key.startswith(("hydra.", "experiment")) or key.startswith(NOT_HASHED):
+            continue
+        parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
     return "-".join(parts)

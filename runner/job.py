@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import console
 from runner.config import GROUPS, config_hash, run_name, validate
-from runner.errors import ConfigError, RunnerError
+from runner.errors import ConfigError, RunnerError, TrackingError
 
 # Exit codes of the jobs in this process; cli.main exits with the worst after Hydra returns.
 EXIT_CODES: list[int] = []
@@ -39,7 +39,9 @@ def resolve_devices(trainer: dict[str, Any]) -> int:
         return available if cuda else 1
     if devices > available:
         kind = "GPU(s) are visible" if cuda else "CPU cores exist (one process per device)"
-        raise ConfigError(f"trainer.devices={devices} but only {available} {kind}; allowed: 1..{available} or auto")
+        raise ConfigError(
+            f"trainer.devices={devices} but only {available} {kind}; allowed: 1..{available} or auto"
+        )
     return int(devices)
 
 
@@ -55,18 +57,24 @@ def check_model(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"model.name={name!r} is unknown; allowed: {', '.join(model_names())}")
     unknown = set(cfg["model"]) - {"name"} - model_options(name)
     if unknown:
-        raise ConfigError(f"model.{sorted(unknown)[0]} is not an option of {name}; allowed: {', '.join(sorted(model_options(name)))}")
+        raise ConfigError(
+            f"model.{sorted(unknown)[0]} is not an option of {name}; allowed: {', '.join(sorted(model_options(name)))}"
+        )
     channels = 1 if cfg["dataset"]["name"] == "fashion_mnist" else 3
     try:
         with torch.device("meta"):
-            build_model(cfg["model"], num_classes=10, in_channels=channels, image_size=32, act=make_act(cfg["act"]))
+            build_model(
+                cfg["model"], num_classes=10, in_channels=channels, image_size=32, act=make_act(cfg["act"])
+            )
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model ({name}): {e}") from None
 
 
 def git_commit(cwd: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -98,11 +106,22 @@ def _run_job(cfg: DictConfig) -> str:
 
     devices = resolve_devices(resolved["trainer"])
     check_model(resolved)
+    from runner.data import check_data
+
+    check_data(resolved["dataset"], cwd)  # missing or corrupt data: one line, before any MLflow run exists
     tracking = resolved["tracking"]
     uri = resolve_uri(tracking["uri"], cwd)
     check_reachable(uri)
     chash = config_hash(resolved)
     ckpt_path = (cwd / resolved["trainer"]["ckpt_dir"] / tracking["experiment"] / chash / "last.pt").resolve()
+
+    # An explicit checkpoint to continue from is refused here (missing, truncated, other config), before
+    # any run exists.
+    from runner import checkpoint
+
+    resume_from = (cwd / resolved["resume_from"]).resolve() if resolved.get("resume_from") else None
+    if resume_from is not None:
+        checkpoint.load(resume_from, chash)
 
     rank = worker_env()[0] if under_torchrun() else 0
     from runner.train import Interrupted, JobInfo
@@ -114,36 +133,40 @@ def _run_job(cfg: DictConfig) -> str:
     artifact_root = tracking["artifact_root"]
     if "://" not in artifact_root:
         artifact_root = str((cwd / artifact_root).resolve())
-    tracker = Tracker(uri, artifact_root)
+    tracker = Tracker(uri, artifact_root, tracking.get("retry_seconds"))
     experiment_id = tracker.experiment_id(tracking["experiment"])
     name = run_name(choices, overrides)
 
     # --- find the earlier run of this config, if any ---------------------------------------------------
-    previous = tracker.find_runs(experiment_id, {"runner.config_hash": chash}) if resolved["resume"] == "auto" else []
-    if previous:
-        last = previous[0]
-        if last.info.status == "FINISHED" or last.data.tags.get("runner.status") == "diverged":
-            console.info(
-                f"[yellow]skipped[/] {name}: this config already ran to the end in run {last.info.run_id} "
-                f"({last.data.tags.get('runner.status', last.info.status.lower())}); pass resume=never to train it again"
-            )
-            return "skipped"
-    from runner import checkpoint
+    # A run that ended (finished or diverged) is skipped. A checkpoint of this config continues in the run
+    # that wrote it, or, when that run is not in the store, in a new run: nothing trained is thrown away.
+    auto = resolved["resume"] == "auto" and resume_from is None
+    previous = tracker.find_runs(experiment_id, {"runner.config_hash": chash}) if auto else []
+    done = [
+        r for r in previous if r.info.status == "FINISHED" or r.data.tags.get("runner.status") == "diverged"
+    ]
+    if done:
+        last = done[0]
+        console.info(
+            f"[yellow]skipped[/] {name}: this config already ran to the end in run {last.info.run_id} "
+            f"({last.data.tags.get('runner.status', last.info.status.lower())}); pass resume=never to train it again"
+        )
+        return "skipped"
 
-    resume_run = None
-    if previous and ckpt_path.exists():
+    resume_run, state = None, None
+    if resume_from is not None:
+        state = checkpoint.load(resume_from, chash)
+    elif auto and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, chash)  # refuses a truncated or foreign file, naming it
-        if state["run_id"] == previous[0].info.run_id:
-            resume_run = state["run_id"]
-    elif ckpt_path.exists() and resolved["resume"] == "never":
+        if state["run_id"] in {r.info.run_id for r in previous}:
+            resume_run, state = state["run_id"], None
+    elif ckpt_path.exists():  # resume=never: train afresh
         ckpt_path.unlink()
 
     if resume_run:
         tracker.attach(resume_run)
         console.info(f"[green]resuming[/] {name} in run {resume_run} from {ckpt_path}")
     else:
-        if ckpt_path.exists():  # a checkpoint whose run is gone from the store: start clean
-            ckpt_path.unlink()
         tags = {
             "runner.config_hash": chash,
             "runner.git_commit": git_commit(cwd),
@@ -163,27 +186,43 @@ def _run_job(cfg: DictConfig) -> str:
         tracker.log_params(params)
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         tracker.log_text("\n".join(overrides) + "\n", "overrides.txt")
+        if state is not None:  # continue a checkpoint in this new run: it now belongs to it
+            source = resume_from or ckpt_path
+            state["run_id"] = tracker.run_id
+            checkpoint.save(ckpt_path, state)
+            tracker.set_tags({"runner.resumed_from": str(source)})
+            console.info(f"[green]continuing[/] {name} from {source} (epoch {state['epoch']}) in a new run")
 
-    job.run_id, job.resume = tracker.run_id, resume_run is not None
+    job.run_id, job.resume = tracker.run_id, resume_run is not None or state is not None
     console.config_tree(resolved, choices)
     status = "FAILED"
     try:
         outcome = run_training(resolved, job, devices)
-        if outcome.status == "diverged":
-            tracker.set_tags({"runner.status": "diverged", "runner.diverged_detail": outcome.detail})
+        if outcome.status == "diverged":  # a result, not a crash: FAILED with the step, and the sweep goes on
+            tracker.set_tags(
+                {
+                    "runner.status": "diverged",
+                    "runner.diverged_detail": outcome.detail,
+                    "runner.diverged_step": outcome.steps,
+                }
+            )
             console.info(f"[red]diverged[/] {name}: {outcome.detail}")
         else:
             tracker.set_tags({"runner.status": "finished"})
             status = "FINISHED"
-            console.summary(f"{name} — finished", {k: v for k, v in outcome.metrics.items() if "error" in k or "loss" in k})
+            console.summary(
+                f"{name} — finished",
+                {k: v for k, v in outcome.metrics.items() if "error" in k or "loss" in k},
+            )
         if outcome.status == "diverged":
             EXIT_CODES.append(1)
         return outcome.status
-    except Interrupted as e:
+    except (Interrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: Ctrl-C before the loop took over
         status = "KILLED"
         tracker.set_tags({"runner.status": "killed"})
-        console.error(f"{name}: {e}; checkpoint kept at {ckpt_path}; run the same command again to resume")
-        raise SystemExit(130) from None
+        kept = f"checkpoint kept at {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+        console.error(f"{name}: {e or 'interrupted'}; {kept}; run the same command again to resume")
+        raise SystemExit(128 + getattr(e, "signum", 2)) from None
     except RunnerError:
         raise
     except Exception as e:
@@ -193,9 +232,17 @@ def _run_job(cfg: DictConfig) -> str:
         EXIT_CODES.append(1)
         return "failed"
     finally:
-        tracker.end(status)
-        url = tracker.run_url()
-        console.info(f"MLflow run {tracker.run_id}" + (f": {url}" if url else "; browse it with `make ui`"))
+        try:
+            tracker.end(status)
+            url = tracker.run_url()
+            console.info(
+                f"MLflow run {tracker.run_id}" + (f": {url}" if url else "; browse it with `make ui`")
+            )
+        except (
+            TrackingError
+        ) as e:  # the store stopped taking writes: the run stays open, the checkpoint is kept
+            console.error(f"{e}; run {tracker.run_id} could not be closed; checkpoint kept at {ckpt_path}")
+            EXIT_CODES.append(e.exit_code)
 
 
 def _command() -> str:

@@ -12,14 +12,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.errors import TrackingError
 
 T = TypeVar("T")
-RETRIES = (1.0, 2.0, 4.0)  # seconds between attempts
+RETRIES = (1.0, 2.0, 4.0)  # seconds between attempts (conf/tracking: retry_seconds)
 
 
 def resolve_uri(uri: str, cwd: Path) -> str:
@@ -40,27 +40,42 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             response.read()
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise TrackingError(f"tracking.uri={uri} is unreachable ({reason}); start it with `make server`") from None
+        raise TrackingError(
+            f"tracking.uri={uri} is unreachable ({reason}); start it with `make server`"
+        ) from None
 
 
 class Tracker:
-    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+    def __init__(
+        self, uri: str, artifact_root: str | None = None, retries: Sequence[float] | None = None
+    ) -> None:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        import logging
+
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        # MLflow logs each failed sqlite statement with a traceback; our TrackingError says it in one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         self.mlflow = mlflow
         self.uri, self.artifact_root = uri, artifact_root
+        self.retries = tuple(RETRIES if retries is None else retries)
+        self.failed = False  # after one write gave up, later ones (closing the run) are tried once
         self.client = self._retry("connect", lambda: MlflowClient(tracking_uri=uri))
         self.run_id: str | None = None
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
-        for attempt, pause in enumerate((*RETRIES, None)):
+        pauses = () if self.failed else self.retries
+        for attempt, pause in enumerate((*pauses, None)):
             try:
                 return fn()
             except Exception as e:  # MLflow raises many kinds: OSError, MlflowException, sqlalchemy
                 if pause is None:
-                    raise TrackingError(f"MLflow {what} failed {attempt + 1} times at {self.uri}: {e}") from e
+                    self.failed = True
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise TrackingError(
+                        f"MLflow {what} failed {attempt + 1} times at {self.uri}: {first}"
+                    ) from None
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
@@ -118,7 +133,7 @@ class Tracker:
 
     def run_url(self) -> str | None:
         if self.uri.startswith(("http://", "https://")) and self.run_id:
-            run = self.client.get_run(self.run_id)
+            run = self._retry("run lookup", lambda: self.client.get_run(self.run_id))
             return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
         return None
 
@@ -150,9 +165,7 @@ class Tracker:
         return max((m.step for m in history), default=-1)
 
     def log_file(self, path: Path, artifact_path: str | None = None) -> None:
-        self._retry(
-            "log artifact", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path)
-        )
+        self._retry("log artifact", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
 
     def log_text(self, text: str, filename: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -61,6 +61,10 @@ class Diverged(Exception):
 class Interrupted(Exception):
     """SIGINT/SIGTERM arrived: a checkpoint was written, the run is to be marked KILLED."""
 
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)  # the process exits with 128 + signum, as the shell expects
+
 
 _signal_received: list[int] = []
 
@@ -137,7 +141,7 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     if lead and job.run_id:
         from runner.tracking import Tracker
 
-        tracker = Tracker(job.tracking_uri, None)
+        tracker = Tracker(job.tracking_uri, None, cfg["tracking"].get("retry_seconds"))
         tracker.run_id = job.run_id
 
     # --- data, model, optimizer, schedule ---------------------------------------------------------
@@ -180,9 +184,14 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     elapsed_before = 0.0
     if job.resume:
         state = checkpoint.load(ckpt_path, job.config_hash)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+        except (RuntimeError, KeyError, ValueError) as e:  # the hash matched, the tensors do not
+            raise checkpoint.CheckpointError(
+                f"checkpoint {ckpt_path} does not fit this model ({str(e).strip().splitlines()[0]})"
+            ) from None
         epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         best, elapsed_before = state["best"], state["epoch_seconds_so_far"]
         partial = state["partial"].to(device)
@@ -253,7 +262,8 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
                             raise Diverged(f"non-finite loss at step {global_step}")
                         if signalled:
                             save_checkpoint(elapsed_before + time.perf_counter() - t0)
-                            raise Interrupted(f"stopped by a signal at step {global_step}")
+                            signum = _signal_received[0] if _signal_received else signal.SIGTERM
+                            raise Interrupted(f"stopped by {signal.Signals(signum).name} at step {global_step}", signum)
                         now = time.perf_counter()
                         bars.steps(step_in_epoch, loss_sum / seen, schedule.lr,
                                    interval_images * world / max(now - interval_start, 1e-9))
@@ -310,7 +320,8 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     if lead and tracker:
         summary = {f"final_{k}": v for k, v in metrics.items() if k.startswith(("test_", "val_"))}
         summary["best_monitored_error"] = best
-        if outcome.status == "finished" and summary:
+        # A run killed after this point and resumed must not log the summary twice.
+        if outcome.status == "finished" and summary and tracker.last_step("best_monitored_error") < global_step:
             tracker.log_metrics(summary, step=global_step)
         if outcome.status == "finished" and ckpt_path.exists() and cfg["tracking"].get("log_checkpoint", True):
             tracker.log_file(ckpt_path, "checkpoint")

@@ -1,0 +1,269 @@
+"""Faults (issue 7): kills, signals, divergence, refused checkpoints, a tracking store that stops taking writes.
+
+Every test drives the real `runner` entry point in a subprocess and then reads the MLflow store and the
+checkpoint files. Runs are tiny (TINY from conftest); each workdir starts from a copy of an empty,
+already-migrated MLflow store so that no test pays MLflow's schema migrations.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY, metric_history, mlflow_runs, run_runner
+
+ENV = {"PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+EVERY_STEP = "trainer.ckpt_minutes=0.000001"  # a checkpoint after every step (not hashed: same job)
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()  # creates the tables
+    return db
+
+
+@pytest.fixture
+def work(tmp_path: Path, empty_store: Path) -> Path:
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    return tmp_path
+
+
+def args(*extra: str, epochs: int = 3) -> list[str]:
+    return [a for a in TINY if not a.startswith("trainer.epochs=")] + [f"trainer.epochs={epochs}", *extra]
+
+
+def start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", *argv],
+        cwd=cwd,
+        env={**os.environ, **ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def checkpoints(cwd: Path) -> list[Path]:
+    return sorted((cwd / "checkpoints").glob("*/*/last.pt"))
+
+
+def read_ckpt(path: Path) -> dict | None:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError):
+        return None
+
+
+def wait_until(proc: subprocess.Popen[str], condition, what: str, limit: float = 300) -> None:
+    """Poll until `condition()` holds; fail (with the output) if the process ends first."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"runner ended (rc {proc.returncode}) before {what}\n{out[-2000:]}\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def step_reached(cwd: Path, step: int):
+    def check() -> bool:
+        paths = checkpoints(cwd)
+        state = read_ckpt(paths[0]) if paths else None
+        return state is not None and state["global_step"] >= step
+
+    return check
+
+
+def child_runs(cwd: Path) -> list:
+    return [r for r in mlflow_runs(cwd) if "runner.config_hash" in r.data.tags]
+
+
+def assert_clean_history(cwd: Path, run_id: str, epochs: int) -> list:
+    """One point per epoch, at increasing steps, none duplicated."""
+    history = metric_history(cwd, run_id, "train_loss")
+    steps = [m.step for m in history]
+    assert len(steps) == epochs and steps == sorted(set(steps)), steps
+    return history
+
+
+@pytest.mark.slow
+def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(tmp_path: Path, empty_store: Path) -> None:
+    import torch
+
+    argv = args("trainer.deterministic=true", EVERY_STEP, epochs=3)
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    for d in (reference, killed):
+        d.mkdir()
+        shutil.copy(empty_store, d / "mlflow.db")
+    done = run_runner(argv, reference)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    proc = start(argv, killed)
+    wait_until(proc, step_reached(killed, 2), "the second checkpoint")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert read_ckpt(checkpoints(killed)[0])["epoch"] < 3, "the run finished before it was killed"
+    assert [r.info.status for r in mlflow_runs(killed)] == ["RUNNING"]  # SIGKILL: nobody closed it
+
+    again = run_runner(argv, killed)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming" in again.stdout
+    runs = mlflow_runs(killed)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    ref_run = mlflow_runs(reference)[0]
+    for key in ("train_loss", "train_error", "val_top1_error", "test_top1_error", "lr"):
+        resumed = [(m.step, m.value) for m in metric_history(killed, runs[0].info.run_id, key)]
+        uninterrupted = [(m.step, m.value) for m in metric_history(reference, ref_run.info.run_id, key)]
+        assert resumed == uninterrupted, key  # complete, no duplicates, same values
+    assert_clean_history(killed, runs[0].info.run_id, 3)
+
+    a, b = read_ckpt(checkpoints(reference)[0]), read_ckpt(checkpoints(killed)[0])
+    assert a["global_step"] == b["global_step"] and a["model"].keys() == b["model"].keys()
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_skips_the_finished_job_and_completes_the_rest(work: Path) -> None:
+    argv = ["--multirun", "optim.lr=0.05,0.06,0.07", *args(EVERY_STEP, epochs=2)]
+    proc = start(argv, work)
+    wait_until(proc, lambda: len(checkpoints(work)) >= 2, "the second job's first checkpoint")
+    proc.send_signal(signal.SIGKILL)  # preemption in the middle of job 2
+    proc.communicate()
+    first = child_runs(work)
+    assert [r.info.status for r in first][:1] == ["FINISHED"] and len(first) == 2, [r.info.status for r in first]
+
+    again = run_runner(argv, work)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("skipped") == 1 and again.stdout.count("resuming") == 1, again.stdout[-3000:]
+    runs = child_runs(work)
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    job1 = next(r for r in runs if r.info.run_id == first[0].info.run_id)
+    assert job1.info.end_time == first[0].info.end_time  # not trained again
+    for run in runs:
+        assert_clean_history(work, run.info.run_id, 2)
+
+
+@pytest.mark.slow
+def test_sigint_then_sigterm_each_checkpoint_and_the_third_run_finishes(work: Path) -> None:
+    argv = args(EVERY_STEP, epochs=8)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        paths = checkpoints(work)
+        before = read_ckpt(paths[0])["global_step"] if paths else 0
+        proc = start(argv, work)
+        wait_until(proc, step_reached(work, before + 2), f"training before {sig.name}")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 128 + sig, (proc.returncode, err[-3000:])
+        assert f"stopped by {sig.name}" in err and "checkpoint kept" in err and "Traceback" not in err
+        run = mlflow_runs(work)[-1]
+        assert (run.info.status, run.data.tags["runner.status"]) == ("KILLED", "killed")
+        state = read_ckpt(checkpoints(work)[0])
+        assert state is not None and before < state["global_step"] < 8 * 6
+
+    last = run_runner(argv, work)
+    assert last.returncode == 0, last.stderr[-3000:]
+    runs = mlflow_runs(work)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert_clean_history(work, runs[0].info.run_id, 8)
+
+
+@pytest.mark.slow
+def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(work: Path) -> None:
+    done = run_runner(["--multirun", "optim.lr=0.05,1e30", *args(epochs=1)], work)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    runs = {r.data.params["optim.lr"]: r for r in child_runs(work)}
+    assert runs["0.05"].info.status == "FINISHED"
+    bad = runs["1e+30"]
+    assert bad.info.status == "FAILED" and bad.data.tags["runner.status"] == "diverged"
+    assert int(bad.data.tags["runner.diverged_step"]) >= 1
+    assert "non-finite loss at step" in bad.data.tags["runner.diverged_detail"]
+
+
+def _config_hash(argv: list[str]) -> str:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from runner.cli import CONF_DIR
+    from runner.config import config_hash
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="runner"):
+        return config_hash(OmegaConf.to_container(compose("config", overrides=argv), resolve=True))
+
+
+def _assert_refused(done: subprocess.CompletedProcess[str], path: Path, reason: str) -> None:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
+    assert str(path) in lines[0] and reason in lines[0], lines[0]
+
+
+@pytest.mark.slow
+def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(work: Path) -> None:
+    from runner import checkpoint
+
+    argv = args(epochs=1)
+    chash = _config_hash(argv)
+    # A run of this config was interrupted, and its checkpoint was cut short (a full disk, a crash in a copy).
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    exp = client.create_experiment("runner", artifact_location=(work / "mlartifacts").as_uri())
+    run = client.create_run(exp, tags={"runner.config_hash": chash})
+    client.set_terminated(run.info.run_id, "KILLED")
+    auto = work / "checkpoints" / "runner" / chash / "last.pt"
+    auto.parent.mkdir(parents=True)
+    state = {k: 0 for k in checkpoint.KEYS} | {"config_hash": chash, "run_id": run.info.run_id}
+    checkpoint.save(auto, state)
+    auto.write_bytes(auto.read_bytes()[:200])
+    _assert_refused(run_runner(argv, work), auto, "cannot be read")
+    assert len(mlflow_runs(work)) == 1 and auto.exists()  # no new run; the file is not silently replaced
+
+    # resume_from: an explicit file, truncated, and one of another config.
+    auto.unlink()
+    truncated, foreign = work / "truncated.pt", work / "foreign.pt"
+    truncated.write_bytes(b"PK\x03\x04 not a whole zip")
+    checkpoint.save(foreign, state | {"config_hash": "0123456789abcdef"})
+    _assert_refused(run_runner([*argv, f"resume_from={truncated}"], work), truncated, "cannot be read")
+    _assert_refused(run_runner([*argv, f"resume_from={foreign}"], work), foreign, "belongs to another config")
+    assert len(mlflow_runs(work)) == 1 and checkpoints(work) == []
+
+
+@pytest.mark.slow
+def test_a_store_that_stops_taking_writes_fails_the_job_and_keeps_the_checkpoint(work: Path) -> None:
+    argv = args("tracking.retry_seconds=[0.1,0.1]", epochs=4)
+    proc = start(argv, work)
+    wait_until(proc, lambda: bool(checkpoints(work)), "the first checkpoint")
+    db = sqlite3.connect(work / "mlflow.db", timeout=30)
+    db.execute("ALTER TABLE metrics RENAME TO metrics_away")  # every metric write now fails at once
+    db.commit()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err[-3000:]
+    assert "MLflow log metrics failed 3 times" in err and "Traceback" not in err, err[-3000:]
+    state = read_ckpt(checkpoints(work)[0])
+    assert state is not None and state["epoch"] >= 1  # the last checkpoint is intact
+
+    db.execute("ALTER TABLE metrics_away RENAME TO metrics")  # the store is back: the re-run resumes
+    db.commit()
+    db.close()
+    again = run_runner(argv, work)
+    assert again.returncode == 0 and "resuming" in again.stdout, again.stderr[-3000:]
+    runs = mlflow_runs(work)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert_clean_history(work, runs[0].info.run_id, 4)
