@@ -101,10 +101,10 @@ def _run_job(cfg: DictConfig) -> str:
     validate(resolved)
     cwd = Path(hydra_cfg.runtime.cwd)
 
-    from runner.launch import run_training, under_torchrun, worker_env
+    from runner.launch import release_torchrun_ranks, run_training, under_torchrun, worker_env
     from runner.tracking import Tracker, check_reachable, resolve_uri
 
-    devices = resolve_devices(resolved["trainer"])
+    devices = worker_env()[1] if under_torchrun() else resolve_devices(resolved["trainer"])
     check_model(resolved)
     from runner.data import check_data
 
@@ -151,6 +151,7 @@ def _run_job(cfg: DictConfig) -> str:
             f"[yellow]skipped[/] {name}: this config already ran to the end in run {last.info.run_id} "
             f"({last.data.tags.get('runner.status', last.info.status.lower())}); pass resume=never to train it again"
         )
+        release_torchrun_ranks(resolved)  # torchrun's other ranks wait for rank 0's decision
         return "skipped"
 
     resume_run, state = None, None

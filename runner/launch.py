@@ -1,7 +1,12 @@
 """Process launching: one device in-process, N devices as N workers started by torch.distributed.elastic.
 
 The workers receive the already-composed config (never sys.argv), so a worker cannot re-launch a Hydra
-sweep. Under `torchrun`, RANK/WORLD_SIZE are in the environment and this process is already one worker.
+sweep. Each job of a sweep starts its own group on a free loopback port. Under `torchrun`, RANK/WORLD_SIZE
+are in the environment and this process is already one worker: rank 0 decides (new run, resume, skip)
+and the other ranks follow its decision (`share_job`).
+
+Test-only fault injection: RUNNER_FAULT=<rank>:<step> makes that rank raise after that optimizer step;
+the job process consumes the variable, so only the next job launched gets the fault.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ from runner.train import JobInfo, Outcome, train
 
 def worker_env() -> tuple[int, int, int]:
     """(rank, world_size, local_rank) as set by torchrun or the elastic agent; (0, 1, 0) otherwise."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
 
 
 def under_torchrun() -> bool:
@@ -39,28 +48,69 @@ def _backend(cfg: dict[str, Any]) -> str:
     return "nccl" if use_cuda else "gloo"
 
 
-def distributed_worker(cfg: dict[str, Any], job: JobInfo) -> Outcome:
-    """Entry point of each DDP process: join the group, train, leave."""
+def _init_group(cfg: dict[str, Any]) -> None:
     import torch
     import torch.distributed as dist
 
-    rank, world, local = worker_env()
-    if torch.cuda.is_available() and _backend(cfg) == "nccl":
-        torch.cuda.set_device(local)
-    timeout = timedelta(seconds=float(cfg["trainer"].get("ddp_timeout_s", 120)))
+    backend = _backend(cfg)
+    if backend == "nccl":
+        torch.cuda.set_device(worker_env()[2])
+    elif "OMP_NUM_THREADS" not in os.environ:  # N CPU workers each using every core would thrash
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", worker_env()[1]))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     if not dist.is_initialized():
-        dist.init_process_group(_backend(cfg), timeout=timeout)
+        timeout = timedelta(seconds=float(cfg["trainer"].get("ddp_timeout_s", 120)))
+        dist.init_process_group(backend, timeout=timeout)
+
+
+def share_job(job: JobInfo | None) -> JobInfo | None:
+    """Rank 0's job (run id, resume) on every rank; None from rank 0 means: nothing to train."""
+    import torch.distributed as dist
+
+    box = [job if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def release_torchrun_ranks(cfg: dict[str, Any]) -> None:
+    """Under torchrun, rank 0 tells the other ranks there is nothing to train (a finished config)."""
+    import torch.distributed as dist
+
+    if not under_torchrun():
+        return
+    _init_group(cfg)
+    share_job(None)
+    dist.destroy_process_group()
+
+
+def distributed_worker(cfg: dict[str, Any], job: JobInfo) -> Outcome:
+    """Entry point of each DDP process: join the group, take rank 0's job, train, leave."""
+    import torch.distributed as dist
+
+    rank, world, local = worker_env()
+    _init_group(cfg)
     try:
-        return train(cfg, dataclasses.replace(job, rank=rank, world_size=world, local_rank=local))
+        shared = share_job(job)
+        if shared is None:
+            return Outcome("skipped")
+        return train(cfg, dataclasses.replace(shared, rank=rank, world_size=world, local_rank=local))
     finally:
         dist.destroy_process_group()
 
 
 def run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
+    """Train one job on `devices` processes; a worker's exception is raised here (ChildFailedError)."""
     if under_torchrun():
         return distributed_worker(cfg, job)
+    fault = os.environ.pop("RUNNER_FAULT", None)  # test-only: this job gets it, the next ones not
+    env = {"RUNNER_FAULT": fault} if fault else {}
     if devices == 1:
-        return train(cfg, job)
+        os.environ.update(env)
+        try:
+            return train(cfg, job)
+        finally:
+            for key in env:
+                os.environ.pop(key, None)
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(
@@ -74,9 +124,11 @@ def run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
         monitor_interval=0.5,
         start_method="spawn",
     )
-    os.environ["RUNNER_SPAWNED"] = "1"
+    env["RUNNER_SPAWNED"] = "1"
+    os.environ.update(env)  # the spawned workers inherit the environment
     try:
         results = elastic_launch(config, distributed_worker)(cfg, job)
     finally:
-        os.environ.pop("RUNNER_SPAWNED", None)
+        for key in env:
+            os.environ.pop(key, None)
     return results[0]

@@ -28,6 +28,7 @@ from runner.models import build_model
 from runner.nn import init_weights, make_act, no_decay_parameters
 from runner.schedule import build_schedule
 
+from runner.sync_bn import convert_sync_batchnorm
 
 @dataclass
 class JobInfo:
@@ -159,8 +160,8 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     init_weights(model, cfg["init"], cfg["act"])
     memory_format = torch.channels_last if trainer["channels_last"] else torch.preserve_format
     model = model.to(device, memory_format=memory_format)
-    if world > 1 and trainer["sync_bn"]:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if world > 1 and trainer["sync_bn"]:  # nn.SyncBatchNorm on GPUs, its CPU counterpart on gloo
+        model = convert_sync_batchnorm(model)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -194,7 +195,7 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
             ) from None
         epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         best, elapsed_before = state["best"], state["epoch_seconds_so_far"]
-        partial = state["partial"].to(device)
+        partial = state["partial"].to(device) * (1.0 if lead else 0.0)  # rank 0 saved it: count it once
         checkpoint.set_rng_state(state["rng"])
     last_logged = tracker.last_step("train_loss") if (tracker and job.resume) else -1
 
@@ -218,7 +219,7 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
 
     if tracker and not job.resume:
         tracker.log_text(model_summary(model), "model_summary.txt")
-        tracker.set_tags({"runner.parameters": sum(p.numel() for p in model.parameters())})
+        tracker.set_tags({"runner.parameters": sum(p.numel() for p in model.parameters()), "runner.world_size": world})
 
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     _signal_received.clear()
@@ -230,6 +231,7 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     try:
         with console.TrainProgress(epochs, steps_per_epoch, enabled=lead and trainer["progress"]) as bars:
             while epoch < epochs and global_step < max_steps and not schedule.stop:
+    fault = tuple(int(v) for v in os.environ["RUNNER_FAULT"].split(":")) if "RUNNER_FAULT" in os.environ else None
                 # --- one epoch of training ------------------------------------------------------------
                 net.train()
                 bars.start_epoch(epoch, step_in_epoch)
@@ -247,6 +249,8 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
                     partial += torch.stack([
                         loss.detach().float() * len(y), (out.argmax(1) != y).sum().float(), torch.tensor(
                             float(len(y)), device=device)
+                    if fault == (rank, global_step + 1):  # test-only (RUNNER_FAULT, see runner/launch.py)
+                        raise RuntimeError(f"injected fault on rank {rank} at step {global_step + 1}")
                     ])
                     step_in_epoch += 1
                     global_step += 1

@@ -1,0 +1,126 @@
+"""DDP on CPU with gloo, 2 processes: started by the runner (also inside a sweep) and by torchrun.
+
+A 2-process run must train the same weights as a 1-process run with the same global batch (SyncBatchNorm
+on, so the batch statistics are those of the global batch too), log one MLflow run with one point per
+epoch, survive a dying rank (run FAILED, the sweep goes on) and resume from rank 0's checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import TINY, metric_history, mlflow_runs, run_runner
+
+# One thread per process: the 2 workers share 2 cores with whatever else runs here.
+ENV = {"OMP_NUM_THREADS": "1"}
+# 384 training images: 6 steps of 64 images per epoch; 2 epochs, so a fault in epoch 2 leaves a checkpoint.
+BASE = [a for a in TINY if not a.startswith(("trainer.epochs", "trainer.batch_size"))] + [
+    "trainer.epochs=2",
+    "trainer.accelerator=cpu",
+    "trainer.sync_bn=true",
+]
+ONE = [*BASE, "trainer.devices=1", "trainer.batch_size=64"]
+TWO = [*BASE, "trainer.devices=2", "trainer.batch_size=32"]  # global batch 2 × 32 = 64
+
+
+def job_runs(cwd: Path) -> list:
+    return [r for r in mlflow_runs(cwd) if r.data.tags.get("runner.sweep") != "parent"]
+
+
+def weights(cwd: Path, run) -> dict[str, torch.Tensor]:
+    path = cwd / "checkpoints" / "runner" / run.data.tags["runner.config_hash"] / "last.pt"
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def evaluate_in_one_process(
+    cwd: Path, overrides: list[str], state: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    """The test-set metrics of these weights, computed here by one process on the whole test set."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from runner.cli import CONF_DIR
+    from runner.data import Context, build_data
+    from runner.models import build_model
+    from runner.nn import make_act
+    from runner.train import evaluate
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+    ctx = Context(torch.device("cpu"), 0, 1, 64, cfg["seed"], False, cwd)
+    data = build_data(cfg["dataset"], ctx)
+    model = build_model(cfg["model"], num_classes=10, in_channels=1, image_size=32, act=make_act(cfg["act"]))
+    model.load_state_dict(state)
+    return evaluate(model, data.test, contextlib.nullcontext, 1)
+
+
+@pytest.mark.slow
+def test_sweep_of_two_process_jobs_survives_a_dead_rank_resumes_and_matches_one_process(
+    workdir: Path,
+) -> None:
+    reference = run_runner([*ONE, "act=relu"], workdir, env=ENV)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    # Rank 1 of the first job raises after step 8 (epoch 2); the second job must still run.
+    sweep = ["-m", *TWO, "act=relu,prelu"]
+    faulty = run_runner(sweep, workdir, env={**ENV, "RUNNER_FAULT": "1:8"}, timeout=300)
+    assert faulty.returncode == 1
+    assert "RuntimeError: injected fault on rank 1 at step 8" in faulty.stdout + faulty.stderr
+    runs = {r.data.tags["runner.act"]: r for r in job_runs(workdir) if r.data.tags["runner.devices"] == "2"}
+    assert {a: r.info.status for a, r in runs.items()} == {"relu": "FAILED", "prelu": "FINISHED"}
+    assert all(r.data.tags["runner.world_size"] == "2" for r in runs.values())
+
+    # The same command again: relu resumes from rank 0's epoch-1 checkpoint in its run, prelu is skipped.
+    again = run_runner(sweep, workdir, env=ENV, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    shown = again.stdout + again.stderr
+    assert "resuming resnet20-kaiming-relu" in shown and "skipped resnet20-kaiming-prelu" in shown
+    runs = job_runs(workdir)
+    assert len(runs) == 3  # the reference and one per sweep job: no run from rank 1, none from the re-run
+    two = {r.data.tags["runner.act"]: r for r in runs if r.data.tags["runner.devices"] == "2"}
+    one = next(r for r in runs if r.data.tags["runner.devices"] == "1")
+    assert {a: r.info.status for a, r in two.items()} == {"relu": "FINISHED", "prelu": "FINISHED"}
+    for run in [one, *two.values()]:  # one point per epoch, at the epoch's last step
+        assert [m.step for m in metric_history(workdir, run.info.run_id, "test_top1_error")] == [6, 12]
+
+    # Same global batch and seed → same weights, whether 1 or 2 processes (and across a DDP resume).
+    diff = max_abs_diff(weights(workdir, two["relu"]), weights(workdir, one))
+    print(f"max |w_2proc - w_1proc| = {diff:.3g}")
+    assert diff <= 1e-5
+
+    # The logged test metrics (all-reduced over the ranks' shards) = one process evaluating the same weights.
+    own = evaluate_in_one_process(workdir, [*TWO, "act=relu"], weights(workdir, two["relu"]))
+    logged = two["relu"].data.metrics
+    assert logged["test_top1_error"] == own["top1_error"]
+    assert logged["test_loss"] == pytest.approx(own["loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_torchrun_gives_one_run_and_one_output_dir(workdir: Path) -> None:
+    (workdir / "tmp").mkdir()
+    env = {**ENV, "TMPDIR": str(workdir / "tmp")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += ["-m", "runner.cli", *[a for a in TWO if a != "trainer.devices=2"], "trainer.epochs=1"]
+    done = subprocess.run(
+        command, cwd=workdir, env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = mlflow_runs(workdir)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["runner.world_size"] == "2" and runs[0].data.tags["runner.devices"] == "2"
+    assert [m.step for m in metric_history(workdir, runs[0].info.run_id, "train_loss")] == [6]
+    job_dirs = [p for p in (workdir / "outputs").glob("*/*") if p.is_dir()]
+    assert len(job_dirs) == 1 and (job_dirs[0] / ".hydra").is_dir()
+    assert list((workdir / "tmp").glob("runner-rank*")) == []  # rank 1's scratch Hydra dir is gone
