@@ -1,0 +1,233 @@
+"""The model zoo against the papers: exact parameter counts, layer counts, map sizes, every model × dataset
+shape × activation × initialisation runs forward and backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from runner.models import build_model, model_names, model_options
+from runner.nn import init_weights, make_act
+
+RELU = {"name": "relu"}
+ACTS = [
+    RELU,
+    {"name": "prelu"},
+    {"name": "prelu", "shared": True},
+    {"name": "lrelu", "slope": 0.01},
+    {"name": "tanh"},
+]
+INITS = [{"name": "gaussian", "std": 0.01}, {"name": "xavier"}, {"name": "kaiming", "mode": "fan_in"}]
+
+
+def build(
+    name: str, channels: int = 3, size: int = 224, classes: int = 1000, act: dict = RELU, **opts
+) -> nn.Module:
+    return build_model(
+        {"name": name, **opts}, num_classes=classes, in_channels=channels, image_size=size, act=make_act(act)
+    )
+
+
+def count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def on_meta(name: str, **kw) -> nn.Module:
+    with torch.device("meta"):  # no memory, no init: counting a 330M-parameter net is free
+        return build(name, **kw)
+
+
+def tiny(name: str) -> dict:
+    """The same builder at a width small enough for a CPU test."""
+    options = model_options(name)
+    if "width_mult" in options:
+        return {"width_mult": 1 / 32}  # AlexNet, VGG, PReLU nets
+    return {"width": 4}  # CIFAR (16) and ImageNet (64) ResNets, plain_deep (16)
+
+
+# ResNet-1202 is ResNet-20's builder with n=200: its 1202 layers would cost seconds per combination.
+SMALL = [n for n in model_names() if n != "resnet1202"]
+
+
+# Computed from the papers' layer tables (papers.md); the papers print 60M / 133..144M / 11.7..60.2M.
+PAPER_COUNTS = [
+    ("alexnet", {"groups": 2}, 60_965_224),  # the paper's "60 million": the two-GPU net
+    ("alexnet", {"groups": 1}, 62_378_344),
+    ("vgg_a", {}, 132_863_336),
+    ("vgg_a_lrn", {}, 132_863_336),
+    ("vgg_b", {}, 133_047_848),
+    ("vgg_c", {}, 133_638_952),
+    ("vgg_d", {}, 138_357_544),
+    ("vgg_e", {}, 143_667_240),
+    ("resnet18", {"shortcut": "B"}, 11_689_512),
+    ("resnet18", {"shortcut": "A"}, 11_515_688),
+    ("resnet34", {"shortcut": "B"}, 21_797_672),
+    ("resnet34", {"shortcut": "A"}, 21_623_848),
+    ("resnet34", {"shortcut": "C"}, 22_716_840),
+    ("resnet50", {}, 25_557_032),
+    ("resnet101", {}, 44_549_160),
+    ("resnet152", {}, 60_192_808),
+    ("resnet50", {"stride_on": "3x3"}, 25_557_032),  # stride placement moves FLOPs, not parameters
+    ("plain18", {}, 11_515_688),
+    ("plain34", {}, 21_623_848),
+    ("prelu_14", {}, 74_993_896),
+    ("prelu_a", {}, 178_017_384),
+    ("prelu_b", {}, 183_327_080),
+    ("prelu_c", {}, 330_603_368),
+    ("prelu_deep22", {}, 183_327_080),  # = model B
+    ("prelu_deep30", {}, 79_192_296),  # extra 16 layers in the 256 stage (papers.md #12)
+]
+
+
+@pytest.mark.parametrize(("name", "opts", "expected"), PAPER_COUNTS, ids=lambda v: str(v))
+def test_parameter_count_at_paper_resolution(name: str, opts: dict, expected: int) -> None:
+    assert count(on_meta(name, **opts)) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "printed"),
+    [("vgg_a", "133"), ("vgg_b", "133"), ("vgg_c", "134"), ("vgg_d", "138"), ("vgg_e", "144"), ("resnet18", "11.7"),
+     ("resnet34", "21.8"), ("resnet50", "25.6"), ("resnet101", "44.5"), ("resnet152", "60.2"), ("resnet20", "0.27"),
+     ("resnet32", "0.46"), ("resnet44", "0.66"), ("resnet56", "0.85"), ("resnet110", "1.7"), ("resnet1202", "19.4")],
+)  # fmt: skip
+def test_parameter_count_rounds_to_the_printed_millions(name: str, printed: str) -> None:
+    """VGG Table 2, CIFAR ResNet Table 6 and the usual ImageNet ResNet sizes, to the digits printed.
+    AlexNet's "60 million" is 1.6% below the 60,965,224 tested exactly above."""
+    cifar = name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202")
+    model = on_meta(name, size=32 if cifar else 224, classes=10 if cifar else 1000)
+    decimals = len(printed.partition(".")[2])
+    assert round(count(model) / 1e6, decimals) == float(printed)
+
+
+@pytest.mark.parametrize(
+    ("name", "cw_extra"),
+    [("prelu_14", 10_304), ("prelu_a", 14_688), ("prelu_b", 15_968), ("prelu_c", 20_576)],
+)
+def test_prelu_adds_one_slope_per_channel_or_per_layer(name: str, cw_extra: int) -> None:
+    base = count(on_meta(name))
+    assert count(on_meta(name, act={"name": "prelu"})) - base == cw_extra
+    shared = count(on_meta(name, act={"name": "prelu", "shared": True})) - base
+    weight_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in on_meta(name).modules())
+    assert shared == weight_layers - 1  # every conv and hidden fc: 13 on the 14-layer model (He et al. 2015)
+    if name == "prelu_14":
+        assert shared == 13
+
+
+WEIGHT_LAYERS = {
+    "alexnet": 8, "vgg_a": 11, "vgg_a_lrn": 11, "vgg_b": 13, "vgg_c": 16, "vgg_d": 16, "vgg_e": 19,
+    "resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152, "plain18": 18, "plain34": 34,
+    "prelu_14": 14, "prelu_a": 19, "prelu_b": 22, "prelu_c": 22, "prelu_deep22": 22, "prelu_deep30": 30,
+    "plain_deep22": 22, "plain_deep30": 30, "resnet20": 20, "resnet110": 110, "plain56": 56,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "layers"), WEIGHT_LAYERS.items())
+def test_depth_is_the_papers(name: str, layers: int) -> None:
+    opts = {"shortcut": "A"} if name.startswith("resnet") else {}  # A: no projection convs to count
+    model = on_meta(name, **opts)
+    assert sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules()) == layers
+
+
+def feature_sizes(model: nn.Module, x: torch.Tensor) -> list[int]:
+    """Spatial size after every conv and pool of a Sequential feature stack."""
+    sizes = []
+    for layer in model:
+        x = layer(x)
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            sizes.append(x.shape[-1])
+    return sizes
+
+
+@torch.no_grad()
+def test_paper_resolution_maps() -> None:
+    x = torch.zeros(1, 3, 224, 224)
+    assert feature_sizes(build("alexnet", width_mult=1 / 32).features, x) == [55, 27, 27, 13, 13, 13, 13, 6]
+    assert feature_sizes(build("vgg_a", width_mult=1 / 32).features, x)[-1] == 7  # 25,088 = 7·7·512 into fc6
+    assert (
+        feature_sizes(build("prelu_14", width_mult=1 / 32).features, x)
+        == [109, 36] + [36] * 4 + [18] + [18] * 6
+    )
+    assert sorted(set(feature_sizes(build("prelu_a", width_mult=1 / 32).features, x))) == [14, 28, 56, 112]
+    resnet = build("resnet50", width=4)
+    assert resnet.blocks(resnet.stem(x)).shape[-1] == 7
+
+
+def test_alexnet_options() -> None:
+    model = on_meta("alexnet")
+    lrns = [m for m in model.modules() if isinstance(m, nn.LocalResponseNorm)]
+    assert [(m.size, m.alpha, m.beta, m.k) for m in lrns] == [
+        (5, 5e-4, 0.75, 2.0)
+    ] * 2  # α=1e-4 on the raw sum
+    assert {(m.kernel_size, m.stride) for m in model.modules() if isinstance(m, nn.MaxPool2d)} == {(3, 2)}
+    assert [m.groups for m in model.modules() if isinstance(m, nn.Conv2d)] == [1, 2, 1, 2, 2]
+    plain = on_meta("alexnet", lrn=False, overlap_pool=False, dropout=0.0)
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in plain.modules())
+    assert {(m.kernel_size, m.stride) for m in plain.modules() if isinstance(m, nn.MaxPool2d)} == {(2, 2)}
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in on_meta("vgg_a_lrn").modules()) == 1
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in on_meta("vgg_a").modules()) == 0
+
+
+def test_vgg_c_has_its_three_1x1_convs() -> None:
+    kernels = [m.kernel_size[0] for m in on_meta("vgg_c").modules() if isinstance(m, nn.Conv2d)]
+    assert kernels == [3] * 6 + [1] + [3, 3, 1] * 2
+
+
+def test_plain_deep30_is_the_init_depth_shape() -> None:
+    model = build("plain_deep30", channels=1, size=32, classes=10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [16] * 10 + [32] * 9 + [64] * 9
+    assert {m.kernel_size for m in convs} == {(3, 3)}
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 2
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    sizes = feature_sizes(model.features, torch.zeros(1, 1, 32, 32))
+    assert sizes == [32] * 10 + [16] * 10 + [8] * 10  # convs on 32/16/8 maps, a 2×2 pool after stages 1, 2
+    assert model.features(torch.zeros(1, 1, 32, 32)).shape == (1, 64, 4, 4)  # 1,024 features into fc1
+
+
+SHAPES = [(1, 32), (3, 32), (3, 224)]  # Fashion-MNIST padded, CIFAR, ImageNet
+
+
+@pytest.mark.parametrize("name", SMALL)
+@torch.no_grad()
+def test_output_shape_on_every_dataset_shape(name: str) -> None:
+    for channels, size in SHAPES:
+        model = build(name, channels=channels, size=size, classes=7, **tiny(name)).eval()
+        assert model(torch.randn(2 if size == 32 else 1, channels, size, size)).shape == (
+            2 if size == 32 else 1,
+            7,
+        )
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_forward_backward_every_act_and_init(name: str) -> None:
+    """Every model × act × init trains one step on a 1×32×32 batch of 2 at a tiny width."""
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 1, 32, 32), torch.tensor([0, 3])
+    for act in ACTS:
+        model = build(name, channels=1, size=32, classes=5, act=act, **tiny(name))
+        if act["name"] == "tanh":  # the choice reaches every nonlinearity: no ReLU left anywhere
+            assert not any(isinstance(m, (nn.ReLU, nn.PReLU, nn.LeakyReLU)) for m in model.modules())
+        for scheme in INITS:
+            init_weights(model, scheme, act)
+            model.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            assert torch.isfinite(loss)
+            assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "key"),
+    [("alexnet", {"groups": 3}, "model.groups"), ("resnet50", {"shortcut": "D"}, "model.shortcut"),
+     ("resnet18", {"stride_on": "2x2"}, "model.stride_on"), ("vgg_b", {"width_mult": 0}, "model.width_mult"),
+     ("prelu_a", {"dropout": 1.5}, "model.dropout"), ("plain_deep30", {"convs": [3, 3]}, "model.convs")],
+)  # fmt: skip
+def test_bad_option_names_the_key(name: str, opts: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        on_meta(name, **opts)
+
+
+def test_vgg_refuses_inputs_its_pools_cannot_take() -> None:
+    with pytest.raises(ValueError, match="image_size"):
+        on_meta("vgg_a", size=16)
