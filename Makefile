@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := -c constraints.txt $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 PORT ?= 5000
+HOST ?= 127.0.0.1
+PGPORT ?= 5433
+STATE ?= .state
 ARGS ?=
 
 .PHONY: install data run test test-deps lint format bench ui server clean
@@ -31,7 +34,7 @@ data:
 run: install data
 	$(VENV)/bin/runner $(ARGS)
 
-test: install data lint
+test: install data lint test-deps
 	$(PY) -m pytest -q tests
 
 lint: install
@@ -45,10 +48,31 @@ format: install
 bench: install data
 	$(PY) -m benchmarks $(ARGS)
 
+# The MLflow UI over the default store (./mlflow.db, ./mlartifacts) on 127.0.0.1:$(PORT).
+# No GenAI job runners: MLflow 3 would start several processes of them for nothing here.
 ui: install
-	@echo "MLflow UI: http://127.0.0.1:$(PORT)  (store: sqlite:///$(CURDIR)/mlflow.db)"
-	MLFLOW_ALLOW_FILE_STORE=true $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
-	  --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT)
+	@echo "MLflow UI: http://127.0.0.1:$(PORT)/#/experiments  (store: sqlite:///$(CURDIR)/mlflow.db; Ctrl-C stops it)"
+	MLFLOW_ALLOW_FILE_STORE=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
+	  --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts \
+	  --host 127.0.0.1 --port $(PORT) --workers 1
+
+# A shared tracking server: PostgreSQL cluster under $(STATE)/postgres (loopback only), artifacts under
+# $(STATE)/mlartifacts served over http. HOST=0.0.0.0 to let other machines log to it.
+server: install test-deps
+	STATE=$(STATE) HOST=$(HOST) PORT=$(PORT) PGPORT=$(PGPORT) MLFLOW=$(VENV)/bin/mlflow scripts/pg_server.sh
+
+# System packages the UI/server tests drive: Chromium and its driver (Selenium), PostgreSQL.
+test-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing:$$missing (install them; the tests that need them skip)"; fi; \
+	fi
 
 clean:
 	rm -rf outputs multirun checkpoints .pytest_cache .ruff_cache

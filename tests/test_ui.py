@@ -1,10 +1,11 @@
 """Browsing the ablations the way a person does (issue 10).
 
-1. A tiny 2-job sweep into the default sqlite store, `mlflow server` over it on a free loopback port, and
-   headless Chromium (Debian's `chromium` + `chromium-driver`, installed by `make test-deps`) reading the
-   rendered pages: both runs under the sweep's parent with their names, a run's params and a metric.
-2. The same sweep logged over http to `scripts/pg_server.sh` (what `make server` runs: PostgreSQL backend,
+1. A tiny 2-job sweep logged over http to `scripts/pg_server.sh` (what `make server` runs: PostgreSQL backend,
    artifacts served by the server), read back with MlflowClient.
+2. The same sweep into the default sqlite store (trained in the background while 1 runs), `mlflow server`
+   over it on a free loopback port, and headless Chromium (Debian's `chromium` + `chromium-driver`, installed
+   by `make test-deps`) reading the rendered pages: both runs under the sweep's parent with their names,
+   a run's params and a metric.
 
 Servers are started here and stopped by their own process ids (mlflow's process group, postgres' postmaster).
 """
@@ -21,6 +22,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -103,13 +105,80 @@ def sweep_runs(uri: str) -> tuple[object, list]:
     return (parents[0] if parents else None), jobs
 
 
-# --- 1. the UI over the default sqlite store, in a real browser ------------------------------------------
+# --- 1. a sweep over http, to `make server` (PostgreSQL + served artifacts) -----------------------
+
+
+@pytest.fixture
+def pg_server() -> Iterator[str]:
+    pgbin = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not pgbin:
+        pytest.skip("PostgreSQL missing: `make test-deps` installs postgresql")
+    # Not under pytest's tmp dir (mode 0700): as root, the cluster belongs to the `postgres` user.
+    state = Path(tempfile.mkdtemp(prefix="runner-pg-"))
+    state.chmod(0o755)
+    port = free_port()
+    log = state / "server.log"
+    env = {
+        "STATE": str(state),
+        "PORT": str(port),
+        "PGPORT": str(free_port()),
+        "WORKERS": "1",
+        "MLFLOW": str(MLFLOW),
+    }
+    proc = start_server(["bash", str(ROOT / "scripts" / "pg_server.sh")], log, env)
+    postmaster = state / "postgres" / "postmaster.pid"
+    pg_pid = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc, log)
+        pg_pid = int(postmaster.read_text().split()[0])
+        assert f"runner tracking.uri={url}" in log.read_text()
+        yield url
+    finally:
+        stop_server(proc)  # the script's EXIT trap stops postgres too; make sure of it by its pid
+        if pg_pid is not None and not gone(pg_pid):
+            os.kill(pg_pid, signal.SIGINT)  # postgres' "fast" shutdown
+            assert gone(pg_pid), f"postgres {pg_pid} still running"
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_sweep_logged_to_the_postgres_tracking_server(pg_server: str, tmp_path: Path) -> None:
+    result = run_runner([*SWEEP, f"tracking.uri={pg_server}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert f"{pg_server}/#/experiments/" in result.stdout  # the job prints the run's URL
+
+    parent, jobs = sweep_runs(pg_server)
+    assert sorted(r.data.params["act"] for r in jobs) == ["prelu", "relu"]
+    c = client(pg_server)
+    for run in jobs:
+        params = run.data.params
+        assert (params["model"], params["init"], params["model.width"]) == ("resnet20", "kaiming", "4")
+        assert run.info.status == "FINISHED" and run.data.tags["runner.status"] == "finished"
+        assert 0.0 <= run.data.metrics["test_top1_error"] <= 100.0
+        assert [m.step for m in c.get_metric_history(run.info.run_id, "train_loss")] == [6]
+        if parent is not None:
+            assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        # artifacts went through the server into its own store, none to the runner's directory
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
+        assert {"config.yaml", "overrides.txt"} <= {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert not (tmp_path / "mlartifacts").exists()
+
+
+# --- 2. the UI over the default sqlite store, in a real browser ------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sqlite_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Future]]:
+    """Started in the background when the module starts: it trains while the PostgreSQL test runs."""
+    cwd = tmp_path_factory.mktemp("ui-sweep")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield cwd, pool.submit(run_runner, SWEEP, cwd)
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cwd = tmp_path_factory.mktemp("ui-sweep")
-    result = run_runner(SWEEP, cwd=cwd)
+def sweep_dir(sqlite_sweep: tuple[Path, Future]) -> Path:
+    cwd, future = sqlite_sweep
+    result = future.result()
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return cwd
 
@@ -202,62 +271,3 @@ def test_sweep_browsed_in_the_mlflow_ui(sweep_dir: Path, ui_url: str, browser, t
     assert 0.0 <= shown <= 100.0
     assert shown == pytest.approx(run.data.metrics["test_top1_error"], abs=1e-3)
     browser.save_screenshot(str(tmp_path / "mlflow-run.png"))
-
-
-# --- 2. the same sweep over http, to `make server` (PostgreSQL + served artifacts) -----------------------
-
-
-@pytest.fixture
-def pg_server() -> Iterator[str]:
-    pgbin = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not pgbin:
-        pytest.skip("PostgreSQL missing: `make test-deps` installs postgresql")
-    # Not under pytest's tmp dir (mode 0700): as root, the cluster belongs to the `postgres` user.
-    state = Path(tempfile.mkdtemp(prefix="runner-pg-"))
-    state.chmod(0o755)
-    port = free_port()
-    log = state / "server.log"
-    env = {
-        "STATE": str(state),
-        "PORT": str(port),
-        "PGPORT": str(free_port()),
-        "WORKERS": "1",
-        "MLFLOW": str(MLFLOW),
-    }
-    proc = start_server(["bash", str(ROOT / "scripts" / "pg_server.sh")], log, env)
-    postmaster = state / "postgres" / "postmaster.pid"
-    pg_pid = None
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, proc, log)
-        pg_pid = int(postmaster.read_text().split()[0])
-        assert f"runner tracking.uri={url}" in log.read_text()
-        yield url
-    finally:
-        stop_server(proc)  # the script's EXIT trap stops postgres too; make sure of it by its pid
-        if pg_pid is not None and not gone(pg_pid):
-            os.kill(pg_pid, signal.SIGINT)  # postgres' "fast" shutdown
-            assert gone(pg_pid), f"postgres {pg_pid} still running"
-        shutil.rmtree(state, ignore_errors=True)
-
-
-def test_sweep_logged_to_the_postgres_tracking_server(pg_server: str, tmp_path: Path) -> None:
-    result = run_runner([*SWEEP, f"tracking.uri={pg_server}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert f"{pg_server}/#/experiments/" in result.stdout  # the job prints the run's URL
-
-    parent, jobs = sweep_runs(pg_server)
-    assert sorted(r.data.params["act"] for r in jobs) == ["prelu", "relu"]
-    c = client(pg_server)
-    for run in jobs:
-        params = run.data.params
-        assert (params["model"], params["init"], params["model.width"]) == ("resnet20", "kaiming", "4")
-        assert run.info.status == "FINISHED" and run.data.tags["runner.status"] == "finished"
-        assert 0.0 <= run.data.metrics["test_top1_error"] <= 100.0
-        assert [m.step for m in c.get_metric_history(run.info.run_id, "train_loss")] == [6]
-        if parent is not None:
-            assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        # artifacts went through the server into its own store, none to the runner's directory
-        assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
-        assert {"config.yaml", "overrides.txt"} <= {a.path for a in c.list_artifacts(run.info.run_id)}
-    assert not (tmp_path / "mlartifacts").exists()
