@@ -1,0 +1,110 @@
+"""The learning-rate schedules follow the papers' protocols, iteration by iteration and epoch by epoch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from runner.schedule import build_schedule
+
+RESNET_CIFAR = {"name": "multistep", "milestones": [32000, 48000], "gamma": 0.1, "warmup_lr": None, "warmup_until_error": 80.0}
+
+
+def optimizer(lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr, momentum=0.9)
+
+
+def lr_at(schedule, step: int, train_error: float | None = None) -> float:
+    schedule.iteration(step, train_error)
+    return schedule.lr
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [(0, 0.1), (1, 0.1), (31999, 0.1), (32000, 0.01), (47999, 0.01), (48000, 0.001), (63999, 0.001)],
+)
+def test_resnet_cifar_multistep_divides_by_ten_at_32k_and_48k(step: int, expected: float) -> None:
+    schedule = build_schedule(optimizer(0.1), RESNET_CIFAR, total_steps=64000)
+    assert lr_at(schedule, step) == pytest.approx(expected)
+
+
+def test_multistep_with_warmup_holds_0_01_until_training_error_below_80_percent() -> None:
+    """ResNet-110: lr 0.01 until the training error is < 80% (about 400 iterations), then 0.1."""
+    opt = optimizer(0.1)
+    schedule = build_schedule(opt, {**RESNET_CIFAR, "warmup_lr": 0.01}, total_steps=64000)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)  # already for the very first iteration
+    assert lr_at(schedule, 50, train_error=90.0) == pytest.approx(0.01)
+    assert lr_at(schedule, 100) == pytest.approx(0.01)  # no error known: keep warming
+    assert lr_at(schedule, 399, train_error=80.0) == pytest.approx(0.01)  # not yet below 80
+    assert lr_at(schedule, 400, train_error=79.9) == pytest.approx(0.1)
+    assert lr_at(schedule, 500, train_error=95.0) == pytest.approx(0.1)  # the warm-up never comes back
+    assert lr_at(schedule, 32000) == pytest.approx(0.01)
+
+
+def test_warmup_state_survives_a_checkpoint() -> None:
+    cfg = {**RESNET_CIFAR, "warmup_lr": 0.01}
+    first = build_schedule(optimizer(0.1), cfg, total_steps=64000)
+    lr_at(first, 400, train_error=70.0)
+    second = build_schedule(optimizer(0.1), cfg, total_steps=64000)
+    second.load_state_dict(first.state_dict())
+    assert lr_at(second, 401) == pytest.approx(0.1)
+
+
+PLATEAU = {"name": "plateau", "factor": 0.1, "patience": 2, "threshold": 0.01, "max_drops": 3}
+
+
+def run_plateau(errors: list[float], cfg: dict = PLATEAU) -> list[tuple[float, bool]]:
+    """(lr after each epoch's evaluation, stop flag) for a sequence of monitored errors."""
+    schedule = build_schedule(optimizer(0.01), cfg, total_steps=1000)
+    out = []
+    for error in errors:
+        schedule.epoch_end(error)
+        out.append((schedule.lr, schedule.stop))
+    return out
+
+
+def test_plateau_drops_after_exactly_patience_stalled_epochs() -> None:
+    # improves, improves, stalls (1), stalls (2) → drop, then improves, stalls, stalls → second drop
+    lrs = [lr for lr, _ in run_plateau([50, 40, 40, 40.5, 30, 30.005, 31])]
+    assert lrs == pytest.approx([0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.0001])
+
+
+def test_plateau_improvement_must_beat_the_threshold() -> None:
+    cfg = {**PLATEAU, "patience": 1, "threshold": 0.5}
+    lrs = [lr for lr, _ in run_plateau([40, 39.6], cfg)]  # 0.4 better: not an improvement
+    assert lrs == pytest.approx([0.01, 0.001])
+
+
+def test_plateau_stops_at_the_plateau_after_the_last_drop() -> None:
+    """AlexNet/VGG: three ÷10 drops, then training ends at the next plateau."""
+    cfg = {**PLATEAU, "patience": 1}
+    steps = run_plateau([50, 50, 50, 50, 49, 49], cfg)
+    assert [lr for lr, _ in steps] == pytest.approx([0.01, 1e-3, 1e-4, 1e-5, 1e-5, 1e-5])
+    assert [stop for _, stop in steps] == [False, False, False, False, False, True]
+
+
+def test_cosine_goes_from_lr_to_eta_min() -> None:
+    schedule = build_schedule(optimizer(0.1), {"name": "cosine", "eta_min": 0.001}, total_steps=1000)
+    assert lr_at(schedule, 0) == pytest.approx(0.1)
+    assert lr_at(schedule, 500) == pytest.approx(0.001 + (0.1 - 0.001) / 2)
+    assert lr_at(schedule, 1000) == pytest.approx(0.001)
+    assert lr_at(schedule, 250) == pytest.approx(0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi / 4)))
+
+
+def test_constant_never_changes() -> None:
+    schedule = build_schedule(optimizer(0.05), {"name": "constant"}, total_steps=10)
+    for step in range(10):
+        assert lr_at(schedule, step, 10.0) == 0.05
+    schedule.epoch_end(90.0)
+    assert schedule.lr == 0.05 and not schedule.stop
+
+
+def test_schedules_scale_every_param_group() -> None:
+    """PReLU slopes sit in their own group (no weight decay); the schedule moves their lr too."""
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD([{"params": [params[0]]}, {"params": [params[1]], "weight_decay": 0.0}], lr=0.1)
+    schedule = build_schedule(opt, RESNET_CIFAR, total_steps=64000)
+    schedule.iteration(48000)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.001, 0.001])
