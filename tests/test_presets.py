@@ -1,0 +1,186 @@
+"""Paper presets (experiments/*.yaml): each composes, names only rows its sweep produces, and a sweep of a
+smoke variant through the real `runner -m` entry point lands in MLflow as one parent with nested children,
+a report table/CSV/plot listing every job, and verdicts as tags."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, mlflow_runs, run_runner
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from runner.config import validate
+from runner.report import CHECKS
+
+PRESETS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+FULL = [p for p in PRESETS if not p.endswith(("_smoke", "_small"))]  # the others run a part of the sweep
+REQUIRED = ["resnet_cifar", "resnet_shortcuts", "prelu_vs_relu", "init_depth", "alexnet_ablations", "vgg_depth"]
+
+
+def compose_preset(name: str, overrides: list[str] = ()) -> object:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=[f"+experiment={name}", *overrides], return_hydra_config=True)
+
+
+def job_config(cfg: object) -> dict:
+    """The resolved config a job would get (without the hydra node)."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+
+def sweep_values(cfg: object) -> dict[str, list[object]]:
+    """key → the values the preset's sweep gives it (typed, as the job's config will hold them)."""
+    parser = OverridesParser.create()
+    out = {}
+    for key, value in cfg.hydra.sweeper.params.items():
+        override = parser.parse_overrides([f"{key}={value}"])[0]
+        out[key] = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+    return out
+
+
+def labels(cfg: object) -> set[str]:
+    """Every row name (values of expected.key joined by '/') the preset's sweep produces."""
+    values = sweep_values(cfg)
+    per_key = []
+    for key in cfg.expected.key:
+        if key in values:
+            per_key.append([str(v) for v in values[key]])
+        else:  # not swept: its composed value (a group's choice, or the dotted key's value)
+            choice = cfg.hydra.runtime.choices.get(key)
+            per_key.append([choice if choice is not None else str(OmegaConf.select(cfg, key))])
+    return {"/".join(combo) for combo in itertools.product(*per_key)}
+
+
+def test_every_paper_result_has_a_preset_and_a_smoke_variant() -> None:
+    for name in REQUIRED:
+        assert name in PRESETS and f"{name}_smoke" in PRESETS, name
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_composes_and_its_expected_block_is_consistent(name: str) -> None:
+    cfg = compose_preset(name)
+    validate(job_config(cfg))
+    assert cfg.tracking.experiment == name
+    assert cfg.hydra.sweeper.params, "a preset is a sweep"
+    expected = cfg.expected
+    assert expected.paper and expected.dataset and expected.claims
+    names = labels(cfg)
+    for claim in expected.claims:
+        assert claim.data in ("any", "paper"), claim.id
+        for check in claim.checks:
+            assert check.check in CHECKS, (claim.id, check.check)
+            if name in FULL:  # the full sweep runs every row its claims and numbers name
+                assert set(check.rows) <= names, (claim.id, set(check.rows) - names)
+    if name in FULL:
+        assert set(expected.numbers) <= names, set(expected.numbers) - names
+
+
+@pytest.mark.parametrize("name", [p for p in PRESETS if p.endswith("_smoke")])
+def test_every_job_of_a_smoke_variant_builds(name: str) -> None:
+    """The model of every sweep variant is built (on the meta device): bad options fail here, not in a sweep."""
+    from runner.job import check_model
+
+    values = sweep_values(compose_preset(name))
+    keys = list(values)
+    for combo in itertools.product(*(values[k] for k in keys)):
+        overrides = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in zip(keys, combo, strict=True)]
+        cfg = compose_preset(name, overrides)
+        resolved = job_config(cfg)
+        assert resolved["dataset"]["name"] == "fashion_mnist"  # smoke variants run without CIFAR/ImageNet
+        check_model(resolved)
+
+
+# --- end to end through `runner -m` ----------------------------------------------------------------------
+
+
+def artifacts(cwd: Path, run_id: str) -> dict[str, Path]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    out = {}
+    for info in client.list_artifacts(run_id):
+        out[info.path] = Path(client.download_artifacts(run_id, info.path, str(cwd / "dl" / run_id)))
+    return out
+
+
+def parent_and_children(cwd: Path, experiment: str) -> tuple[object, list]:
+    runs = mlflow_runs(cwd, experiment)
+    parents = [r for r in runs if r.data.tags.get("runner.sweep") == "parent"]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 1  # every job is nested under the one parent
+    return parent, children
+
+
+@pytest.mark.slow
+def test_smoke_sweep_with_a_diverging_job_goes_on_and_reports_it(workdir: Path) -> None:
+    """init_depth_smoke with lr 1e6 as a second sweep value: the diverging job is recorded, the others run,
+    and the report on the parent lists all of them with their status."""
+    result = run_runner(["-m", "+experiment=init_depth_smoke", "optim.lr=0.002,1e6"], workdir, timeout=300)
+    assert "Launching 4 jobs" in result.stdout + result.stderr, result.stderr[-3000:]
+    parent, children = parent_and_children(workdir, "init_depth_smoke")
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "init_depth_smoke"
+    assert len(children) == 4
+    status = {(c.data.params["init"], c.data.params["optim.lr"]): c.data.tags.get("runner.status") for c in children}
+    assert status[("kaiming", "1000000.0")] == "diverged", status
+    assert status[("kaiming", "0.002")] == status[("xavier", "0.002")] == "finished", status
+
+    files = artifacts(workdir, parent.info.run_id)
+    assert {"report.md", "report.csv", "curves.png", "preset.json"} <= set(files)
+    assert files["curves.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(io.StringIO(files["report.csv"].read_text())))
+    assert sorted(r["run_id"] for r in rows) == sorted(c.info.run_id for c in children)
+    by_run = {r["run_id"]: r for r in rows}
+    for child in children:
+        row = by_run[child.info.run_id]
+        assert row["status"] == child.data.tags["runner.status"]
+        assert (row["init"], row["optim.lr"]) == (child.data.params["init"], child.data.params["optim.lr"])
+    markdown = files["report.md"].read_text()
+    assert markdown.count("| plain_deep30 |") == 4 and "diverged" in markdown
+    # Claims: the 22-layer rows were not in this sweep; the 30-layer one ran (too short to converge).
+    tags = parent.data.tags
+    assert tags["runner.verdict.depth22_both_converge"] == "not run"
+    assert tags["runner.verdict.depth30_xavier_stalls"] in ("reproduced", "not reproduced")
+    assert tags["runner.sweep_keys"] == "model,init,optim.lr"
+
+
+@pytest.mark.slow
+def test_resnet_cifar_smoke_reports_paper_numbers_as_not_comparable_and_report_on_demand(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_runner(["-m", "+experiment=resnet_cifar_smoke"], workdir, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = parent_and_children(workdir, "resnet_cifar_smoke")
+    assert sorted(c.data.params["model"] for c in children) == ["plain20", "resnet20"]
+    for child in children:  # the schedule's milestones ran: 0.1 ÷ 10 ÷ 10 by iteration 8 (or the warm-up's 0.01)
+        assert child.data.metrics["lr"] == pytest.approx(0.001) or child.data.metrics["lr"] == pytest.approx(0.01)
+    tags = parent.data.tags
+    assert tags["runner.verdict.table6_numbers"] == "different data set: not comparable"
+    assert tags["runner.verdict.resnet_deeper_better"] == "not run"  # resnet110 is not in the smoke sweep
+    assert tags["runner.verdict.residual_beats_plain_56"] == "not run"
+    rows = list(csv.DictReader(io.StringIO(artifacts(workdir, parent.info.run_id)["report.csv"].read_text())))
+    resnet20 = next(r for r in rows if r["model"] == "resnet20")
+    assert resnet20["paper"] == "8.75" and resnet20["Δ vs paper"].startswith("not comparable")
+
+    # On demand: by experiment name, in the directory holding mlflow.db.
+    import os
+
+    from runner import report
+
+    here = os.getcwd()
+    os.chdir(workdir)
+    try:
+        report.main(["resnet_cifar_smoke"])
+    finally:
+        os.chdir(here)
+    out = capsys.readouterr().out
+    assert "resnet20" in out and "plain20" in out and "different data set: not comparable" in out
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(["no_such_experiment", "--uri", f"sqlite:///{workdir / 'mlflow.db'}"])
+    assert exit_info.value.code == 2
