@@ -20,7 +20,14 @@ from runner.report import CHECKS
 
 PRESETS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
 FULL = [p for p in PRESETS if not p.endswith(("_smoke", "_small"))]  # the others run a part of the sweep
-REQUIRED = ["resnet_cifar", "resnet_shortcuts", "prelu_vs_relu", "init_depth", "alexnet_ablations", "vgg_depth"]
+REQUIRED = [
+    "resnet_cifar",
+    "resnet_shortcuts",
+    "prelu_vs_relu",
+    "init_depth",
+    "alexnet_ablations",
+    "vgg_depth",
+]
 
 
 def compose_preset(name: str, overrides: list[str] = ()) -> object:
@@ -88,7 +95,9 @@ def test_every_job_of_a_smoke_variant_builds(name: str) -> None:
     values = sweep_values(compose_preset(name))
     keys = list(values)
     for combo in itertools.product(*(values[k] for k in keys)):
-        overrides = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in zip(keys, combo, strict=True)]
+        overrides = [
+            f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in zip(keys, combo, strict=True)
+        ]
         cfg = compose_preset(name, overrides)
         resolved = job_config(cfg)
         assert resolved["dataset"]["name"] == "fashion_mnist"  # smoke variants run without CIFAR/ImageNet
@@ -127,7 +136,9 @@ def test_smoke_sweep_with_a_diverging_job_goes_on_and_reports_it(workdir: Path) 
     parent, children = parent_and_children(workdir, "init_depth_smoke")
     assert parent.info.status == "FINISHED" and parent.info.run_name == "init_depth_smoke"
     assert len(children) == 4
-    status = {(c.data.params["init"], c.data.params["optim.lr"]): c.data.tags.get("runner.status") for c in children}
+    status = {
+        (c.data.params["init"], c.data.params["optim.lr"]): c.data.tags.get("runner.status") for c in children
+    }
     assert status[("kaiming", "1000000.0")] == "diverged", status
     assert status[("kaiming", "0.002")] == status[("xavier", "0.002")] == "finished", status
 
@@ -158,8 +169,12 @@ def test_resnet_cifar_smoke_reports_paper_numbers_as_not_comparable_and_report_o
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = parent_and_children(workdir, "resnet_cifar_smoke")
     assert sorted(c.data.params["model"] for c in children) == ["plain20", "resnet20"]
-    for child in children:  # the schedule's milestones ran: 0.1 ÷ 10 ÷ 10 by iteration 8 (or the warm-up's 0.01)
-        assert child.data.metrics["lr"] == pytest.approx(0.001) or child.data.metrics["lr"] == pytest.approx(0.01)
+    for (
+        child
+    ) in children:  # the schedule's milestones ran: 0.1 ÷ 10 ÷ 10 by iteration 8 (or the warm-up's 0.01)
+        assert child.data.metrics["lr"] == pytest.approx(0.001) or child.data.metrics["lr"] == pytest.approx(
+            0.01
+        )
     tags = parent.data.tags
     assert tags["runner.verdict.table6_numbers"] == "different data set: not comparable"
     assert tags["runner.verdict.resnet_deeper_better"] == "not run"  # resnet110 is not in the smoke sweep
@@ -180,7 +195,8 @@ def test_resnet_cifar_smoke_reports_paper_numbers_as_not_comparable_and_report_o
     finally:
         os.chdir(here)
     out = capsys.readouterr().out
-    assert "resnet20" in out and "plain20" in out and "different data set: not comparable" in out
+    assert "resnet_cifar_smoke (2 jobs" in out and "different data set: not comparable" in out
+    assert "plain nets get worse with depth" in out
     with pytest.raises(SystemExit) as exit_info:
         report.main(["no_such_experiment", "--uri", f"sqlite:///{workdir / 'mlflow.db'}"])
     assert exit_info.value.code == 2

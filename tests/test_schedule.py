@@ -9,7 +9,13 @@ import torch
 
 from runner.schedule import build_schedule
 
-RESNET_CIFAR = {"name": "multistep", "milestones": [32000, 48000], "gamma": 0.1, "warmup_lr": None, "warmup_until_error": 80.0}
+RESNET_CIFAR = {
+    "name": "multistep",
+    "milestones": [32000, 48000],
+    "gamma": 0.1,
+    "warmup_lr": None,
+    "warmup_until_error": 80.0,
+}
 
 
 def optimizer(lr: float) -> torch.optim.Optimizer:
