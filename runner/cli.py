@@ -19,7 +19,18 @@ from typing import Any
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 # Flags after which Hydra prints something and exits without running a job.
-INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--version", "--shell-completion", "-sc")
+INFO_FLAGS = (
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--cfg",
+    "-c",
+    "--version",
+    "--shell-completion",
+    "-sc",
+)
 
 
 def _first_line(text: str) -> str:
@@ -68,6 +79,20 @@ def sweep_variants(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
+def _name_the_key(line: str, variant: list[str], compose: Any) -> str:
+    """Some Hydra errors name no key (`act=1`: "must be a string"): find the override that fails alone."""
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in variant]
+    if any(key in line for key in keys):
+        return line
+    for override, key in zip(variant, keys, strict=True):
+        try:
+            compose(config_name="config", overrides=[override])
+        except Exception:  # the same error as above, now with its culprit known
+            options = sorted(p.stem for p in (Path(CONF_DIR) / key).glob("*.yaml"))
+            return f"{key}: {line}" + (f"; allowed: {', '.join(options)}" if options else "")
+    return line
+
+
 def precheck(argv: list[str]) -> str | None:
     """Compose and validate what the command asks for; the error line, or None when it is fine."""
     from hydra import compose, initialize_config_dir
@@ -94,7 +119,7 @@ def precheck(argv: list[str]) -> str | None:
             except ConfigError as e:
                 return str(e)
             except (HydraException, OmegaConfBaseException, ValueError) as e:
-                return explain(e, variant)
+                return _name_the_key(explain(e, variant), variant, compose)
     from runner.errors import TrackingError
     from runner.tracking import check_reachable
 
@@ -134,8 +159,13 @@ def main() -> None:
 
         scratch = tempfile.mkdtemp(prefix="runner-rank")  # Hydra creates its job dir here, not in outputs/
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none",
-                     f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}"]
+        sys.argv += [
+            "hydra.output_subdir=null",
+            "hydra/job_logging=none",
+            "hydra/hydra_logging=none",
+            f"hydra.run.dir={scratch}",
+            f"hydra.sweep.dir={scratch}",
+        ]
     _hydra_entry()
     from runner.job import EXIT_CODES
 
