@@ -2,7 +2,7 @@
 
 The workers receive the already-composed config (never sys.argv), so a worker cannot re-launch a Hydra
 sweep. Each job of a sweep starts its own group on a free loopback port. Under `torchrun`, RANK/WORLD_SIZE
-are in the environment and this process is already one worker: rank 0 decides (new run, resume, skip)
+are in the environment (or SLURM_* under hydra/launcher=slurm) and this process is already one worker: rank 0 decides (new run, resume, skip)
 and the other ranks follow its decision (`share_job`).
 
 Test-only fault injection: RUNNER_FAULT=<rank>:<step> makes that rank raise after that optimizer step;
@@ -31,7 +31,18 @@ def worker_env() -> tuple[int, int, int]:
 
 
 def under_torchrun() -> bool:
+    """Started as one of several workers: by torchrun, or as one Slurm task per GPU."""
+    _adopt_slurm_tasks()
     return int(os.environ.get("WORLD_SIZE", 1)) > 1 and "RUNNER_SPAWNED" not in os.environ
+
+
+def _adopt_slurm_tasks() -> None:
+    """conf/hydra/launcher/slurm.yaml starts one task per GPU: RANK, WORLD_SIZE, MASTER_ADDR... from SLURM_*."""
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and int(os.environ.get("SLURM_NTASKS", 1)) > 1:
+        if "RANK" not in os.environ:
+            from submitit.helpers import TorchDistributedEnvironment
+
+            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # _init_group picks the GPU
 
 
 def free_port() -> int:

@@ -136,3 +136,34 @@ def test_torchrun_gives_one_run_and_one_output_dir(workdir: Path) -> None:
     job_dirs = [p for p in (workdir / "outputs").glob("*/*") if p.is_dir()]
     assert len(job_dirs) == 1 and (job_dirs[0] / ".hydra").is_dir()
     assert list((workdir / "tmp").glob("runner-rank*")) == []  # rank 1's scratch Hydra dir is gone
+
+    # Again: rank 0 finds the finished run and skips; rank 1 must learn it from rank 0, not wait for it.
+    again = subprocess.run(
+        command, cwd=workdir, env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "skipped" in again.stdout + again.stderr and len(mlflow_runs(workdir)) == 1
+
+
+def test_slurm_tasks_become_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hydra/launcher=slurm: one task per GPU; each task reads its rank from SLURM_* and spawns nothing."""
+    pytest.importorskip("submitit")
+    from runner.launch import under_torchrun, worker_env
+
+    slurm = {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "42",
+        "SLURM_NTASKS": "4",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+        "SLURM_NODEID": "1",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+        "SLURM_TASKS_PER_NODE": "2(x2)",
+    }
+    ours = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in ours}
+    monkeypatch.setattr(os, "environ", {**env, **slurm})  # a copy: what export() writes goes away after
+    assert under_torchrun()
+    assert worker_env() == (3, 4, 1)
+    assert os.environ["MASTER_ADDR"] == "gpu07"
