@@ -18,7 +18,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from runner.train import JobInfo, Outcome, train
+from runner.train import Interrupted, JobInfo, Outcome, train
 
 
 def worker_env() -> tuple[int, int, int]:
@@ -122,6 +122,7 @@ def run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
         finally:
             for key in env:
                 os.environ.pop(key, None)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(
@@ -139,6 +140,8 @@ def run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
     os.environ.update(env)  # the spawned workers inherit the environment
     try:
         results = elastic_launch(config, distributed_worker)(cfg, job)
+    except SignalException as e:  # Ctrl-C or SIGTERM reached the job: the agent has stopped the workers
+        raise Interrupted(f"stopped by signal {int(e.sigval)}", int(e.sigval)) from None
     finally:
         for key in env:
             os.environ.pop(key, None)
