@@ -250,6 +250,28 @@ def test_sweep_browsed_in_the_mlflow_ui(sweep_dir: Path, ui_url: str, browser, t
     assert {n: a.get_attribute("href").split("/runs/")[-1] for n, a in links.items()} == {
         r.info.run_name: r.info.run_id for r in jobs
     }
+    for close in browser.find_elements(
+        By.CSS_SELECTOR, "button[data-component-id$='assistant.chat_panel.close']"
+    ):
+        close.click()  # the assistant panel hides half the table in a screenshot
+    assert browser.save_screenshot(str(tmp_path / "mlflow-sweep-table.png"))
+
+    # The chart view: every metric plotted against the iteration, one line per run.
+    radio = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=radio][value=CHART]")))
+    browser.execute_script("arguments[0].click()", radio)  # the input itself is hidden behind its label
+    search = wait.until(
+        ec.visibility_of_element_located((By.XPATH, "//input[@placeholder='Search metric charts']"))
+    )
+    search.send_keys("test_top1_error")  # charts render lazily, as they scroll in: bring this one up
+    title = "//h4[normalize-space(.)='test_top1_error']"
+    wait.until(ec.visibility_of_element_located((By.XPATH, title)))
+    card = browser.find_element(
+        By.XPATH, title + "/ancestor::*[.//span[contains(., '(test_top1_error)')]][1]"
+    )
+    legend = [
+        e.get_attribute("textContent") for e in card.find_elements(By.XPATH, ".//span[contains(., '(')]")
+    ]
+    assert {f"{name} (test_top1_error)" for name in names} <= set(legend), legend
     shot = tmp_path / SCREENSHOT
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     if os.environ.get("RUNNER_UPDATE_SCREENSHOT"):  # refresh the README's picture on purpose only
@@ -257,7 +279,7 @@ def test_sweep_browsed_in_the_mlflow_ui(sweep_dir: Path, ui_url: str, browser, t
 
     # A run's page: its group choices as params, and its metrics.
     relu = next(n for n in names if n.split("-")[2] == "relu")
-    links[relu].click()
+    wait.until(ec.element_to_be_clickable((By.XPATH, f"//a[normalize-space(.)='{relu}']"))).click()
 
     def cell(key: str) -> str:
         """The value beside `key` in the run page's params/metrics tables."""
