@@ -120,14 +120,17 @@ def test_batch_norm_and_zero_init_residual() -> None:
         assert all((getattr(b, last).weight == 0).all() and (b.bn1.weight == 1).all() for b in blocks)
 
 
+SIZE = 64  # at 32×32 the last stage's 8×8 maps are a quarter zero-padded border: ×0.42 instead of ×1
+
+
 def signal_and_gradient(scheme: dict, seed: int = 0) -> tuple[float, float]:
-    """Push a unit-variance batch through the 30-layer plain ReLU net (plain_deep30 on 1×32×32) and a
+    """Push a unit-variance batch through the 30-layer plain ReLU net (plain_deep30, 1×64×64) and a
     unit-variance gradient back: (mean square of the logits / of the input,
     gradient energy per sample at the input / at the logits)."""
     torch.manual_seed(seed)
-    model = build("plain_deep30", channels=1)
+    model = build("plain_deep30", channels=1, size=SIZE)
     init_weights(model, scheme, RELU)
-    x = torch.randn(32, 1, 32, 32, requires_grad=True)
+    x = torch.randn(16, 1, SIZE, SIZE, requires_grad=True)
     out = model(x)
     grad_out = torch.randn_like(out)
     out.backward(grad_out)
@@ -137,27 +140,34 @@ def signal_and_gradient(scheme: dict, seed: int = 0) -> tuple[float, float]:
     return forward, backward
 
 
+def geometric_mean_over_seeds(scheme: dict, seeds: int = 8) -> tuple[float, float]:
+    """A 16-wide net's gain varies by ×3 from one draw to the next; the paper's claim is about its expectation."""
+    logs = torch.tensor([signal_and_gradient(scheme, seed) for seed in range(seeds)]).log()
+    forward, backward = logs.mean(0).exp().tolist()
+    return forward, backward
+
+
 def test_thirty_layer_relu_net_kaiming_keeps_the_signal_xavier_loses_it() -> None:
     """He et al. 2015, Sec. 2.2: Xavier's std is 1/√2 of theirs per layer, so the variance halves at every
     ReLU layer (Fig. 3: the 30-layer net stalls); Kaiming's ½·n·Var[w] = 1 keeps it. 30 weight layers."""
     kaiming, xavier = (
-        signal_and_gradient({"name": "kaiming", "mode": "fan_in"}),
-        signal_and_gradient({"name": "xavier"}),
+        geometric_mean_over_seeds({"name": "kaiming", "mode": "fan_in"}),
+        geometric_mean_over_seeds({"name": "xavier"}),
     )
     per_layer = {
         k: (v[0] ** (1 / 30), v[1] ** (1 / 30)) for k, v in [("kaiming", kaiming), ("xavier", xavier)]
     }
     print(
-        f"\n30-layer plain ReLU net, 1×32×32, batch 32 — output/input mean square, input/output gradient energy:"
+        f"\n30-layer plain ReLU net, 1×{SIZE}×{SIZE}, batch 16, geometric mean of 8 draws — output/input mean square, input/output gradient energy:"
         f"\n  kaiming fan_in: forward {kaiming[0]:.3g} backward {kaiming[1]:.3g}"
         f"  (per layer ×{per_layer['kaiming'][0]:.3f}, ×{per_layer['kaiming'][1]:.3f})"
         f"\n  xavier:         forward {xavier[0]:.3g} backward {xavier[1]:.3g}"
         f"  (per layer ×{per_layer['xavier'][0]:.3f}, ×{per_layer['xavier'][1]:.3f})"
     )
-    for (
-        ratio
-    ) in kaiming:  # the same order as the input: the border zeros of 3×3 convs on 8×8 maps cost a little
-        assert 0.2 < ratio < 5
+    # The issue's bar, forward: within a factor 2 of the input's (measured 1.42). Backward the gradient energy
+    # at the input is 2.03× the logits' (max-pools pass energy back unchanged but the maps grow ×4 per stage).
+    assert 0.5 < kaiming[0] < 2
+    assert 0.5 < kaiming[1] < 2.5
     for ratio in xavier:  # collapsed by ~10 orders of magnitude: about ½ per layer
         assert ratio < 1e-6
     assert 0.9 < per_layer["kaiming"][0] < 1.1 and 0.9 < per_layer["kaiming"][1] < 1.1
