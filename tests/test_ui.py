@@ -274,8 +274,6 @@ def test_sweep_browsed_in_the_mlflow_ui(sweep_dir: Path, ui_url: str, browser, t
     assert {f"{name} (test_top1_error)" for name in names} <= set(legend), legend
     shot = tmp_path / SCREENSHOT
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    if os.environ.get("RUNNER_UPDATE_SCREENSHOT"):  # refresh the README's picture on purpose only
-        shutil.copy(shot, ROOT / "docs" / SCREENSHOT)
 
     # A run's page: its group choices as params, and its metrics.
     relu = next(n for n in names if n.split("-")[2] == "relu")
