@@ -1,9 +1,9 @@
 """Process launching: one device in-process, N devices as N workers started by torch.distributed.elastic.
 
 The workers receive the already-composed config (never sys.argv), so a worker cannot re-launch a Hydra
-sweep. Each job of a sweep starts its own group on a free loopback port. Under `torchrun`, RANK/WORLD_SIZE
-are in the environment (or SLURM_* under hydra/launcher=slurm) and this process is already one worker: rank 0 decides (new run, resume, skip)
-and the other ranks follow its decision (`share_job`).
+sweep. Each job of a sweep starts its own group on a free loopback port. Under `torchrun` (or one Slurm
+task per GPU, hydra/launcher=slurm), RANK/WORLD_SIZE are in the environment and this process is already
+one worker: rank 0 decides (new run, resume, skip) and the other ranks follow it (`share_job`).
 
 Test-only fault injection: RUNNER_FAULT=<rank>:<step> makes that rank raise after that optimizer step;
 the job process consumes the variable, so only the next job launched gets the fault.
