@@ -19,7 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt constraints-cpu.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,slurm]'
 	@touch $(STAMP)
 
 # Fashion-MNIST, the embedded default data set, from Debian's package (skipped when already there).
