@@ -10,6 +10,7 @@ PORT ?= 5000
 HOST ?= 127.0.0.1
 PGPORT ?= 5433
 STATE ?= .state
+ALLOWED_HOSTS ?=
 ARGS ?=
 
 .PHONY: install data run test test-deps lint format bench ui server clean
@@ -57,9 +58,10 @@ ui: install
 	  --host 127.0.0.1 --port $(PORT) --workers 1
 
 # A shared tracking server: PostgreSQL cluster under $(STATE)/postgres (loopback only), artifacts under
-# $(STATE)/mlartifacts served over http. HOST=0.0.0.0 to let other machines log to it.
+# $(STATE)/mlartifacts served over http. Other machines: HOST=0.0.0.0 ALLOWED_HOSTS=<name>:$(PORT).
 server: install test-deps
-	STATE=$(STATE) HOST=$(HOST) PORT=$(PORT) PGPORT=$(PGPORT) MLFLOW=$(VENV)/bin/mlflow scripts/pg_server.sh
+	STATE=$(STATE) HOST=$(HOST) PORT=$(PORT) PGPORT=$(PGPORT) ALLOWED_HOSTS=$(ALLOWED_HOSTS) \
+	  MLFLOW=$(VENV)/bin/mlflow scripts/pg_server.sh
 
 # System packages the UI/server tests drive: Chromium and its driver (Selenium), PostgreSQL.
 test-deps:
