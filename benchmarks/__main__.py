@@ -4,7 +4,7 @@
     python -m benchmarks --quick       # fewer steps and repeats
     python -m benchmarks --repeats 7 --steps 100 --cases resnet20_fmnist
 
-Per case and repeat, in this order (interleaved, so machine noise hits both sides alike):
+Per case and repeat, interleaved in ABBA order (runner, bare, bare, runner, ...) so machine noise hits both:
   runner  `runner.train.train(cfg, JobInfo)` on a config composed from conf/ (Hydra compose API), logging to
           a temporary MLflow sqlite store: its model builder and init, its resident data path with the
           configured augmentation, its loop, its host syncs, its progress bars (drawn into a buffer, so their
@@ -255,6 +255,28 @@ def bare_rate(cfg: dict[str, Any], batches: list[tuple[torch.Tensor, torch.Tenso
     return steps * trainer["batch_size"] / (time.perf_counter() - t0)
 
 
+def measure(case: Case, store: Store, tmp: Path, repeats: int, base: Case | None) -> None:
+    """`repeats` interleaved pairs in ABBA order: a load that rises or falls during the run hits both alike."""
+    cfg = case_config(case, tmp)
+    if base is None:  # against the bare loop, on batches taken from the runner's own loader
+        batches, data, case.data_ms = resident_batches(cfg, min(case.steps, 32))
+
+    def mine(r: int) -> None:
+        case.runner.append(runner_rate(case, cfg, store, tmp, r))
+
+    def theirs(r: int) -> None:
+        if base is None:
+            case.other.append(bare_rate(cfg, batches, data, min(case.warm, 10), case.steps))
+        else:  # another case's runner rate, re-measured here so that the two interleave
+            case.other.append(runner_rate(base, case_config(base, tmp), store, tmp, 100 + r))
+
+    for r in range(repeats):
+        for run in (mine, theirs) if r % 2 == 0 else (theirs, mine):
+            run(r)
+        out.print(f"  {case.name} repeat {r + 1}/{repeats}: runner {case.runner[-1]:,.0f} img/s, "
+                  f"{case.compare} {case.other[-1]:,.0f} img/s, ratio {case.ratios()[-1]:.3f}")  # fmt: skip
+
+
 # --- cases ----------------------------------------------------------------------------------------------
 def cpu_cases(quick: bool, steps: int | None) -> list[Case]:
     n = steps or (25 if quick else 50)
@@ -405,20 +427,7 @@ def main() -> None:
         by_name = {c.name: c for c in cases}
 
         for case in cases:
-            cfg = case_config(case, tmp)
-            if case.compare == "bare":
-                batches, data, case.data_ms = resident_batches(cfg, min(case.steps, 32))
-            for r in range(repeats):
-                case.runner.append(runner_rate(case, cfg, store, tmp, r))
-                if case.compare == "bare":
-                    case.other.append(bare_rate(cfg, batches, data, min(case.warm, 10), case.steps))
-                else:  # against another case's runner rate, re-measured here so that the two interleave
-                    base = by_name[case.compare]
-                    case.other.append(runner_rate(base, case_config(base, tmp), store, tmp, 100 + r))
-                out.print(f"  {case.name} repeat {r + 1}/{repeats}: runner {case.runner[-1]:,.0f} img/s, "
-                          f"{case.compare} {case.other[-1]:,.0f} img/s, ratio {case.ratios()[-1]:.3f}")  # fmt: skip
-            if case.compare == "bare":
-                del batches, data
+            measure(case, store, tmp, repeats, by_name.get(case.compare))
             results.append({
                 "case": case.name,
                 "device": device,
