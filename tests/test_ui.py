@@ -227,6 +227,11 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 def test_sweep_browsed_in_the_mlflow_ui(sweep_dir: Path, ui_url: str, browser, tmp_path: Path) -> None:
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        ElementNotInteractableException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -235,21 +240,38 @@ def test_sweep_browsed_in_the_mlflow_ui(sweep_dir: Path, ui_url: str, browser, t
     names = sorted(r.info.run_name for r in jobs)
     assert [n.split("-")[2] for n in names] == ["prelu", "relu"], names  # model-init-act-...
     experiment_id = jobs[0].info.experiment_id
-    wait = WebDriverWait(browser, WAIT_S)
+    # React re-renders replace elements under our feet: looked up again, never a failure by themselves.
+    flaky = (
+        StaleElementReferenceException,
+        ElementClickInterceptedException,
+        ElementNotInteractableException,
+    )
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=flaky)
+
+    def click(xpath: str) -> None:
+        wait.until(lambda driver: driver.find_element(By.XPATH, xpath).click() or True)
 
     # The runs table (MLflow 3 opens the GenAI view unless told "model training").
     browser.get(f"{ui_url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
     if parent is not None:  # a sweep's jobs are nested under its parent, collapsed: expand it
         parent_row = f"//*[@role='row'][.//a[normalize-space(.)='{parent.info.run_name}']]"
-        wait.until(ec.element_to_be_clickable((By.XPATH, parent_row + "//button"))).click()
-    links = {}
-    for name in names:
-        links[name] = wait.until(
-            ec.visibility_of_element_located((By.XPATH, f"//a[normalize-space(.)='{name}']"))
-        )
-    assert {n: a.get_attribute("href").split("/runs/")[-1] for n, a in links.items()} == {
-        r.info.run_name: r.info.run_id for r in jobs
-    }
+        click(parent_row + "//button")
+
+    def run_links(driver) -> dict[str, str] | bool:
+        """Run name → the run id its link points to, once every job's link is shown."""
+        found = {}
+        for name in names:
+            shown = [
+                a
+                for a in driver.find_elements(By.XPATH, f"//a[normalize-space(.)='{name}']")
+                if a.is_displayed()
+            ]
+            if not shown:
+                return False
+            found[name] = shown[0].get_attribute("href").split("/runs/")[-1]
+        return found
+
+    assert wait.until(run_links) == {r.info.run_name: r.info.run_id for r in jobs}
     for close in browser.find_elements(
         By.CSS_SELECTOR, "button[data-component-id$='assistant.chat_panel.close']"
     ):
@@ -265,25 +287,25 @@ def test_sweep_browsed_in_the_mlflow_ui(sweep_dir: Path, ui_url: str, browser, t
     search.send_keys("test_top1_error")  # charts render lazily, as they scroll in: bring this one up
     title = "//h4[normalize-space(.)='test_top1_error']"
     wait.until(ec.visibility_of_element_located((By.XPATH, title)))
-    card = browser.find_element(
-        By.XPATH, title + "/ancestor::*[.//span[contains(., '(test_top1_error)')]][1]"
-    )
-    legend = [
-        e.get_attribute("textContent") for e in card.find_elements(By.XPATH, ".//span[contains(., '(')]")
-    ]
-    assert {f"{name} (test_top1_error)" for name in names} <= set(legend), legend
+    wanted = {f"{name} (test_top1_error)" for name in names}  # the chart's legend: one line per run
+
+    def legend(driver) -> set[str] | bool:
+        spans = driver.find_elements(By.XPATH, "//span[contains(., '(test_top1_error)')]")
+        texts = {e.get_attribute("textContent") for e in spans}
+        return texts if wanted <= texts else False
+
+    wait.until(legend)
     shot = tmp_path / SCREENSHOT
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
     # A run's page: its group choices as params, and its metrics.
     relu = next(n for n in names if n.split("-")[2] == "relu")
-    wait.until(ec.element_to_be_clickable((By.XPATH, f"//a[normalize-space(.)='{relu}']"))).click()
+    click(f"//a[normalize-space(.)='{relu}']")
 
     def cell(key: str) -> str:
         """The value beside `key` in the run page's params/metrics tables."""
-        row = f"//*[@role='row'][*[@role='cell'][1][normalize-space(.)='{key}']]"
-        element = wait.until(ec.visibility_of_element_located((By.XPATH, row + "/*[@role='cell'][2]")))
-        return element.text.strip()
+        row = f"//*[@role='row'][*[@role='cell'][1][normalize-space(.)='{key}']]/*[@role='cell'][2]"
+        return wait.until(lambda driver: driver.find_element(By.XPATH, row).text.strip() or False)
 
     assert (cell("model"), cell("init"), cell("act")) == ("resnet20", "kaiming", "relu")
     run = next(r for r in jobs if r.info.run_name == relu)
