@@ -291,23 +291,24 @@ def gpu_cases(quick: bool, steps: int | None, tmp: Path) -> list[Case]:
     fp32 = ["trainer.precision=fp32", "trainer.channels_last=false"]
     bf16 = ["trainer.precision=bf16", "trainer.channels_last=true"]
     inet = ["dataset.image_size=224", "dataset.in_channels=3", "dataset.num_classes=8", "model=resnet50"]
+    r50 = 40 if quick else 60  # 224² uint8 resident on the device: (20 + 60) × 256 images = 3 GB
     cases = [
         Case("resnet20_cifar_b128", ["model=resnet20", *cifar], 50, n, 128, note="default trainer; protocol"),
         Case("resnet56_b128_fp32", ["model=resnet56", *cifar, *fp32], 50, n, 128),
         Case("resnet56_b128_bf16_cl", ["model=resnet56", *cifar, *bf16], 50, n, 128),
         Case("resnet56_b512_fp32", ["model=resnet56", *cifar, *fp32], 50, n, 512),
         Case("resnet56_b512_bf16_cl", ["model=resnet56", *cifar, *bf16], 50, n, 512),
-        Case("resnet50_b256_bf16_cl", ["dataset=synthetic", *inet, *bf16], 20, 60 if quick else 100, 256),
+        Case("resnet50_b256_bf16_cl", ["dataset=synthetic", *inet, *bf16], 20, r50, 256),
         Case(
             "resnet50_b256_bf16_cl_compile",
             ["dataset=synthetic", *inet, *bf16, "trainer.compile=true"],
             20,
-            60 if quick else 100,
+            r50,
             256,
         ),  # fmt: skip
     ]
     # ImageFolder of JPEGs (DataLoader workers, PIL) against the same model on resident tensors.
-    jpeg_steps = 20 if quick else 40
+    jpeg_steps = 20 if quick else 30
     root = tmp / "imagenet"
     folder = ["dataset=imagenet", f"dataset.root={root}", "model=resnet50", *bf16]
     resident = ["dataset=synthetic", *inet, *bf16]
@@ -391,7 +392,10 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer timed steps and repeats")
     parser.add_argument(
-        "--repeats", type=int, default=None, help="interleaved repeats per case (default 5, quick 3)"
+        "--repeats",
+        type=int,
+        default=None,
+        help="interleaved repeats per case (CPU 5, quick 3; GPU 3, quick 2)",
     )
     parser.add_argument(
         "--steps", type=int, default=None, help="timed steps per repeat (a multiple of the warm-up)"
@@ -401,8 +405,11 @@ def main() -> None:
     )
     parser.add_argument("--no-ttfs", action="store_true", help="skip the time-to-first-step subprocess runs")
     args = parser.parse_args()
-    repeats = args.repeats or (3 if args.quick else 5)
     gpu = torch.cuda.is_available()
+    repeats = (
+        args.repeats
+        or {(False, False): 5, (False, True): 3, (True, False): 3, (True, True): 2}[gpu, args.quick]
+    )
     device = (
         torch.cuda.get_device_name(0)
         if gpu
