@@ -166,7 +166,13 @@ def main() -> None:
             f"hydra.run.dir={scratch}",
             f"hydra.sweep.dir={scratch}",
         ]
-    _hydra_entry()
+    try:
+        _hydra_entry()
+    except KeyboardInterrupt:  # Ctrl-C before a job's training loop took over: nothing to checkpoint yet
+        from runner.console import error
+
+        error("interrupted before a job started training; run the same command again to continue")
+        sys.exit(130)
     from runner.job import EXIT_CODES
 
     if EXIT_CODES:
