@@ -2,7 +2,7 @@
 
 A 30-layer plain ReLU net without batch norm trains with the paper's init (kaiming) and does not train at
 all with Xavier's. Run through the real `runner -m` entry point with the init_depth_small preset
-(plain_deep30, 120 iterations on 1,920 Fashion-MNIST images); the sweep's report marks the claim
+(plain_deep30, 160 iterations on 2,560 Fashion-MNIST images); the sweep's report marks the claim
 "reproduced" and says honestly that the 22-layer claims were not run at this scale.
 """
 
