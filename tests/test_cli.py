@@ -56,7 +56,8 @@ def test_bad_overrides_fail_before_hydra(overrides: list[str], key: str, allowed
 def test_bad_values_the_job_finds_leave_no_run(
     overrides: list[str], key: str, allowed: str, workdir: Path
 ) -> None:
-    assert_one_line_error(run_runner(overrides, workdir), workdir, key, allowed)
+    done = run_runner(overrides, workdir, {"OMP_NUM_THREADS": "1"})
+    assert_one_line_error(done, workdir, key, allowed)
 
 
 def test_precheck_names_the_key_in_process() -> None:

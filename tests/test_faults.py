@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import TINY, metric_history, mlflow_runs, run_runner
 
-ENV = {"PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+# One torch thread per runner: these tests start many processes, and on a busy 2-core machine a
+# multi-threaded torch spends most of its time spinning (a tiny step is ~5x slower).
+ENV = {"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
 EVERY_STEP = "trainer.ckpt_minutes=0.000001"  # a checkpoint after every step (not hashed: same job)
 
 
@@ -120,7 +122,7 @@ def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
     for d in (reference, killed):
         d.mkdir()
         shutil.copy(empty_store, d / "mlflow.db")
-    done = run_runner([a for a in argv if a != EVERY_STEP], reference)  # ckpt_minutes: the same job
+    done = run_runner([a for a in argv if a != EVERY_STEP], reference, ENV)  # ckpt_minutes: the same job
     assert done.returncode == 0, done.stderr[-3000:]
 
     proc = start(argv, killed)
@@ -131,7 +133,7 @@ def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
     assert read_ckpt(checkpoints(killed)[0])["epoch"] < 3, "the run finished before it was killed"
     assert [r.info.status for r in mlflow_runs(killed)] == ["RUNNING"]  # SIGKILL: nobody closed it
 
-    again = run_runner(argv, killed)
+    again = run_runner(argv, killed, ENV)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stdout
     runs = mlflow_runs(killed)
@@ -151,9 +153,9 @@ def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
 
 @pytest.mark.slow
 def test_interrupted_sweep_skips_the_finished_job_and_completes_the_rest(work: Path) -> None:
-    argv = ["--multirun", "optim.lr=0.05,0.06,0.07", *args(epochs=2)]
+    argv = ["--multirun", "optim.lr=0.05,0.06,0.07", *args(epochs=3)]
     proc = start(argv, work)
-    wait_until(proc, lambda: len(checkpoints(work)) >= 2, "the second job's first checkpoint (epoch 1 of 2)")
+    wait_until(proc, lambda: len(checkpoints(work)) >= 2, "the second job's first checkpoint (epoch 1 of 3)")
     proc.send_signal(signal.SIGKILL)  # preemption in the middle of job 2
     proc.communicate()
     first = child_runs(work)
@@ -161,7 +163,7 @@ def test_interrupted_sweep_skips_the_finished_job_and_completes_the_rest(work: P
         r.info.status for r in first
     ]
 
-    again = run_runner(argv, work)
+    again = run_runner(argv, work, ENV)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped") == 1 and again.stdout.count("resuming") == 1, again.stdout[-3000:]
     runs = child_runs(work)
@@ -169,7 +171,7 @@ def test_interrupted_sweep_skips_the_finished_job_and_completes_the_rest(work: P
     job1 = next(r for r in runs if r.info.run_id == first[0].info.run_id)
     assert job1.info.end_time == first[0].info.end_time  # not trained again
     for run in runs:
-        assert_clean_history(work, run.info.run_id, 2)
+        assert_clean_history(work, run.info.run_id, 3)
 
 
 @pytest.mark.slow
@@ -189,7 +191,7 @@ def test_sigint_then_sigterm_each_checkpoint_and_the_third_run_finishes(work: Pa
         state = read_ckpt(checkpoints(work)[0])
         assert state is not None and before < state["global_step"] < 4 * 6
 
-    last = run_runner(argv, work)
+    last = run_runner(argv, work, ENV)
     assert last.returncode == 0, last.stderr[-3000:]
     runs = mlflow_runs(work)
     assert [r.info.status for r in runs] == ["FINISHED"]
@@ -198,7 +200,7 @@ def test_sigint_then_sigterm_each_checkpoint_and_the_third_run_finishes(work: Pa
 
 @pytest.mark.slow
 def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(work: Path) -> None:
-    done = run_runner(["--multirun", "optim.lr=0.05,1e30", *args(epochs=1)], work)
+    done = run_runner(["--multirun", "optim.lr=0.05,1e30", *args(epochs=1)], work, ENV)
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     runs = {r.data.params["optim.lr"]: r for r in child_runs(work)}
@@ -244,14 +246,16 @@ def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(work: Pat
     state = {k: 0 for k in checkpoint.KEYS} | {"config_hash": chash, "run_id": run.info.run_id}
     checkpoint.save(auto, state)
     auto.write_bytes(auto.read_bytes()[:200])
-    _assert_refused(run_runner(argv, work), auto, "cannot be read")
+    _assert_refused(run_runner(argv, work, ENV), auto, "cannot be read")
     assert len(mlflow_runs(work)) == 1 and auto.exists()  # no new run; the file is not silently replaced
 
     # resume_from: an explicit file of another config (another model, another lr, ...).
     auto.unlink()
     foreign = work / "foreign.pt"
     checkpoint.save(foreign, state | {"config_hash": "0123456789abcdef"})
-    _assert_refused(run_runner([*argv, f"resume_from={foreign}"], work), foreign, "belongs to another config")
+    _assert_refused(
+        run_runner([*argv, f"resume_from={foreign}"], work, ENV), foreign, "belongs to another config"
+    )
     assert len(mlflow_runs(work)) == 1 and checkpoints(work) == []
 
 
@@ -272,7 +276,7 @@ def test_a_store_that_stops_taking_writes_fails_the_job_and_keeps_the_checkpoint
     db.execute("ALTER TABLE metrics_away RENAME TO metrics")  # the store is back: the re-run resumes
     db.commit()
     db.close()
-    again = run_runner(argv, work)
+    again = run_runner(argv, work, ENV)
     assert again.returncode == 0 and "resuming" in again.stdout, again.stderr[-3000:]
     runs = mlflow_runs(work)
     assert [r.info.status for r in runs] == ["FINISHED"]
