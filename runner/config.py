@@ -31,11 +31,15 @@ class Rule:
         return text + (" or null" if self.nullable else "")
 
 
-def _int(check: Callable[[Any], bool] | None = None, allowed: str = "an integer", nullable: bool = False) -> Rule:
+def _int(
+    check: Callable[[Any], bool] | None = None, allowed: str = "an integer", nullable: bool = False
+) -> Rule:
     return Rule((int,), check, allowed, nullable)
 
 
-def _num(check: Callable[[Any], bool] | None = None, allowed: str = "a number", nullable: bool = False) -> Rule:
+def _num(
+    check: Callable[[Any], bool] | None = None, allowed: str = "a number", nullable: bool = False
+) -> Rule:
     return Rule((int, float), check, allowed, nullable)
 
 
@@ -79,7 +83,9 @@ SCHEMA: dict[str, Rule] = {
     "trainer.epochs": _int(lambda v: v >= 1, "an integer ≥ 1"),
     "trainer.max_steps": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "trainer.batch_size": _int(lambda v: v >= 1, "an integer ≥ 1"),
-    "trainer.devices": Rule((int, str), lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "an integer ≥ 1 or auto"),
+    "trainer.devices": Rule(
+        (int, str), lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "an integer ≥ 1 or auto"
+    ),
     "trainer.accelerator": _choice("auto", "cpu", "cuda"),
     "trainer.precision": _choice("fp32", "bf16"),
     "trainer.channels_last": BOOL,
@@ -97,7 +103,10 @@ SCHEMA: dict[str, Rule] = {
     "tracking.uri": STR,
     "tracking.retry_seconds": Rule(
         (list,),
-        lambda v: len(v) <= 10 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 600 for x in v),
+        lambda v: (
+            len(v) <= 10
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 600 for x in v)
+        ),
         "a list of at most 10 pauses in seconds, each in [0, 600]",
     ),
     "tracking.artifact_root": STR,
@@ -138,7 +147,14 @@ def validate(cfg: Mapping[str, Any]) -> None:
 
 # Keys that do not change what is trained: two configs that differ only here are the same job
 # ("resume" covers resume_from: continuing a checkpoint is the same job).
-NOT_HASHED = ("tracking.", "trainer.progress", "trainer.log_every", "trainer.ckpt_minutes", "resume", "expected.")
+NOT_HASHED = (
+    "tracking.",
+    "trainer.progress",
+    "trainer.log_every",
+    "trainer.ckpt_minutes",
+    "resume",
+    "expected.",
+)
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
