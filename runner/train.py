@@ -24,11 +24,12 @@ from torch import nn
 
 from runner import checkpoint, console
 from runner.data import Context, build_data
+from runner.data.augment import average_views
 from runner.models import build_model
 from runner.nn import init_weights, make_act, no_decay_parameters
 from runner.schedule import build_schedule
-
 from runner.sync_bn import convert_sync_batchnorm
+
 
 @dataclass
 class JobInfo:
@@ -100,14 +101,18 @@ def evaluate(model: nn.Module, loader: Any, autocast: Any, world_size: int) -> d
     sums = None
     for x, y in loader.batches(0):
         with autocast():
-            out = model(x)
+            out = model(x.flatten(0, 1) if x.dim() == 5 else x)
+        if x.dim() == 5:  # multi-view test batches (N, views, C, H, W), e.g. 10-crop: average the softmax
+            out = average_views(out, x.shape[1])
         top5 = out.float().topk(min(5, out.shape[1]), dim=1).indices
-        batch = torch.stack([
-            F.cross_entropy(out.float(), y, reduction="sum"),
-            (top5[:, 0] != y).sum().float(),
-            (~(top5 == y[:, None]).any(1)).sum().float(),
-            torch.tensor(float(len(y)), device=y.device),
-        ])
+        batch = torch.stack(
+            [
+                F.cross_entropy(out.float(), y, reduction="sum"),
+                (top5[:, 0] != y).sum().float(),
+                (~(top5 == y[:, None]).any(1)).sum().float(),
+                torch.tensor(float(len(y)), device=y.device),
+            ]
+        )
         sums = batch if sums is None else sums + batch
     if sums is None:
         sums = torch.zeros(4, device=next(model.parameters()).device)
@@ -148,7 +153,9 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     # --- data, model, optimizer, schedule ---------------------------------------------------------
     data = build_data(
         cfg["dataset"],
-        Context(device, rank, world, trainer["batch_size"], cfg["seed"], trainer["channels_last"], Path(job.cwd)),
+        Context(
+            device, rank, world, trainer["batch_size"], cfg["seed"], trainer["channels_last"], Path(job.cwd)
+        ),
     )
     model = build_model(
         cfg["model"],
@@ -164,7 +171,9 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
         model = convert_sync_batchnorm(model)
     net: nn.Module = model
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if trainer["compile"]:
         net = torch.compile(net)
     lr = cfg["optim"]["lr"] * (world if trainer["scale_lr"] else 1)
@@ -202,24 +211,29 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     def save_checkpoint(seconds_so_far: float) -> None:
         if not lead:
             return
-        checkpoint.save(ckpt_path, {
-            "config_hash": job.config_hash,
-            "run_id": job.run_id or "",
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "global_step": global_step,
-            "best": best,
-            "partial": partial.cpu(),
-            "epoch_seconds_so_far": seconds_so_far,
-            "rng": checkpoint.rng_state(),
-        })
+        checkpoint.save(
+            ckpt_path,
+            {
+                "config_hash": job.config_hash,
+                "run_id": job.run_id or "",
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "epoch": epoch,
+                "step_in_epoch": step_in_epoch,
+                "global_step": global_step,
+                "best": best,
+                "partial": partial.cpu(),
+                "epoch_seconds_so_far": seconds_so_far,
+                "rng": checkpoint.rng_state(),
+            },
+        )
 
     if tracker and not job.resume:
         tracker.log_text(model_summary(model), "model_summary.txt")
-        tracker.set_tags({"runner.parameters": sum(p.numel() for p in model.parameters()), "runner.world_size": world})
+        tracker.set_tags(
+            {"runner.parameters": sum(p.numel() for p in model.parameters()), "runner.world_size": world}
+        )
 
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     _signal_received.clear()
@@ -228,10 +242,12 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     ckpt_every = (trainer["ckpt_minutes"] or math.inf) * 60
     last_ckpt_time = time.monotonic()
     log_every = trainer["log_every"]
+    fault = (
+        tuple(int(v) for v in os.environ["RUNNER_FAULT"].split(":")) if "RUNNER_FAULT" in os.environ else None
+    )
     try:
         with console.TrainProgress(epochs, steps_per_epoch, enabled=lead and trainer["progress"]) as bars:
             while epoch < epochs and global_step < max_steps and not schedule.stop:
-    fault = tuple(int(v) for v in os.environ["RUNNER_FAULT"].split(":")) if "RUNNER_FAULT" in os.environ else None
                 # --- one epoch of training ------------------------------------------------------------
                 net.train()
                 bars.start_epoch(epoch, step_in_epoch)
@@ -246,19 +262,24 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    partial += torch.stack([
-                        loss.detach().float() * len(y), (out.argmax(1) != y).sum().float(), torch.tensor(
-                            float(len(y)), device=device)
                     if fault == (rank, global_step + 1):  # test-only (RUNNER_FAULT, see runner/launch.py)
                         raise RuntimeError(f"injected fault on rank {rank} at step {global_step + 1}")
-                    ])
+                    partial += torch.stack(
+                        [
+                            loss.detach().float() * len(y),
+                            (out.argmax(1) != y).sum().float(),
+                            torch.tensor(float(len(y)), device=device),
+                        ]
+                    )
                     step_in_epoch += 1
                     global_step += 1
                     interval_images += len(y)
                     # Single process: react to a signal at once. DDP: only at intervals, where every rank
                     # takes part in the same all-reduce and so stops at the same step.
                     if global_step % log_every == 0 or (world == 1 and _signal_received):
-                        interval = torch.cat([partial, torch.tensor([float(bool(_signal_received))], device=device)])
+                        interval = torch.cat(
+                            [partial, torch.tensor([float(bool(_signal_received))], device=device)]
+                        )
                         if world > 1:
                             dist.all_reduce(interval)
                         loss_sum, wrong, seen, signalled = interval.tolist()  # the one host sync per interval
@@ -267,10 +288,16 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
                         if signalled:
                             save_checkpoint(elapsed_before + time.perf_counter() - t0)
                             signum = _signal_received[0] if _signal_received else signal.SIGTERM
-                            raise Interrupted(f"stopped by {signal.Signals(signum).name} at step {global_step}", signum)
+                            raise Interrupted(
+                                f"stopped by {signal.Signals(signum).name} at step {global_step}", signum
+                            )
                         now = time.perf_counter()
-                        bars.steps(step_in_epoch, loss_sum / seen, schedule.lr,
-                                   interval_images * world / max(now - interval_start, 1e-9))
+                        bars.steps(
+                            step_in_epoch,
+                            loss_sum / seen,
+                            schedule.lr,
+                            interval_images * world / max(now - interval_start, 1e-9),
+                        )
                         interval_start, interval_images = now, 0
                         schedule.iteration(global_step, 100 * wrong / seen)
                     else:
@@ -325,8 +352,16 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
         summary = {f"final_{k}": v for k, v in metrics.items() if k.startswith(("test_", "val_"))}
         summary["best_monitored_error"] = best
         # A run killed after this point and resumed must not log the summary twice.
-        if outcome.status == "finished" and summary and tracker.last_step("best_monitored_error") < global_step:
+        if (
+            outcome.status == "finished"
+            and summary
+            and tracker.last_step("best_monitored_error") < global_step
+        ):
             tracker.log_metrics(summary, step=global_step)
-        if outcome.status == "finished" and ckpt_path.exists() and cfg["tracking"].get("log_checkpoint", True):
+        if (
+            outcome.status == "finished"
+            and ckpt_path.exists()
+            and cfg["tracking"].get("log_checkpoint", True)
+        ):
             tracker.log_file(ckpt_path, "checkpoint")
     return outcome
