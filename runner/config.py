@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,15 +163,22 @@ def config_hash(cfg: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_name(choices: Mapping[str, str], overrides: list[str], default_dataset: str = "fashion_mnist") -> str:
+def run_name(
+    choices: Mapping[str, str],
+    overrides: list[str],
+    swept: Sequence[str] | None = None,
+    default_dataset: str = "fashion_mnist",
+) -> str:
     """`vgg_e-kaiming-prelu`, then the dataset if not the default, then the other overrides that change
-    what is trained, by their last key component (`lr=0.01`)."""
+    what is trained, by their last key component (`lr=0.01`); inside a sweep only the swept ones."""
     parts = [choices.get("model", "?"), choices.get("init", "?"), choices.get("act", "?")]
     if choices.get("dataset") and choices["dataset"] != default_dataset:
         parts.append(choices["dataset"])
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
         if key in GROUPS or key.startswith(("hydra.", "experiment")) or key.startswith(NOT_HASHED):
+            continue
+        if swept is not None and key not in swept:
             continue
         parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
     return "-".join(parts)

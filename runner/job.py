@@ -135,7 +135,8 @@ def _run_job(cfg: DictConfig) -> str:
         artifact_root = str((cwd / artifact_root).resolve())
     tracker = Tracker(uri, artifact_root, tracking.get("retry_seconds"))
     experiment_id = tracker.experiment_id(tracking["experiment"])
-    name = run_name(choices, overrides)
+    swept = os.environ.get("RUNNER_SWEPT_KEYS")
+    name = run_name(choices, overrides, swept.split(",") if swept is not None else None)
 
     # --- find the earlier run of this config, if any ---------------------------------------------------
     # A run that ended (finished or diverged) is skipped. A checkpoint of this config continues in the run

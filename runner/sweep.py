@@ -68,6 +68,7 @@ class SweepCallback(Callback):
         self.tracker.set_tags({"runner.sweep_keys": ",".join(keys)})
         self.tracker.log_text(json.dumps(preset, indent=2), "preset.json")  # what runner-report reads back
         os.environ["RUNNER_PARENT_RUN_ID"] = self.tracker.run_id
+        os.environ["RUNNER_SWEPT_KEYS"] = ",".join(keys)  # job run names show only what the sweep varies
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.tracker is None:
@@ -85,3 +86,4 @@ class SweepCallback(Callback):
         finally:
             self.tracker.end(status)
             os.environ.pop("RUNNER_PARENT_RUN_ID", None)
+            os.environ.pop("RUNNER_SWEPT_KEYS", None)
