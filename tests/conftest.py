@@ -28,7 +28,14 @@ def run_runner(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """`runner <args>` in `cwd`, through the installed console script's module, output captured."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
+    # One torch thread: tiny models gain nothing from two, and lose a lot when the machine is busy.
+    full_env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+        "OMP_NUM_THREADS": "1",
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "runner.cli", *args],
         cwd=cwd,

@@ -37,24 +37,18 @@ def test_tiny_run_is_logged_to_mlflow(workdir):
 
 
 @pytest.mark.slow
-def test_same_seed_same_metrics(workdir):
-    first = run_runner([*TINY, "seed=3"], cwd=workdir)
-    second = run_runner([*TINY, "seed=3", "resume=never"], cwd=workdir)
-    assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
-    runs = mlflow_runs(workdir)
-    assert len(runs) == 2
-    a, b = (metric_history(workdir, r.info.run_id, "test_top1_error")[-1].value for r in runs)
-    la, lb = (metric_history(workdir, r.info.run_id, "train_loss")[-1].value for r in runs)
-    assert a == b and la == lb
-
-
-@pytest.mark.slow
-def test_rerun_of_a_finished_config_is_skipped(workdir):
-    assert run_runner(TINY, cwd=workdir).returncode == 0
-    again = run_runner(TINY, cwd=workdir)
-    assert again.returncode == 0
-    assert "skipped" in again.stdout
+def test_rerun_skips_a_finished_config_and_the_same_seed_gives_the_same_metrics(workdir):
+    assert run_runner([*TINY, "seed=3"], cwd=workdir).returncode == 0
+    again = run_runner([*TINY, "seed=3"], cwd=workdir)
+    assert again.returncode == 0 and "skipped" in again.stdout
     assert len(mlflow_runs(workdir)) == 1
+
+    fresh = run_runner([*TINY, "seed=3", "resume=never"], cwd=workdir)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    first, second = mlflow_runs(workdir)
+    for key in ("train_loss", "val_top1_error", "test_top1_error", "test_loss"):
+        a, b = (metric_history(workdir, r.info.run_id, key)[-1].value for r in (first, second))
+        assert a == b, key
 
 
 @pytest.mark.slow
