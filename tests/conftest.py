@@ -21,6 +21,7 @@ TINY = [
     "trainer.batch_size=64",
     "trainer.log_every=2",
     "trainer.progress=false",
+    "trainer.eval_test_every_epoch=true",
 ]
 
 
