@@ -10,6 +10,7 @@ plain-18/34, shortcut option A, B (the default, as Table 3/4 for 50-152) or C.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -64,6 +65,7 @@ class BasicBlock(nn.Module):
         self.conv2, self.bn2, self.act2 = conv3x3(c_out, c_out), nn.BatchNorm2d(c_out), act(c_out)
         self.bn2.runner_residual_last = True
         self.shortcut = make_shortcut(shortcut, c_in, c_out, stride) if shortcut else None
+        self.c_out = c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
@@ -72,31 +74,28 @@ class BasicBlock(nn.Module):
         return self.act2(out)
 
 
-class CifarResNet(nn.Module):
+class ResNet(nn.Module):
+    """stem → stages of blocks (stride 2 in the first block of every stage but the first) → global average
+    pool → FC. The CIFAR and the ImageNet nets differ only in their stem, widths, counts and block."""
+
     def __init__(
         self,
-        depth: int,
-        *,
+        stem: nn.Module,
+        c_in: int,
+        widths: list[int],
+        counts: list[int],
+        block: Callable[[int, int, int], nn.Module],
         num_classes: int,
-        in_channels: int,
-        act: ActFactory,
-        shortcut: str | None,
-        width: int = 16,
     ) -> None:
         super().__init__()
-        if (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
-        n = (depth - 2) // 6
-        widths = [width, 2 * width, 4 * width]
-        self.stem = nn.Sequential(conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]), act(widths[0]))
-        blocks, c_in = [], widths[0]
-        for stage, c_out in enumerate(widths):
-            for i in range(n):
-                stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(BasicBlock(c_in, c_out, stride, act, shortcut))
-                c_in = c_out
+        self.stem = stem
+        blocks = []
+        for stage, (width, count) in enumerate(zip(widths, counts, strict=True)):
+            for i in range(count):
+                blocks.append(block(c_in, width, 2 if stage > 0 and i == 0 else 1))
+                c_in = blocks[-1].c_out
         self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)  # any input size ≥ 8 works; 32 is the paper's
+        self.pool = nn.AdaptiveAvgPool2d(1)  # any input size runs: 8×8 maps at 32 (CIFAR), 7×7 at 224
         self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,14 +116,16 @@ def cifar_resnet(
     """`width` is the first stage's filter count (16 in the paper); stages use width, 2·width, 4·width."""
     if shortcut not in ("A", "B", "C"):
         raise ValueError(f"model.shortcut must be one of A, B, C, got {shortcut!r}")
-    return CifarResNet(
-        depth,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        act=act,
-        shortcut=None if plain else shortcut,
-        width=width,
-    )
+    if (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+    n = (depth - 2) // 6
+    stem = nn.Sequential(conv3x3(in_channels, width), nn.BatchNorm2d(width), act(width))
+    option = None if plain else shortcut
+
+    def block(c_in: int, c_out: int, stride: int) -> nn.Module:
+        return BasicBlock(c_in, c_out, stride, act, option)
+
+    return ResNet(stem, width, [width, 2 * width, 4 * width], [n] * 3, block, num_classes)
 
 
 for _depth in (20, 32, 44, 56, 110, 1202):
@@ -163,6 +164,7 @@ class Bottleneck(nn.Module):
         )
         self.bn3.runner_residual_last = True
         self.shortcut = make_shortcut(shortcut, c_in, c_out, stride) if shortcut else None
+        self.c_out = c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
@@ -180,46 +182,6 @@ IMAGENET: dict[int, tuple[str, tuple[int, int, int, int]]] = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
-
-
-class ImageNetResNet(nn.Module):
-    def __init__(
-        self,
-        depth: int,
-        *,
-        num_classes: int,
-        in_channels: int,
-        act: ActFactory,
-        shortcut: str | None,
-        width: int,
-        stride_on: str,
-    ) -> None:
-        super().__init__()
-        kind, counts = IMAGENET[depth]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(width),
-            act(width),
-            nn.MaxPool2d(3, stride=2, padding=1),
-        )
-        blocks: list[nn.Module] = []
-        c_in = width
-        for stage, count in enumerate(counts):
-            w = width * 2**stage
-            for i in range(count):
-                stride = 2 if stage > 0 and i == 0 else 1
-                if kind == "basic":
-                    blocks.append(BasicBlock(c_in, w, stride, act, shortcut))
-                    c_in = w
-                else:
-                    blocks.append(Bottleneck(c_in, w, stride, act, shortcut, stride_on))
-                    c_in = w * Bottleneck.expansion
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)  # 7×7 at 224; any input runs (1×1 maps from 32×32)
-        self.fc = nn.Linear(c_in, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
 
 
 def imagenet_resnet(
@@ -241,15 +203,21 @@ def imagenet_resnet(
         raise ValueError(f"model.stride_on must be 1x1 or 3x3, got {stride_on!r}")
     if width < 1:
         raise ValueError(f"model.width must be ≥ 1, got {width}")
-    return ImageNetResNet(
-        depth,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        act=act,
-        shortcut=None if plain else shortcut,
-        width=width,
-        stride_on=stride_on,
+    kind, counts = IMAGENET[depth]
+    stem = nn.Sequential(
+        nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(width),
+        act(width),
+        nn.MaxPool2d(3, stride=2, padding=1),
     )
+    option = None if plain else shortcut
+
+    def block(c_in: int, w: int, stride: int) -> nn.Module:
+        if kind == "basic":
+            return BasicBlock(c_in, w, stride, act, option)
+        return Bottleneck(c_in, w, stride, act, option, stride_on)
+
+    return ResNet(stem, width, [width * 2**i for i in range(4)], list(counts), block, num_classes)
 
 
 for _depth in IMAGENET:
