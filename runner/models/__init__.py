@@ -17,6 +17,14 @@ Builder = Callable[..., nn.Module]
 MODELS: dict[str, Builder] = {}
 
 
+def check_width_and_dropout(width_mult: float, dropout: float) -> None:
+    """The two options AlexNet, VGG and the PReLU nets share, checked alike (one-line errors)."""
+    if width_mult <= 0:
+        raise ValueError(f"model.width_mult must be > 0, got {width_mult}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+
+
 def register(name: str, builder: Builder) -> None:
     if name in MODELS:
         raise ValueError(f"model {name!r} registered twice")

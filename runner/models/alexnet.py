@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runner.models import register
+from runner.models import check_width_and_dropout, register
 from runner.nn import ActFactory
 
 
@@ -86,10 +86,7 @@ def alexnet(
     pools still have a map to pool (32 → 32 → 15 → 7 → 3)."""
     if groups not in (1, 2):
         raise ValueError(f"model.groups must be 1 or 2, got {groups}")
-    if width_mult <= 0:
-        raise ValueError(f"model.width_mult must be > 0, got {width_mult}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+    check_width_and_dropout(width_mult, dropout)
     return AlexNet(
         num_classes=num_classes,
         in_channels=in_channels,

@@ -18,7 +18,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from runner.models import register
+from runner.models import check_width_and_dropout, register
 from runner.nn import ActFactory
 
 
@@ -116,10 +116,7 @@ def spp_net(
     paper_fc_std: bool = False,
 ) -> nn.Module:
     """`width_mult` scales every conv and fc width (1.0 = the paper's)."""
-    if width_mult <= 0:
-        raise ValueError(f"model.width_mult must be > 0, got {width_mult}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+    check_width_and_dropout(width_mult, dropout)
     return SppNet(
         **SPECS[spec],
         num_classes=num_classes,

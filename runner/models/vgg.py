@@ -12,7 +12,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from runner.models import register
+from runner.models import check_width_and_dropout, register
 from runner.models.alexnet import lrn
 from runner.nn import ActFactory
 
@@ -78,10 +78,7 @@ def vgg(
     dropout: float = 0.5,
 ) -> nn.Module:
     """`width_mult` scales every conv and fc width (1.0 = Table 1). Inputs ≥ 32 pixels run."""
-    if width_mult <= 0:
-        raise ValueError(f"model.width_mult must be > 0, got {width_mult}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+    check_width_and_dropout(width_mult, dropout)
     if image_size < 32:
         raise ValueError(
             f"VGG's five 2×2 pools need inputs of at least 32 pixels, got image_size={image_size}"
