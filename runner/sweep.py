@@ -86,4 +86,11 @@ class SweepCallback(Callback):
         finally:
             self.tracker.end(status)
             os.environ.pop("RUNNER_PARENT_RUN_ID", None)
+            from runner.console import info
+
+            url = self.tracker.run_url()
+            info(
+                f"MLflow sweep (parent run) {self.tracker.run_id}"
+                + (f": {url}" if url else "; browse it with `make ui`")
+            )
             os.environ.pop("RUNNER_SWEPT_KEYS", None)

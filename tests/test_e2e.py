@@ -13,6 +13,7 @@ def test_tiny_run_is_logged_to_mlflow(workdir):
 
     (run,) = mlflow_runs(workdir)
     assert run.info.status == "FINISHED"
+    assert f"MLflow run {run.info.run_id}; browse it with `make ui`" in result.stdout
     assert run.info.run_name.startswith("resnet20-kaiming-prelu-")
     params = run.data.params
     assert (params["model"], params["init"], params["act"]) == ("resnet20", "kaiming", "prelu")
@@ -62,3 +63,4 @@ def test_multirun_creates_one_run_per_job_under_a_parent(workdir):
     assert {r.data.params["act"] for r in children} == {"relu", "prelu"}
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
     assert all(r.info.status == "FINISHED" for r in runs)
+    assert f"MLflow sweep (parent run) {parents[0].info.run_id}; browse it with `make ui`" in result.stdout
