@@ -64,3 +64,18 @@ def test_multirun_creates_one_run_per_job_under_a_parent(workdir):
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
     assert all(r.info.status == "FINISHED" for r in runs)
     assert f"MLflow sweep (parent run) {parents[0].info.run_id}; browse it with `make ui`" in result.stdout
+
+
+@pytest.mark.slow
+def test_parallel_launcher_nests_its_jobs_under_the_parent(workdir):
+    """Hydra's joblib launcher runs the jobs in worker processes: they still find the parent run."""
+    result = run_runner(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "act=relu,prelu"], cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow_runs(workdir)
+    (parent,) = [r for r in runs if r.data.tags.get("runner.sweep") == "parent"]
+    children = [r for r in runs if r is not parent]
+    assert sorted(r.data.params["act"] for r in children) == ["prelu", "relu"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert all(r.info.status == "FINISHED" for r in runs)
