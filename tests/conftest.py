@@ -70,6 +70,17 @@ def metric_history(cwd: Path, run_id: str, key: str) -> list:
     return sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """In-process tests use tiny tensors: one thread is fastest, and several spin-wait on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to start `runner` in: its mlflow.db, checkpoints and outputs land here."""

@@ -17,15 +17,6 @@ from runner.train import build_optimizer
 RELU, PRELU, LRELU = {"name": "relu"}, {"name": "prelu", "init": 0.25}, {"name": "lrelu", "slope": 0.01}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors run fastest on one thread; several threads on a busy 2-core machine spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(
     name: str, act: dict = RELU, channels: int = 3, size: int = 32, classes: int = 10, **opts
 ) -> nn.Module:

@@ -13,15 +13,6 @@ from runner.nn import init_weights, make_act
 RELU = {"name": "relu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets run fastest on one thread; several threads on a busy 2-core machine spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 ACTS = [
     RELU,
     {"name": "prelu"},
