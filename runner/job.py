@@ -120,8 +120,7 @@ def _run_job(cfg: DictConfig) -> str:
     from runner import checkpoint
 
     resume_from = (cwd / resolved["resume_from"]).resolve() if resolved.get("resume_from") else None
-    if resume_from is not None:
-        checkpoint.load(resume_from, chash)
+    state = checkpoint.load(resume_from, chash) if resume_from is not None else None
 
     rank = worker_env()[0] if under_torchrun() else 0
     from runner.train import Interrupted, JobInfo
@@ -155,14 +154,12 @@ def _run_job(cfg: DictConfig) -> str:
         release_torchrun_ranks(resolved)  # torchrun's other ranks wait for rank 0's decision
         return "skipped"
 
-    resume_run, state = None, None
-    if resume_from is not None:
-        state = checkpoint.load(resume_from, chash)
-    elif auto and ckpt_path.exists():
+    resume_run = None
+    if auto and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, chash)  # refuses a truncated or foreign file, naming it
         if state["run_id"] in {r.info.run_id for r in previous}:
             resume_run, state = state["run_id"], None
-    elif ckpt_path.exists():  # resume=never: train afresh
+    elif resume_from is None and ckpt_path.exists():  # resume=never: train afresh
         ckpt_path.unlink()
 
     if resume_run:

@@ -281,3 +281,25 @@ def test_a_store_that_stops_taking_writes_fails_the_job_and_keeps_the_checkpoint
     runs = mlflow_runs(work)
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert_clean_history(work, runs[0].info.run_id, 4)
+
+
+@pytest.mark.slow
+def test_resume_from_continues_a_copied_checkpoint_in_a_new_run(work: Path, tmp_path_factory) -> None:
+    """A checkpoint carried to another machine (another store) continues there, in a new run."""
+    argv = args(EVERY_STEP)
+    proc = start(argv, work)
+    wait_until(proc, saves_seen(work, 8), "a checkpoint inside epoch 2")  # 6 steps per epoch
+    proc.kill()
+    proc.communicate()
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    carried = elsewhere / "carried.pt"
+    shutil.copy(checkpoints(work)[0], carried)
+    state = read_ckpt(carried)
+    assert state is not None and state["epoch"] >= 1
+
+    done = run_runner([*argv, f"resume_from={carried}"], elsewhere, ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = child_runs(elsewhere)
+    assert run.info.status == "FINISHED" and run.data.tags["runner.resumed_from"] == str(carried)
+    steps = [m.step for m in metric_history(elsewhere, run.info.run_id, "train_loss")]
+    assert steps == [6 * e for e in range(state["epoch"] + 1, 4)]  # only the epochs still to train
