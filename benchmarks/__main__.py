@@ -51,7 +51,7 @@ from runner.nn import init_weights, make_act
 from runner.tracking import Tracker
 from runner.train import JobInfo, train
 
-REPO = Path(CONF_DIR).parent
+REPO = Path(__file__).resolve().parent.parent
 PROTOCOL_STEPS, PROTOCOL_BATCH = 64_000, 128  # He et al. 2015, Sec. 4.2: 64k iterations of batch 128
 out = Console(highlight=False)
 

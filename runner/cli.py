@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # inside the package: a wheel carries it
 # Flags after which Hydra prints something and exits without running a job.
 INFO_FLAGS = (
     "--help",
