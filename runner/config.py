@@ -157,10 +157,20 @@ NOT_HASHED = (
 )
 
 
-def config_hash(cfg: Mapping[str, Any]) -> str:
+def config_hash(cfg: Mapping[str, Any], without: Sequence[str] = ()) -> str:
     """A short hash of what is trained: the key by which a re-run finds its interrupted job."""
-    flat = {k: v for k, v in flatten(cfg).items() if not k.startswith(NOT_HASHED) and k != "expected"}
+    flat = {
+        k: v
+        for k, v in flatten(cfg).items()
+        if not k.startswith(NOT_HASHED) and k != "expected" and k not in without
+    }
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cell_id(cfg: Mapping[str, Any]) -> str:
+    """The hash of a config without its seed: the runs of one cell differ only in the seed, and the report
+    (and MLflow's group-by on the `runner.cell` tag) gathers them."""
+    return config_hash(cfg, without=("seed",))
 
 
 def run_name(

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from runner import console
-from runner.config import GROUPS, config_hash, run_name, validate
+from runner.config import GROUPS, cell_id, config_hash, run_name, validate
 from runner.errors import ConfigError, RunnerError, TrackingError
 
 # Exit codes of the jobs in this process; cli.main exits with the worst after Hydra returns.
@@ -168,6 +168,7 @@ def _run_job(cfg: DictConfig) -> str:
     else:
         tags = {
             "runner.config_hash": chash,
+            "runner.cell": cell_id(resolved),
             "runner.git_commit": git_commit(cwd),
             "runner.torch": _torch_version(),
             "runner.device": _device_name(resolved["trainer"]),
