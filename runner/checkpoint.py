@@ -1,14 +1,16 @@
 """Checkpoints: written atomically (temp file, fsync, rename), read back with weights_only=True.
 
-A checkpoint holds model, optimizer, schedule, epoch/step, the partial-epoch sums, RNG states, the best
-metric, the MLflow run id and the config hash. A file that is truncated or belongs to another config is
+A checkpoint holds model, optimizer, schedule, the `TrainState` by field name (epoch, steps, best, the
+unfinished epoch's running sums by metric name), RNG states, the MLflow run id and the config hash. A file that is truncated or belongs to another config is
 refused with one line naming it: never a silent fresh start.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +41,44 @@ def save(path: Path, state: dict[str, Any]) -> None:
         pass
 
 
-# What train.py writes; a file without one of these is not ours (or from an older layout).
-KEYS = (
-    "config_hash",
-    "run_id",
-    "model",
-    "optimizer",
-    "schedule",
-    "epoch",
-    "step_in_epoch",
-    "global_step",
-    "best",
-    "partial",
-    "epoch_seconds_so_far",
-    "rng",
-)
+FORMAT = 2  # 2: running sums by metric name (1, before: a positional 3-vector "partial")
+
+
+@dataclass
+class TrainState:
+    """Where training stands: what a checkpoint must bring back besides the weights and the optimiser."""
+
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # steps done in the current epoch
+    global_step: int = 0
+    best: float = math.inf  # the lowest monitored error so far (val, or train without a val split)
+    epoch_seconds: float = 0.0  # training seconds the current epoch had before an interruption
+    sums: dict[str, float] = field(default_factory=dict)  # the current epoch's running sums, by metric name
+
+
+# What a checkpoint holds besides the format number; a file without one of these is not ours.
+KEYS = ("config_hash", "run_id", "model", "optimizer", "schedule", "train_state", "rng")
+
+
+def snapshot(
+    config_hash: str, run_id: str, model: Any, optimizer: Any, schedule: Any, state: TrainState
+) -> dict[str, Any]:
+    """The dict `save` writes: the state by field name, every tensor a plain tensor (weights_only loads it)."""
+    return {
+        "format": FORMAT,
+        "config_hash": config_hash,
+        "run_id": run_id,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "train_state": asdict(state),
+        "rng": rng_state(),
+    }
 
 
 def load(path: Path, config_hash: str) -> dict[str, Any]:
-    """The checkpoint at `path`, or CheckpointError naming the file: missing, truncated, foreign, other config."""
+    """The checkpoint at `path`, or CheckpointError naming the file: missing, truncated, foreign, of an older
+    format, of another config."""
     if not Path(path).is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -67,10 +88,20 @@ def load(path: Path, config_hash: str) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({first}); delete it to start afresh"
         ) from None
-    missing = [k for k in KEYS if k not in state] if isinstance(state, dict) else ["everything"]
+    if isinstance(state, dict) and "partial" in state and "format" not in state:
+        raise CheckpointError(
+            f"checkpoint {path} was written by an older runner (running sums by position, format 1; this "
+            f"runner reads format {FORMAT}); delete it to start afresh"
+        )
+    missing = [k for k in ("format", *KEYS) if k not in state] if isinstance(state, dict) else ["everything"]
     if missing:
         raise CheckpointError(
             f"checkpoint {path} is not a runner checkpoint (no {missing[0]}); delete it to start afresh"
+        )
+    if state["format"] != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has format {state['format']}; this runner reads format {FORMAT}; "
+            "delete it to start afresh"
         )
     if state["config_hash"] != config_hash:
         raise CheckpointError(
@@ -78,6 +109,10 @@ def load(path: Path, config_hash: str) -> dict[str, Any]:
             f"{config_hash}); delete it to start afresh"
         )
     return state
+
+
+def train_state(checkpoint: dict[str, Any]) -> TrainState:
+    return TrainState(**checkpoint["train_state"])
 
 
 def rng_state() -> dict[str, Any]:

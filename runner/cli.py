@@ -131,14 +131,17 @@ def precheck(argv: list[str]) -> str | None:
     return None
 
 
-def _hydra_entry() -> None:
+def _hydra_entry(exit_codes: list[int]) -> None:
+    """Hydra returns nothing from a run or a sweep: each job's exit code is collected here instead."""
     import hydra
 
     @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-    def task(cfg: Any) -> str:
+    def task(cfg: Any) -> int:
         from runner.job import run_job
 
-        return run_job(cfg)
+        code = run_job(cfg)
+        exit_codes.append(code)
+        return code
 
     task()
 
@@ -166,17 +169,16 @@ def main() -> None:
             f"hydra.run.dir={scratch}",
             f"hydra.sweep.dir={scratch}",
         ]
+    exit_codes: list[int] = []
     try:
-        _hydra_entry()
+        _hydra_entry(exit_codes)
     except KeyboardInterrupt:  # Ctrl-C before a job's training loop took over: nothing to checkpoint yet
         from runner.console import error
 
         error("interrupted before a job started training; run the same command again to continue")
         sys.exit(130)
-    from runner.job import EXIT_CODES
-
-    if EXIT_CODES:
-        sys.exit(max(EXIT_CODES))
+    if any(exit_codes):
+        sys.exit(max(exit_codes))
 
 
 if __name__ == "__main__":

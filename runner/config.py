@@ -9,7 +9,9 @@ Imports here stay light: no torch, no mlflow.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +25,12 @@ GROUPS = ("model", "init", "act", "dataset", "schedule", "optim", "trainer", "tr
 class Rule:
     types: tuple[type, ...]
     check: Callable[[Any], bool] | None = None
-    allowed: str = ""
+    allowed: str | Callable[[], str] = ""  # a callable when the list comes from a registry
     nullable: bool = False
 
     def describe(self) -> str:
-        text = self.allowed or " or ".join(t.__name__ for t in self.types)
+        text = self.allowed() if callable(self.allowed) else self.allowed
+        text = text or " or ".join(t.__name__ for t in self.types)
         return text + (" or null" if self.nullable else "")
 
 
@@ -40,49 +43,121 @@ def _int(
 def _num(
     check: Callable[[Any], bool] | None = None, allowed: str = "a number", nullable: bool = False
 ) -> Rule:
-    return Rule((int, float), check, allowed, nullable)
+    return Rule((int, float), lambda v: math.isfinite(v) and (check is None or check(v)), allowed, nullable)
 
 
-def _choice(*values: str) -> Rule:
-    return Rule((str,), lambda v: v in values, "one of " + ", ".join(values))
+def _choice(*values: str, nullable: bool = False) -> Rule:
+    return Rule((str,), lambda v: v in values, "one of " + ", ".join(values), nullable)
+
+
+def registry_names(where: str) -> list[str]:
+    """The option names of a registry, `module:attribute` (a dict, or a function returning the names).
+    Imported only when a config is checked: the registries import torch."""
+    module, attribute = where.split(":")
+    found = getattr(importlib.import_module(module), attribute)
+    return sorted(found() if callable(found) else found)
+
+
+def _registered(where: str, nullable: bool = False) -> Rule:
+    """A name that must be in a registry: the registry is the one list of options."""
+    return Rule(
+        (str,),
+        lambda v: v in registry_names(where),
+        lambda: "one of " + ", ".join(registry_names(where)),
+        nullable,
+    )
+
+
+def _list(item: Rule, allowed: str, min_len: int = 0, max_len: int = 1000) -> Rule:
+    """A list whose every element passes `item`."""
+
+    def check(values: Any) -> bool:
+        return min_len <= len(values) <= max_len and all(passes(v, item) for v in values)
+
+    return Rule((list,), check, allowed)
 
 
 BOOL = Rule((bool,), None, "true or false")
 STR = Rule((str,), lambda v: v != "", "a non-empty string")
+POSITIVE_INT = _int(lambda v: v >= 1, "an integer ≥ 1")
+FRACTION = _num(lambda v: 0 <= v < 1, "a number in [0, 1)")
 
-# The keys every config has, with their types and ranges. Model and dataset options beyond these are
-# checked by Hydra (unknown keys) and by the builders (values), before any run is created.
+# Every leaf of every option of every config group, with its type and range (a test checks that none is
+# missing). Names come from the registries that decide them.
 SCHEMA: dict[str, Rule] = {
     "seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     "resume": _choice("auto", "never"),
     "resume_from": Rule((str,), lambda v: v != "", "a checkpoint file of this config", nullable=True),
-    "act.name": _choice("relu", "prelu", "lrelu", "tanh"),
-    "act.init": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    # conf/act (runner/nn.py)
+    "act.name": _registered("runner.nn:ACTIVATIONS"),
+    "act.init": FRACTION,
     "act.shared": BOOL,
-    "act.slope": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "init.name": _choice("gaussian", "xavier", "kaiming"),
+    "act.slope": FRACTION,
+    # conf/init (runner/nn.py)
+    "init.name": _registered("runner.nn:INITS"),
     "init.mode": _choice("fan_in", "fan_out"),
     "init.distribution": _choice("normal", "uniform"),
     "init.std": _num(lambda v: v > 0, "a number > 0"),
     "init.zero_init_residual": BOOL,
-    "model.name": STR,
-    "dataset.name": STR,
+    # conf/model (runner/models)
+    "model.name": _registered("runner.models:model_names"),
+    "model.width": POSITIVE_INT,
+    "model.width_mult": _num(lambda v: 0 < v <= 16, "a number in (0, 16]"),
+    "model.dropout": FRACTION,
+    "model.lrn": BOOL,
+    "model.overlap_pool": BOOL,
+    "model.groups": _int(lambda v: v in (1, 2), "1 or 2"),
+    "model.shortcut": _choice("A", "B", "C"),
+    "model.stride_on": _choice("1x1", "3x3"),
+    "model.paper_fc_std": BOOL,
+    "model.convs": _list(POSITIVE_INT, "a list of 3 layer counts, each ≥ 1", 3, 3),
+    # conf/dataset (runner/data)
+    "dataset.name": _registered("runner.data:dataset_names"),
     "dataset.root": Rule((str,), lambda v: v != "", "an existing directory", nullable=True),
     "dataset.download": BOOL,
     "dataset.val_split": _int(lambda v: v >= 0, "an integer ≥ 0", nullable=True),
     "dataset.split_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     "dataset.subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "dataset.test_subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
-    "dataset.normalize": _choice("per_channel", "per_pixel"),
-    "optim.name": _choice("sgd"),
+    "dataset.normalize": STR,  # the data module names the modes (runner/data)
+    "dataset.augment": Rule((list, str), None, "a list of augmentations, or a view name"),
+    "dataset.crop_pad": STR,
+    "dataset.test_view": STR,
+    "dataset.scale": _list(POSITIVE_INT, "[S_min, S_max], each ≥ 1", 2, 2),
+    "dataset.crop": POSITIVE_INT,
+    "dataset.lighting": _num(lambda v: v >= 0, "a number ≥ 0"),
+    "dataset.test_resize": POSITIVE_INT,
+    "dataset.workers": _int(lambda v: v >= 0, "an integer ≥ 0", nullable=True),
+    "dataset.image_size": POSITIVE_INT,
+    "dataset.in_channels": POSITIVE_INT,
+    "dataset.num_classes": _int(lambda v: v >= 2, "an integer ≥ 2"),
+    "dataset.train_size": POSITIVE_INT,
+    "dataset.test_size": POSITIVE_INT,
+    "dataset.data_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
+    # conf/optim (runner/optim.py)
+    "optim.name": _registered("runner.optim:OPTIMIZERS"),
     "optim.lr": _num(lambda v: v > 0, "a number > 0"),
-    "optim.momentum": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optim.momentum": FRACTION,
     "optim.weight_decay": _num(lambda v: v >= 0, "a number ≥ 0"),
     "optim.nesterov": BOOL,
-    "schedule.name": _choice("plateau", "multistep", "cosine", "constant"),
-    "trainer.epochs": _int(lambda v: v >= 1, "an integer ≥ 1"),
+    # conf/schedule (runner/schedule.py)
+    "schedule.name": _registered("runner.schedule:SCHEDULES"),
+    "schedule.factor": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "schedule.patience": POSITIVE_INT,
+    "schedule.threshold": _num(lambda v: v >= 0, "a number ≥ 0"),
+    "schedule.max_drops": _int(lambda v: v >= 0, "an integer ≥ 0"),
+    "schedule.milestones": _list(POSITIVE_INT, "a list of iterations, each ≥ 1"),
+    "schedule.gamma": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "schedule.warmup_lr": _num(lambda v: v > 0, "a number > 0", nullable=True),
+    "schedule.warmup_until_error": _num(lambda v: 0 < v <= 100, "a number in (0, 100]"),
+    "schedule.warmup_models": Rule(
+        (list,), lambda v: all(isinstance(m, str) for m in v), "a list of model names", nullable=True
+    ),
+    "schedule.eta_min": _num(lambda v: v >= 0, "a number ≥ 0"),
+    # conf/trainer (runner/train.py, runner/launch.py)
+    "trainer.epochs": POSITIVE_INT,
     "trainer.max_steps": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
-    "trainer.batch_size": _int(lambda v: v >= 1, "an integer ≥ 1"),
+    "trainer.batch_size": POSITIVE_INT,
     "trainer.devices": Rule(
         (int, str), lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "an integer ≥ 1 or auto"
     ),
@@ -93,21 +168,17 @@ SCHEMA: dict[str, Rule] = {
     "trainer.deterministic": BOOL,
     "trainer.sync_bn": BOOL,
     "trainer.scale_lr": BOOL,
-    "trainer.log_every": _int(lambda v: v >= 1, "an integer ≥ 1"),
+    "trainer.log_every": POSITIVE_INT,
     "trainer.ckpt_minutes": _num(lambda v: v > 0, "a number > 0", nullable=True),
     "trainer.eval_test_every_epoch": BOOL,
     "trainer.progress": BOOL,
     "trainer.ddp_timeout_s": _num(lambda v: v > 0, "a number > 0"),
     "trainer.ckpt_dir": STR,
+    # conf/tracking (runner/tracking.py)
     "tracking.log_checkpoint": BOOL,
     "tracking.uri": STR,
-    "tracking.retry_seconds": Rule(
-        (list,),
-        lambda v: (
-            len(v) <= 10
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 600 for x in v)
-        ),
-        "a list of at most 10 pauses in seconds, each in [0, 600]",
+    "tracking.retry_seconds": _list(
+        _num(lambda v: 0 <= v <= 600), "a list of at most 10 pauses in seconds, each in [0, 600]", 0, 10
     ),
     "tracking.artifact_root": STR,
     "tracking.experiment": STR,
@@ -126,12 +197,16 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_value(key: str, value: Any, rule: Rule) -> None:
-    if value is None and rule.nullable:
-        return
+def passes(value: Any, rule: Rule) -> bool:
+    if value is None:
+        return rule.nullable
     # bool is an int in Python; an int is a fine float.
     ok_type = isinstance(value, rule.types) and not (isinstance(value, bool) and bool not in rule.types)
-    if not ok_type or (rule.check is not None and not rule.check(value)):
+    return ok_type and (rule.check is None or bool(rule.check(value)))
+
+
+def check_value(key: str, value: Any, rule: Rule) -> None:
+    if not passes(value, rule):
         raise ConfigError(f"{key}={value!r} is not allowed; expected {rule.describe()}")
 
 

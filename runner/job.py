@@ -1,7 +1,9 @@
-"""One Hydra job = one MLflow run: validate, find or create the run, train, record the outcome.
+"""One Hydra job = one MLflow run: prepare → decide → open or attach the run → train → record.
 
 Re-running a command finds its earlier run by the config hash: a FINISHED (or diverged) run is skipped,
 an interrupted one is continued from its checkpoint in the same MLflow run. `resume=never` trains afresh.
+Everything that can be wrong with the config, the data or the store fails in `prepare`, before any run,
+output or checkpoint exists.
 """
 
 from __future__ import annotations
@@ -11,44 +13,50 @@ import shlex
 import subprocess
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner import console
-from runner.config import GROUPS, cell_id, config_hash, run_name, validate
+from runner import console, env
+from runner.config import GROUPS, cell_id, config_hash, flatten, run_name, validate
 from runner.errors import ConfigError, RunnerError, TrackingError
 
-# Exit codes of the jobs in this process; cli.main exits with the worst after Hydra returns.
-EXIT_CODES: list[int] = []
+
+@dataclass
+class Spec:
+    """A validated job: what to train, where its checkpoint and its MLflow store are."""
+
+    cfg: DictConfig
+    resolved: dict[str, Any]
+    choices: dict[str, str]
+    overrides: list[str]
+    cwd: Path
+    devices: int
+    rank: int
+    uri: str
+    config_hash: str
+    ckpt_path: Path
+    name: str
+    resume_from: Path | None
+    carried: dict[str, Any] | None  # the checkpoint named by resume_from, already checked
 
 
-def resolve_devices(trainer: dict[str, Any]) -> int:
-    """`devices` as a number; more than exist is a config error (GPUs, or CPU cores for gloo)."""
-    import os
-
-    import torch
-
-    accelerator, devices = trainer["accelerator"], trainer["devices"]
-    if accelerator == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.accelerator=cuda but no GPU is visible; allowed here: auto or cpu")
-    cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
-    available = torch.cuda.device_count() if cuda else (os.cpu_count() or 1)
-    if devices == "auto":
-        return available if cuda else 1
-    if devices > available:
-        kind = "GPU(s) are visible" if cuda else "CPU cores exist (one process per device)"
-        raise ConfigError(
-            f"trainer.devices={devices} but only {available} {kind}; allowed: 1..{available} or auto"
-        )
-    return int(devices)
+@dataclass
+class Decision:
+    action: str  # skip | resume | new
+    run_id: str | None = None  # skip: the run that finished; resume: the run to continue
+    carried: dict[str, Any] | None = None  # new: a checkpoint of this config to continue in the new run
+    source: Path | None = None  # where `carried` came from
+    detail: str = ""  # skip: how the earlier run ended (finished or diverged)
 
 
 def check_model(cfg: dict[str, Any]) -> None:
-    """Build the model on the meta device: bad model options fail here, before any run exists."""
+    """Build the model on the meta device with the data set's shape: bad model options fail here."""
     import torch
 
+    from runner.data import dataset_shape
     from runner.models import build_model, model_names, model_options
     from runner.nn import make_act
 
@@ -57,17 +65,225 @@ def check_model(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"model.name={name!r} is unknown; allowed: {', '.join(model_names())}")
     unknown = set(cfg["model"]) - {"name"} - model_options(name)
     if unknown:
-        raise ConfigError(
-            f"model.{sorted(unknown)[0]} is not an option of {name}; allowed: {', '.join(sorted(model_options(name)))}"
-        )
-    channels = 1 if cfg["dataset"]["name"] == "fashion_mnist" else 3
+        allowed = ", ".join(sorted(model_options(name)))
+        raise ConfigError(f"model.{sorted(unknown)[0]} is not an option of {name}; allowed: {allowed}")
+    shape = dataset_shape(cfg["dataset"])
     try:
         with torch.device("meta"):
+            act = make_act(cfg["act"])
             build_model(
-                cfg["model"], num_classes=10, in_channels=channels, image_size=32, act=make_act(cfg["act"])
+                cfg["model"],
+                num_classes=shape.classes,
+                in_channels=shape.channels,
+                image_size=shape.size,
+                act=act,
             )
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model ({name}): {e}") from None
+
+
+def prepare(cfg: DictConfig) -> Spec:
+    """Validate the config, the devices, the model, the data, the store and an explicit checkpoint."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from runner import checkpoint
+    from runner.data import check_data
+    from runner.device import resolve_devices
+    from runner.launch import under_torchrun, worker_env
+    from runner.tracking import check_reachable, resolve_uri
+
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if k in GROUPS or k == "experiment"}
+    overrides = list(hydra_cfg.overrides.task)
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    validate(resolved)
+    cwd = Path(hydra_cfg.runtime.cwd)
+    devices = worker_env()[1] if under_torchrun() else resolve_devices(resolved["trainer"])
+    check_model(resolved)
+    check_data(resolved["dataset"], cwd)  # missing or corrupt data: one line, before any MLflow run exists
+    tracking = resolved["tracking"]
+    uri = resolve_uri(tracking["uri"], cwd)
+    check_reachable(uri)
+    chash = config_hash(resolved)
+    resume_from = (cwd / resolved["resume_from"]).resolve() if resolved["resume_from"] else None
+    swept = os.environ.get(env.SWEPT_KEYS)
+    return Spec(
+        cfg=cfg,
+        resolved=resolved,
+        choices=choices,
+        overrides=overrides,
+        cwd=cwd,
+        devices=devices,
+        rank=worker_env()[0] if under_torchrun() else 0,
+        uri=uri,
+        config_hash=chash,
+        ckpt_path=(
+            cwd / resolved["trainer"]["ckpt_dir"] / tracking["experiment"] / chash / "last.pt"
+        ).resolve(),
+        name=run_name(choices, overrides, swept.split(",") if swept is not None else None),
+        resume_from=resume_from,
+        carried=checkpoint.load(resume_from, chash) if resume_from is not None else None,
+    )
+
+
+def decide(spec: Spec, tracker: Any, experiment_id: str) -> Decision:
+    """Skip a config that ran to the end; continue an interrupted one in its run; else a new run (carrying
+    a checkpoint of this config when there is one: nothing trained is thrown away)."""
+    from runner import checkpoint
+
+    if spec.carried is not None:
+        return Decision("new", carried=spec.carried, source=spec.resume_from)
+    if spec.resolved["resume"] == "never":
+        return Decision("new")
+    previous = tracker.find_runs(experiment_id, {"runner.config_hash": spec.config_hash})
+    for run in previous:
+        ended = run.data.tags.get("runner.status", run.info.status.lower())
+        if run.info.status == "FINISHED" or ended == "diverged":
+            return Decision("skip", run_id=run.info.run_id, detail=ended)
+    if not spec.ckpt_path.exists():
+        return Decision("new")
+    saved = checkpoint.load(
+        spec.ckpt_path, spec.config_hash
+    )  # refuses a truncated or foreign file, naming it
+    if saved["run_id"] in {r.info.run_id for r in previous}:
+        return Decision("resume", run_id=saved["run_id"])
+    return Decision("new", carried=saved, source=spec.ckpt_path)
+
+
+def open_run(spec: Spec, tracker: Any, experiment_id: str, decision: Decision) -> None:
+    """Attach to the run to continue, or create the run: tags, params, config and overrides as artifacts."""
+    from runner import checkpoint
+
+    if decision.action == "resume":
+        tracker.attach(decision.run_id)
+        console.info(f"[green]resuming[/] {spec.name} in run {decision.run_id} from {spec.ckpt_path}")
+        return
+    if spec.ckpt_path.exists() and decision.carried is None:  # resume=never: train afresh
+        spec.ckpt_path.unlink()
+    tracker.start(experiment_id, spec.name, run_tags(spec), parent_id=os.environ.get(env.PARENT_RUN_ID))
+    params = {
+        k: v for k, v in spec.choices.items() if k != "experiment"
+    }  # searchable: params.model = 'vgg_e'
+    params.update(flatten({k: v for k, v in spec.resolved.items() if k != "expected"}))
+    tracker.log_params(params)
+    tracker.log_text(OmegaConf.to_yaml(spec.cfg, resolve=True), "config.yaml")
+    tracker.log_text("\n".join(spec.overrides) + "\n", "overrides.txt")
+    if decision.carried is not None:  # the carried checkpoint now belongs to this run
+        decision.carried["run_id"] = tracker.run_id
+        checkpoint.save(spec.ckpt_path, decision.carried)
+        tracker.set_tags({"runner.resumed_from": str(decision.source)})
+        epoch = decision.carried["train_state"]["epoch"]
+        console.info(f"[green]continuing[/] {spec.name} from {decision.source} (epoch {epoch}) in a new run")
+
+
+def run_tags(spec: Spec) -> dict[str, str]:
+    from runner.device import device_name
+
+    command = command_line()
+    tags = {
+        "runner.config_hash": spec.config_hash,
+        "runner.cell": cell_id(spec.resolved),
+        "runner.git_commit": git_commit(spec.cwd),
+        "runner.torch": torch_version(),
+        "runner.device": device_name(spec.resolved["trainer"]),
+        "runner.devices": spec.devices,
+        "runner.command": command,
+        "mlflow.note.content": f"Produced by:\n\n    {command}",
+        **{f"runner.{k}": v for k, v in spec.choices.items()},
+    }
+    return {k: str(v) for k, v in tags.items()}
+
+
+def train_and_record(spec: Spec, tracker: Any, resume: bool) -> int:
+    """Train in the run and record how it ended (tags, status); the job's exit code. A diverged or failed
+    job is a result: the sweep goes on and exits 1 at the end."""
+    from runner.launch import run_training
+    from runner.metrics import headline
+    from runner.train import Interrupted, JobInfo
+
+    job = JobInfo(spec.config_hash, str(spec.ckpt_path), str(spec.cwd), tracker.run_id, spec.uri, resume)
+    console.config_tree(spec.resolved, spec.choices)
+    status, code = "FAILED", 1
+    try:
+        outcome = run_training(spec.resolved, job, spec.devices)
+        if outcome.status == "diverged":  # FAILED, with the step
+            detail = {"runner.diverged_detail": outcome.detail, "runner.diverged_step": outcome.steps}
+            tracker.set_tags({"runner.status": "diverged", **detail})
+            console.info(f"[red]diverged[/] {spec.name}: {outcome.detail}")
+        else:
+            tracker.set_tags({"runner.status": "finished"})
+            status, code = "FINISHED", 0
+            console.summary(f"{spec.name} — finished", headline(outcome.metrics))
+    except (Interrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: Ctrl-C before the loop took over
+        status = "KILLED"
+        tracker.set_tags({"runner.status": "killed"})
+        kept = f"checkpoint kept at {spec.ckpt_path}" if spec.ckpt_path.exists() else "no checkpoint yet"
+        console.error(f"{spec.name}: {e or 'interrupted'}; {kept}; run the same command again to resume")
+        raise SystemExit(128 + getattr(e, "signum", 2)) from None
+    except RunnerError:
+        raise
+    except Exception as e:
+        tracker.set_tags({"runner.status": "failed", "runner.error": str(e)[:500]})
+        console.error(f"{spec.name} failed: {type(e).__name__}: {e}")
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        code = max(code, close_run(spec, tracker, status))
+    return code
+
+
+def close_run(spec: Spec, tracker: Any, status: str) -> int:
+    """End the run with `status`; the exit code of a store that stopped taking writes, else 0."""
+    try:
+        tracker.end(status)
+        url = tracker.run_url()
+        console.info(f"MLflow run {tracker.run_id}" + (f": {url}" if url else "; browse it with `make ui`"))
+        return 0
+    except TrackingError as e:  # the run stays open, the checkpoint is kept: the same command resumes it
+        console.error(f"{e}; run {tracker.run_id} could not be closed; checkpoint kept at {spec.ckpt_path}")
+        return e.exit_code
+
+
+def run_job(cfg: DictConfig) -> int:
+    """The Hydra task function's body; returns the job's exit code. Failures are recorded, never raised, so
+    that a sweep goes on past a failing job (a signal still ends the sweep)."""
+    try:
+        spec = prepare(cfg)
+        if spec.rank != 0:  # torchrun's other ranks: rank 0 owns the run; they only train
+            from runner.launch import run_training
+            from runner.train import JobInfo
+
+            job = JobInfo(spec.config_hash, str(spec.ckpt_path), str(spec.cwd), tracking_uri=spec.uri)
+            run_training(spec.resolved, job, spec.devices)
+            return 0
+        from runner.tracking import Tracker
+
+        tracking = spec.resolved["tracking"]
+        root = tracking["artifact_root"]
+        root = root if "://" in root else str((spec.cwd / root).resolve())
+        tracker = Tracker(spec.uri, root, tracking["retry_seconds"])
+        experiment_id = tracker.experiment_id(tracking["experiment"])
+        decision = decide(spec, tracker, experiment_id)
+        if decision.action == "skip":
+            from runner.launch import release_torchrun_ranks
+
+            console.info(
+                f"[yellow]skipped[/] {spec.name}: this config already ran to the end in run {decision.run_id} "
+                f"({decision.detail}); "
+                "pass resume=never to train it again"
+            )
+            release_torchrun_ranks(spec.resolved)  # torchrun's other ranks wait for rank 0's decision
+            return 0
+        open_run(spec, tracker, experiment_id, decision)
+        return train_and_record(
+            spec, tracker, resume=decision.action != "new" or decision.carried is not None
+        )
+    except RunnerError as e:
+        console.error(str(e))
+        return e.exit_code
+
+
+def command_line() -> str:
+    return "runner " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def git_commit(cwd: Path) -> str:
@@ -80,186 +296,7 @@ def git_commit(cwd: Path) -> str:
         return "unknown"
 
 
-def run_job(cfg: DictConfig) -> str:
-    """The Hydra task function's body. Returns the job's status; failures are recorded, never raised,
-    so that a sweep goes on past a failing job."""
-    try:
-        return _run_job(cfg)
-    except RunnerError as e:
-        console.error(str(e))
-        EXIT_CODES.append(e.exit_code)
-        return "error"
-
-
-def _run_job(cfg: DictConfig) -> str:
-    from hydra.core.hydra_config import HydraConfig
-
-    hydra_cfg = HydraConfig.get()
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if k in GROUPS or k == "experiment"}
-    overrides = list(hydra_cfg.overrides.task)
-    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    validate(resolved)
-    cwd = Path(hydra_cfg.runtime.cwd)
-
-    from runner.launch import release_torchrun_ranks, run_training, under_torchrun, worker_env
-    from runner.tracking import Tracker, check_reachable, resolve_uri
-
-    devices = worker_env()[1] if under_torchrun() else resolve_devices(resolved["trainer"])
-    check_model(resolved)
-    from runner.data import check_data
-
-    check_data(resolved["dataset"], cwd)  # missing or corrupt data: one line, before any MLflow run exists
-    tracking = resolved["tracking"]
-    uri = resolve_uri(tracking["uri"], cwd)
-    check_reachable(uri)
-    chash = config_hash(resolved)
-    ckpt_path = (cwd / resolved["trainer"]["ckpt_dir"] / tracking["experiment"] / chash / "last.pt").resolve()
-
-    # An explicit checkpoint to continue from is refused here (missing, truncated, other config), before
-    # any run exists.
-    from runner import checkpoint
-
-    resume_from = (cwd / resolved["resume_from"]).resolve() if resolved.get("resume_from") else None
-    state = checkpoint.load(resume_from, chash) if resume_from is not None else None
-
-    rank = worker_env()[0] if under_torchrun() else 0
-    from runner.train import Interrupted, JobInfo
-
-    job = JobInfo(config_hash=chash, ckpt_path=str(ckpt_path), cwd=str(cwd), tracking_uri=uri)
-    if rank != 0:  # torchrun's other ranks: rank 0 owns the run; they only train
-        return run_training(resolved, job, devices).status
-
-    artifact_root = tracking["artifact_root"]
-    if "://" not in artifact_root:
-        artifact_root = str((cwd / artifact_root).resolve())
-    tracker = Tracker(uri, artifact_root, tracking.get("retry_seconds"))
-    experiment_id = tracker.experiment_id(tracking["experiment"])
-    swept = os.environ.get("RUNNER_SWEPT_KEYS")
-    name = run_name(choices, overrides, swept.split(",") if swept is not None else None)
-
-    # --- find the earlier run of this config, if any ---------------------------------------------------
-    # A run that ended (finished or diverged) is skipped. A checkpoint of this config continues in the run
-    # that wrote it, or, when that run is not in the store, in a new run: nothing trained is thrown away.
-    auto = resolved["resume"] == "auto" and resume_from is None
-    previous = tracker.find_runs(experiment_id, {"runner.config_hash": chash}) if auto else []
-    done = [
-        r for r in previous if r.info.status == "FINISHED" or r.data.tags.get("runner.status") == "diverged"
-    ]
-    if done:
-        last = done[0]
-        console.info(
-            f"[yellow]skipped[/] {name}: this config already ran to the end in run {last.info.run_id} "
-            f"({last.data.tags.get('runner.status', last.info.status.lower())}); pass resume=never to train it again"
-        )
-        release_torchrun_ranks(resolved)  # torchrun's other ranks wait for rank 0's decision
-        return "skipped"
-
-    resume_run = None
-    if auto and ckpt_path.exists():
-        state = checkpoint.load(ckpt_path, chash)  # refuses a truncated or foreign file, naming it
-        if state["run_id"] in {r.info.run_id for r in previous}:
-            resume_run, state = state["run_id"], None
-    elif resume_from is None and ckpt_path.exists():  # resume=never: train afresh
-        ckpt_path.unlink()
-
-    if resume_run:
-        tracker.attach(resume_run)
-        console.info(f"[green]resuming[/] {name} in run {resume_run} from {ckpt_path}")
-    else:
-        tags = {
-            "runner.config_hash": chash,
-            "runner.cell": cell_id(resolved),
-            "runner.git_commit": git_commit(cwd),
-            "runner.torch": _torch_version(),
-            "runner.device": _device_name(resolved["trainer"]),
-            "runner.devices": devices,
-            "runner.command": _command(),
-            "mlflow.note.content": f"Produced by:\n\n    {_command()}",
-            **{f"runner.{k}": v for k, v in choices.items()},
-        }
-        parent = os.environ.get("RUNNER_PARENT_RUN_ID")
-        tracker.start(experiment_id, name, {k: str(v) for k, v in tags.items()}, parent_id=parent)
-        params = {k: v for k, v in choices.items() if k != "experiment"}  # searchable: params.model = 'vgg_e'
-        from runner.config import flatten
-
-        params.update(flatten({k: v for k, v in resolved.items() if k != "expected"}))
-        tracker.log_params(params)
-        tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        tracker.log_text("\n".join(overrides) + "\n", "overrides.txt")
-        if state is not None:  # continue a checkpoint in this new run: it now belongs to it
-            source = resume_from or ckpt_path
-            state["run_id"] = tracker.run_id
-            checkpoint.save(ckpt_path, state)
-            tracker.set_tags({"runner.resumed_from": str(source)})
-            console.info(f"[green]continuing[/] {name} from {source} (epoch {state['epoch']}) in a new run")
-
-    job.run_id, job.resume = tracker.run_id, resume_run is not None or state is not None
-    console.config_tree(resolved, choices)
-    status = "FAILED"
-    try:
-        outcome = run_training(resolved, job, devices)
-        if outcome.status == "diverged":  # a result, not a crash: FAILED with the step, and the sweep goes on
-            tracker.set_tags(
-                {
-                    "runner.status": "diverged",
-                    "runner.diverged_detail": outcome.detail,
-                    "runner.diverged_step": outcome.steps,
-                }
-            )
-            console.info(f"[red]diverged[/] {name}: {outcome.detail}")
-        else:
-            tracker.set_tags({"runner.status": "finished"})
-            status = "FINISHED"
-            console.summary(
-                f"{name} — finished",
-                {k: v for k, v in outcome.metrics.items() if "error" in k or "loss" in k},
-            )
-        if outcome.status == "diverged":
-            EXIT_CODES.append(1)
-        return outcome.status
-    except (Interrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: Ctrl-C before the loop took over
-        status = "KILLED"
-        tracker.set_tags({"runner.status": "killed"})
-        kept = f"checkpoint kept at {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
-        console.error(f"{name}: {e or 'interrupted'}; {kept}; run the same command again to resume")
-        raise SystemExit(128 + getattr(e, "signum", 2)) from None
-    except RunnerError:
-        raise
-    except Exception as e:
-        tracker.set_tags({"runner.status": "failed", "runner.error": str(e)[:500]})
-        console.error(f"{name} failed: {type(e).__name__}: {e}")
-        traceback.print_exc(file=sys.stderr)
-        EXIT_CODES.append(1)
-        return "failed"
-    finally:
-        try:
-            tracker.end(status)
-            url = tracker.run_url()
-            console.info(
-                f"MLflow run {tracker.run_id}" + (f": {url}" if url else "; browse it with `make ui`")
-            )
-        except (
-            TrackingError
-        ) as e:  # the store stopped taking writes: the run stays open, the checkpoint is kept
-            console.error(f"{e}; run {tracker.run_id} could not be closed; checkpoint kept at {ckpt_path}")
-            EXIT_CODES.append(e.exit_code)
-
-
-def _command() -> str:
-    return "runner " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def _torch_version() -> str:
+def torch_version() -> str:
     import torch
 
     return torch.__version__
-
-
-def _device_name(trainer: dict[str, Any]) -> str:
-    import platform
-
-    import torch
-
-    if trainer["accelerator"] != "cpu" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"cpu ({platform.processor() or platform.machine()})"

@@ -5,8 +5,8 @@ sweep. Each job of a sweep starts its own group on a free loopback port. Under `
 task per GPU, hydra/launcher=slurm), RANK/WORLD_SIZE are in the environment and this process is already
 one worker: rank 0 decides (new run, resume, skip) and the other ranks follow it (`share_job`).
 
-Test-only fault injection: RUNNER_FAULT=<rank>:<step> makes that rank raise after that optimizer step;
-the job process consumes the variable, so only the next job launched gets the fault.
+Test-only fault injection (runner/env.py FAULT, "<rank>:<step>"): that rank raises after that optimizer
+step; the job process consumes the variable, so only the next job launched gets the fault.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from runner import env
+from runner.device import uses_cuda
 from runner.train import Interrupted, JobInfo, Outcome, train
 
 
@@ -33,7 +35,7 @@ def worker_env() -> tuple[int, int, int]:
 def under_torchrun() -> bool:
     """Started as one of several workers: by torchrun, or as one Slurm task per GPU."""
     _adopt_slurm_tasks()
-    return int(os.environ.get("WORLD_SIZE", 1)) > 1 and "RUNNER_SPAWNED" not in os.environ
+    return int(os.environ.get("WORLD_SIZE", 1)) > 1 and env.SPAWNED not in os.environ
 
 
 def _adopt_slurm_tasks() -> None:
@@ -51,26 +53,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _backend(cfg: dict[str, Any]) -> str:
-    import torch
-
-    accelerator = cfg["trainer"]["accelerator"]
-    use_cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
-    return "nccl" if use_cuda else "gloo"
-
-
 def _init_group(cfg: dict[str, Any]) -> None:
     import torch
     import torch.distributed as dist
 
-    backend = _backend(cfg)
+    backend = "nccl" if uses_cuda(cfg["trainer"]) else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(worker_env()[2])
     elif "OMP_NUM_THREADS" not in os.environ:  # N CPU workers each using every core would thrash
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", worker_env()[1]))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     if not dist.is_initialized():
-        timeout = timedelta(seconds=float(cfg["trainer"].get("ddp_timeout_s", 120)))
+        timeout = timedelta(seconds=float(cfg["trainer"]["ddp_timeout_s"]))
         dist.init_process_group(backend, timeout=timeout)
 
 
@@ -113,14 +107,14 @@ def run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
     """Train one job on `devices` processes; a worker's exception is raised here (ChildFailedError)."""
     if under_torchrun():
         return distributed_worker(cfg, job)
-    fault = os.environ.pop("RUNNER_FAULT", None)  # test-only: this job gets it, the next ones not
-    env = {"RUNNER_FAULT": fault} if fault else {}
+    fault = os.environ.pop(env.FAULT, None)  # test-only: this job gets it, the next ones not
+    job_env = {env.FAULT: fault} if fault else {}
     if devices == 1:
-        os.environ.update(env)
+        os.environ.update(job_env)
         try:
             return train(cfg, job)
         finally:
-            for key in env:
+            for key in job_env:
                 os.environ.pop(key, None)
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -136,13 +130,13 @@ def run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
         monitor_interval=0.5,
         start_method="spawn",
     )
-    env["RUNNER_SPAWNED"] = "1"
-    os.environ.update(env)  # the spawned workers inherit the environment
+    job_env[env.SPAWNED] = "1"
+    os.environ.update(job_env)  # the spawned workers inherit the environment
     try:
         results = elastic_launch(config, distributed_worker)(cfg, job)
     except SignalException as e:  # Ctrl-C or SIGTERM reached the job: the agent has stopped the workers
         raise Interrupted(f"stopped by signal {int(e.sigval)}", int(e.sigval)) from None
     finally:
-        for key in env:
+        for key in job_env:
             os.environ.pop(key, None)
     return results[0]

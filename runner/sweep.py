@@ -1,6 +1,6 @@
 """The Hydra callback of a `--multirun`: one MLflow parent run per sweep, every job nested under it.
 
-The parent's id travels to the jobs in RUNNER_PARENT_RUN_ID (inherited by launcher subprocesses too).
+The parent's id travels to the jobs in env.PARENT_RUN_ID (inherited by launcher subprocesses too).
 At the end of the sweep the parent is closed and the report (table, curves, verdicts) is logged on it.
 """
 
@@ -15,6 +15,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from runner import env
 
 
 def swept_keys(config: DictConfig) -> list[str]:
@@ -67,8 +69,8 @@ class SweepCallback(Callback):
         }
         self.tracker.set_tags({"runner.sweep_keys": ",".join(keys)})
         self.tracker.log_text(json.dumps(preset, indent=2), "preset.json")  # what runner-report reads back
-        os.environ["RUNNER_PARENT_RUN_ID"] = self.tracker.run_id
-        os.environ["RUNNER_SWEPT_KEYS"] = ",".join(keys)  # job run names show only what the sweep varies
+        os.environ[env.PARENT_RUN_ID] = self.tracker.run_id
+        os.environ[env.SWEPT_KEYS] = ",".join(keys)  # job run names show only what the sweep varies
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.tracker is None:
@@ -85,7 +87,7 @@ class SweepCallback(Callback):
             status = "FAILED"
         finally:
             self.tracker.end(status)
-            os.environ.pop("RUNNER_PARENT_RUN_ID", None)
+            os.environ.pop(env.PARENT_RUN_ID, None)
             from runner.console import info
 
             url = self.tracker.run_url()
@@ -93,4 +95,4 @@ class SweepCallback(Callback):
                 f"MLflow sweep (parent run) {self.tracker.run_id}"
                 + (f": {url}" if url else "; browse it with `make ui`")
             )
-            os.environ.pop("RUNNER_SWEPT_KEYS", None)
+            os.environ.pop(env.SWEPT_KEYS, None)

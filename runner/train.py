@@ -1,33 +1,38 @@
-"""The training loop: one function, read top to bottom.
+"""The training core: build the parts, then epochs of steps, each ended by evaluation and bookkeeping.
 
-    data → model (act, init) → optimizer → schedule → [resume] → epochs of steps → evaluate → log → checkpoint
+    build_parts → [resume] → while not done: train_one_epoch → end_epoch → log, checkpoint → summary
 
 Runs in the Hydra job process for one device, or in each of N worker processes under DDP (runner/launch.py).
-Only rank 0 talks to MLflow and the console. The host syncs with the device only every
-`trainer.log_every` steps: losses and errors are summed on the device and read at those points.
+Only rank 0 talks to MLflow and the console. The host syncs with the device only every `trainer.log_every`
+steps: the metrics (runner/metrics.py) are summed on the device and read at those points.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from runner import checkpoint, console
-from runner.data import Context, build_data
+from runner import checkpoint, console, env
+from runner.checkpoint import TrainState
+from runner.data import Context, Data, build_data
 from runner.data.augment import average_views
+from runner.device import pick_device
+from runner.metrics import EVAL_METRICS, TRAIN_METRICS, Sums, headline
 from runner.models import build_model
-from runner.nn import init_weights, make_act, no_decay_parameters
-from runner.schedule import build_schedule
+from runner.nn import init_weights, make_act
+from runner.optim import build_optimizer
+from runner.schedule import Schedule, build_schedule
 from runner.sync_bn import convert_sync_batchnorm
 
 
@@ -40,7 +45,6 @@ class JobInfo:
     cwd: str
     run_id: str | None = None  # MLflow run logged to by rank 0
     tracking_uri: str | None = None
-    artifact_dir: str | None = None  # where rank 0 writes files before logging them
     resume: bool = False  # a checkpoint at ckpt_path is to be continued
     rank: int = 0
     world_size: int = 1
@@ -49,7 +53,7 @@ class JobInfo:
 
 @dataclass
 class Outcome:
-    status: str  # finished | diverged | killed
+    status: str  # finished | diverged | skipped
     metrics: dict[str, float] = field(default_factory=dict)
     epochs: int = 0
     steps: int = 0
@@ -68,95 +72,54 @@ class Interrupted(Exception):
         self.signum = int(signum)  # the process exits with 128 + signum, as the shell expects
 
 
-_signal_received: list[int] = []
+_signals: list[int] = []
 
 
-def _on_signal(signum: int, frame: Any) -> None:
-    _signal_received.append(signum)
+@contextlib.contextmanager
+def caught_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM are noted, not raised: the loop stops at its next check with a checkpoint."""
+    _signals.clear()
+    previous = {
+        s: signal.signal(s, lambda signum, frame: _signals.append(signum))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
-def pick_device(accelerator: str, local_rank: int) -> torch.device:
-    if accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+@dataclass
+class Parts:
+    """Everything one training process builds from the config."""
+
+    data: Data
+    model: nn.Module  # the bare model: checkpoints and evaluation
+    net: nn.Module  # what a step calls: the model, wrapped by DDP and/or torch.compile
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    device: torch.device
+    autocast: Callable[[], Any]
+    dense_test: bool  # VGG's dense evaluation of the test set (Simonyan & Zisserman, Sec. 3.2)
+    steps_per_epoch: int
+    max_steps: int
+    epochs: int
 
 
-def build_optimizer(model: nn.Module, cfg: dict[str, Any], lr: float) -> torch.optim.Optimizer:
-    """SGD with momentum; weight decay on every parameter but the PReLU slopes (He et al. 2015, Sec. 2.1)."""
-    exempt = no_decay_parameters(model)
-    decay = [p for p in model.parameters() if id(p) not in exempt]
-    slopes = [p for p in model.parameters() if id(p) in exempt]
-    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}]
-    if slopes:
-        groups.append({"params": slopes, "weight_decay": 0.0})
-    return torch.optim.SGD(
-        groups, lr=lr, momentum=cfg.get("momentum", 0.9), nesterov=cfg.get("nesterov", False)
-    )
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, autocast: Any, world_size: int) -> dict[str, float]:
-    """Top-1/top-5 error (%) and mean loss over the whole set: sums are all-reduced over the ranks' shards."""
-    model.eval()
-    sums = None
-    for x, y in loader.batches(0):
-        with autocast():
-            out = model(x.flatten(0, 1) if x.dim() == 5 else x)
-        if x.dim() == 5:  # multi-view test batches (N, views, C, H, W), e.g. 10-crop: average the softmax
-            out = average_views(out, x.shape[1])
-        top5 = out.float().topk(min(5, out.shape[1]), dim=1).indices
-        batch = torch.stack(
-            [
-                F.cross_entropy(out.float(), y, reduction="sum"),
-                (top5[:, 0] != y).sum().float(),
-                (~(top5 == y[:, None]).any(1)).sum().float(),
-                torch.tensor(float(len(y)), device=y.device),
-            ]
-        )
-        sums = batch if sums is None else sums + batch
-    if sums is None:
-        sums = torch.zeros(4, device=next(model.parameters()).device)
-    if world_size > 1:
-        dist.all_reduce(sums)
-    loss, top1, top5_wrong, n = sums.tolist()
-    model.train()
-    n = max(n, 1.0)
-    return {"loss": loss / n, "top1_error": 100 * top1 / n, "top5_error": 100 * top5_wrong / n}
-
-
-def model_summary(model: nn.Module) -> str:
-    total = sum(p.numel() for p in model.parameters())
-    lines = [f"parameters: {total:,}", ""]
-    for name, child in model.named_children():
-        lines.append(f"{name:<12} {sum(p.numel() for p in child.parameters()):>14,}")
-    return "\n".join(lines + ["", str(model)])
-
-
-def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
-    trainer, rank, world = cfg["trainer"], job.rank, job.world_size
-    lead = rank == 0
-    device = pick_device(trainer["accelerator"], job.local_rank)
+def build_parts(cfg: dict[str, Any], job: JobInfo) -> Parts:
+    trainer, world = cfg["trainer"], job.world_size
+    device = pick_device(trainer, job.local_rank)
     if trainer["deterministic"]:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg["seed"])  # same on every rank: identical initial weights
-
-    tracker = None
-    if lead and job.run_id:
-        from runner.tracking import Tracker
-
-        tracker = Tracker(job.tracking_uri, None, cfg["tracking"].get("retry_seconds"))
-        tracker.run_id = job.run_id
-
-    # --- data, model, optimizer, schedule ---------------------------------------------------------
-    data = build_data(
-        cfg["dataset"],
-        Context(
-            device, rank, world, trainer["batch_size"], cfg["seed"], trainer["channels_last"], Path(job.cwd)
-        ),
+    context = Context(
+        device, job.rank, world, trainer["batch_size"], cfg["seed"], trainer["channels_last"], Path(job.cwd)
     )
+    data = build_data(cfg["dataset"], context)
     model = build_model(
         cfg["model"],
         num_classes=data.num_classes,
@@ -176,192 +139,263 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
         )
     if trainer["compile"]:
         net = torch.compile(net)
-    lr = cfg["optim"]["lr"] * (world if trainer["scale_lr"] else 1)
-    optimizer = build_optimizer(model, cfg["optim"], lr)
+    optimizer = build_optimizer(
+        model, cfg["optim"], cfg["optim"]["lr"] * (world if trainer["scale_lr"] else 1)
+    )
     steps_per_epoch = len(data.train)
     max_steps = trainer["max_steps"] or trainer["epochs"] * steps_per_epoch
-    epochs = math.ceil(max_steps / steps_per_epoch)
-    schedule = build_schedule(optimizer, cfg["schedule"], max_steps)
     bf16 = trainer["precision"] == "bf16"
-
-    def autocast() -> Any:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
-    # --- resume -------------------------------------------------------------------------------------
-    ckpt_path = Path(job.ckpt_path)
-    epoch, step_in_epoch, global_step, best = 0, 0, 0, math.inf
-    partial = torch.zeros(3, device=device)  # loss sum, wrong count, images: the epoch so far
-    elapsed_before = 0.0
-    if job.resume:
-        state = checkpoint.load(ckpt_path, job.config_hash)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-        except (RuntimeError, KeyError, ValueError) as e:  # the hash matched, the tensors do not
-            raise checkpoint.CheckpointError(
-                f"checkpoint {ckpt_path} does not fit this model ({str(e).strip().splitlines()[0]})"
-            ) from None
-        epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        best, elapsed_before = state["best"], state["epoch_seconds_so_far"]
-        partial = state["partial"].to(device) * (1.0 if lead else 0.0)  # rank 0 saved it: count it once
-        checkpoint.set_rng_state(state["rng"])
-    last_logged = tracker.last_step("train_loss") if (tracker and job.resume) else -1
-
-    def save_checkpoint(seconds_so_far: float) -> None:
-        if not lead:
-            return
-        checkpoint.save(
-            ckpt_path,
-            {
-                "config_hash": job.config_hash,
-                "run_id": job.run_id or "",
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "epoch": epoch,
-                "step_in_epoch": step_in_epoch,
-                "global_step": global_step,
-                "best": best,
-                "partial": partial.cpu(),
-                "epoch_seconds_so_far": seconds_so_far,
-                "rng": checkpoint.rng_state(),
-            },
-        )
-
-    if tracker and not job.resume:
-        tracker.log_text(model_summary(model), "model_summary.txt")
-        tracker.set_tags(
-            {"runner.parameters": sum(p.numel() for p in model.parameters()), "runner.world_size": world}
-        )
-
-    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    _signal_received.clear()
-    outcome = Outcome("finished")
-    metrics: dict[str, float] = {}
-    ckpt_every = (trainer["ckpt_minutes"] or math.inf) * 60
-    last_ckpt_time = time.monotonic()
-    log_every = trainer["log_every"]
-    fault = (
-        tuple(int(v) for v in os.environ["RUNNER_FAULT"].split(":")) if "RUNNER_FAULT" in os.environ else None
+    return Parts(
+        data=data,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        schedule=build_schedule(optimizer, cfg["schedule"], max_steps, cfg["model"]["name"]),
+        device=device,
+        autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+        dense_test=cfg["dataset"].get("test_view") == "dense",  # TODO: from the data set
+        steps_per_epoch=steps_per_epoch,
+        max_steps=max_steps,
+        epochs=math.ceil(max_steps / steps_per_epoch),
     )
+
+
+def predict(model: nn.Module, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
+    """Class scores of a batch. Multi-view batches (N, views, C, H, W) — 10-crop, or an image and its flip —
+    give the log of the views' averaged softmax, which argmax and cross-entropy read like logits."""
+    views = x.shape[1] if x.dim() == 5 else 1
+    flat = x.flatten(0, 1) if x.dim() == 5 else x
+    if dense:
+        from runner.models.dense import dense_scores
+
+        out = dense_scores(model, flat)
+    else:
+        out = model(flat)
+    return average_views(out, views) if x.dim() == 5 else out
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: Any, autocast: Callable[[], Any], world_size: int, dense: bool = False
+) -> dict[str, float]:
+    """EVAL_METRICS over the whole set: each rank sums its shard, the sums are all-reduced."""
+    model.eval()
+    sums = Sums(EVAL_METRICS, next(model.parameters()).device)
+    for x, y in loader.batches(0):
+        with autocast():
+            out = predict(model, x, dense)
+        sums.add(out, y)
+    model.train()
+    return sums.rates(sums.read(world_size)[0])
+
+
+@dataclass
+class Interval:
+    """The steps since the last host sync: for img/s, and the recent training error that ends ResNet-110's
+    warm-up ("until the training error is below 80%", He et al. 2015, Sec. 4.2)."""
+
+    start: float
+    images: int = 0
+    previous: dict[str, float] = field(default_factory=dict)  # the epoch's sums at the last sync
+
+    def recent_error(self, sums: dict[str, float]) -> float | None:
+        wrong = sums["error"] - self.previous.get("error", 0.0)
+        seen = sums["images"] - self.previous.get("images", 0.0)
+        return 100 * wrong / seen if seen else None
+
+
+def host_sync(
+    parts: Parts, state: TrainState, job: JobInfo, sums: Sums, interval: Interval, bars: Any
+) -> tuple[float | None, bool]:
+    """The loop's one host sync per interval, all ranks together: the divergence check, progress, and
+    whether any rank caught a signal. Returns the interval's training error (%) and that flag."""
+    values, (signalled,) = sums.read(job.world_size, extra=[float(bool(_signals))])
+    if not math.isfinite(values["loss"]):
+        raise Diverged(f"non-finite loss at step {state.global_step}")
+    now = time.perf_counter()
+    images_per_s = interval.images * job.world_size / max(now - interval.start, 1e-9)
+    loss = values["loss"] / max(values["images"], 1.0)
+    bars.steps(state.step_in_epoch, loss, parts.schedule.lr, images_per_s)
+    recent = interval.recent_error(values)
+    interval.start, interval.images, interval.previous = now, 0, values
+    return recent, bool(signalled)
+
+
+def train_one_epoch(
+    parts: Parts, state: TrainState, sums: Sums, job: JobInfo, trainer: dict[str, Any], bars: Any,
+    save: Callable[[float], None],
+) -> float:  # fmt: skip
+    """Steps from `state.step_in_epoch` to the end of the epoch (or of the run); returns its training seconds.
+
+    Single process: a signal is acted on at the next step. DDP: only at host syncs, where every rank takes
+    part in the same all-reduce and so stops at the same step."""
+    parts.net.train()
+    bars.start_epoch(state.epoch, state.step_in_epoch)
+    t0 = time.perf_counter()
+    interval, log_every = Interval(t0), trainer["log_every"]
+    ckpt_every, last_ckpt = (trainer["ckpt_minutes"] or math.inf) * 60, time.monotonic()
+    for x, y in parts.data.train.batches(state.epoch, state.step_in_epoch):
+        if state.global_step >= parts.max_steps:
+            break
+        with parts.autocast():
+            out = parts.net(x)
+            loss = F.cross_entropy(out, y)
+        parts.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        parts.optimizer.step()
+        sums.add(out, y)
+        state.step_in_epoch += 1
+        state.global_step += 1
+        interval.images += len(y)
+        if state.global_step % log_every == 0 or (job.world_size == 1 and _signals):
+            recent_error, signalled = host_sync(parts, state, job, sums, interval, bars)
+            if signalled:
+                save(state.epoch_seconds + time.perf_counter() - t0)
+                signum = _signals[0] if _signals else signal.SIGTERM
+                raise Interrupted(
+                    f"stopped by {signal.Signals(signum).name} at step {state.global_step}", signum
+                )
+            parts.schedule.iteration(state.global_step, recent_error)
+        else:
+            parts.schedule.iteration(state.global_step)
+        if time.monotonic() - last_ckpt > ckpt_every:
+            save(state.epoch_seconds + time.perf_counter() - t0)
+            last_ckpt = time.monotonic()
+    return state.epoch_seconds + time.perf_counter() - t0
+
+
+def end_epoch(parts: Parts, state: TrainState, sums: Sums, job: JobInfo, trainer: dict[str, Any],
+              seconds: float) -> dict[str, float]:  # fmt: skip
+    """The epoch's metrics: training sums over all ranks, validation, test (every epoch or the last), and
+    the schedule's end-of-epoch decision on the monitored error."""
+    totals = sums.read(job.world_size)[0]
+    if not math.isfinite(totals["loss"]):
+        raise Diverged(f"non-finite loss at step {state.global_step}")
+    metrics = {f"train_{k}": v for k, v in sums.rates(totals).items()}
+    metrics.update(
+        lr=parts.schedule.lr,
+        epoch=state.epoch + 1,
+        epoch_seconds=seconds,
+        images_per_s=totals["images"] / max(seconds, 1e-9),
+    )
+    if parts.data.val is not None:
+        val = evaluate(parts.model, parts.data.val, parts.autocast, job.world_size)
+        metrics.update({f"val_{k}": v for k, v in val.items()})
+    last = state.epoch + 1 >= parts.epochs or state.global_step >= parts.max_steps
+    if trainer["eval_test_every_epoch"] or last:
+        test = evaluate(parts.model, parts.data.test, parts.autocast, job.world_size, parts.dense_test)
+        metrics.update({f"test_{k}": v for k, v in test.items()})
+    monitored = metrics["val_top1_error"] if parts.data.val is not None else metrics["train_error"]
+    state.best = min(state.best, monitored)
+    parts.schedule.epoch_end(monitored)
+    return metrics
+
+
+def resume(parts: Parts, job: JobInfo, sums: Sums) -> TrainState:
+    """Model, optimiser, schedule, sums and RNG from the job's checkpoint; its TrainState."""
+    saved = checkpoint.load(Path(job.ckpt_path), job.config_hash)
     try:
-        with console.TrainProgress(epochs, steps_per_epoch, enabled=lead and trainer["progress"]) as bars:
-            while epoch < epochs and global_step < max_steps and not schedule.stop:
-                # --- one epoch of training ------------------------------------------------------------
-                net.train()
-                bars.start_epoch(epoch, step_in_epoch)
-                t0 = time.perf_counter()
-                interval_start, interval_images = t0, 0
-                for x, y in data.train.batches(epoch, step_in_epoch):
-                    if global_step >= max_steps:
-                        break
-                    with autocast():
-                        out = net(x)
-                        loss = F.cross_entropy(out, y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    if fault == (rank, global_step + 1):  # test-only (RUNNER_FAULT, see runner/launch.py)
-                        raise RuntimeError(f"injected fault on rank {rank} at step {global_step + 1}")
-                    partial += torch.stack(
-                        [
-                            loss.detach().float() * len(y),
-                            (out.argmax(1) != y).sum().float(),
-                            torch.tensor(float(len(y)), device=device),
-                        ]
-                    )
-                    step_in_epoch += 1
-                    global_step += 1
-                    interval_images += len(y)
-                    # Single process: react to a signal at once. DDP: only at intervals, where every rank
-                    # takes part in the same all-reduce and so stops at the same step.
-                    if global_step % log_every == 0 or (world == 1 and _signal_received):
-                        interval = torch.cat(
-                            [partial, torch.tensor([float(bool(_signal_received))], device=device)]
-                        )
-                        if world > 1:
-                            dist.all_reduce(interval)
-                        loss_sum, wrong, seen, signalled = interval.tolist()  # the one host sync per interval
-                        if not math.isfinite(loss_sum):
-                            raise Diverged(f"non-finite loss at step {global_step}")
-                        if signalled:
-                            save_checkpoint(elapsed_before + time.perf_counter() - t0)
-                            signum = _signal_received[0] if _signal_received else signal.SIGTERM
-                            raise Interrupted(
-                                f"stopped by {signal.Signals(signum).name} at step {global_step}", signum
-                            )
-                        now = time.perf_counter()
-                        bars.steps(
-                            step_in_epoch,
-                            loss_sum / seen,
-                            schedule.lr,
-                            interval_images * world / max(now - interval_start, 1e-9),
-                        )
-                        interval_start, interval_images = now, 0
-                        schedule.iteration(global_step, 100 * wrong / seen)
-                    else:
-                        schedule.iteration(global_step)
-                    if time.monotonic() - last_ckpt_time > ckpt_every:
-                        save_checkpoint(elapsed_before + time.perf_counter() - t0)
-                        last_ckpt_time = time.monotonic()
-                train_seconds = elapsed_before + time.perf_counter() - t0
+        parts.model.load_state_dict(saved["model"])
+        parts.optimizer.load_state_dict(saved["optimizer"])
+        parts.schedule.load_state_dict(saved["schedule"])
+        state = checkpoint.train_state(saved)
+        sums.load_state_dict(state.sums)
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:  # the hash matched, the contents do not
+        raise checkpoint.CheckpointError(
+            f"checkpoint {job.ckpt_path} does not fit this model ({str(e).strip().splitlines()[0]})"
+        ) from None
+    if job.rank != 0:
+        sums.zero()  # rank 0 saved the sums of all ranks: count them once
+    checkpoint.set_rng_state(saved["rng"])
+    return state
 
-                # --- evaluate, log, checkpoint ---------------------------------------------------------
-                totals = partial.clone()
-                if world > 1:
-                    dist.all_reduce(totals)
-                loss_sum, wrong, seen = totals.tolist()
-                if not math.isfinite(loss_sum):
-                    raise Diverged(f"non-finite loss at step {global_step}")
-                metrics = {
-                    "train_loss": loss_sum / max(seen, 1),
-                    "train_error": 100 * wrong / max(seen, 1),
-                    "lr": schedule.lr,
-                    "epoch": epoch + 1,
-                    "epoch_seconds": train_seconds,
-                    "images_per_s": seen / max(train_seconds, 1e-9),
-                }
-                if data.val is not None:
-                    val = evaluate(model, data.val, autocast, world)
-                    metrics.update({f"val_{k}": v for k, v in val.items()})
-                last_epoch = epoch + 1 >= epochs or global_step >= max_steps
-                if trainer["eval_test_every_epoch"] or last_epoch:
-                    test = evaluate(model, data.test, autocast, world)
-                    metrics.update({f"test_{k}": v for k, v in test.items()})
-                monitored = metrics.get("val_top1_error", metrics["train_error"])
-                best = min(best, monitored)
-                schedule.epoch_end(monitored)
+
+def inject_fault_for_tests(optimizer: torch.optim.Optimizer, rank: int, done_steps: int) -> None:
+    """Test-only (env.FAULT = "<rank>:<step>"): that rank raises right after that optimizer step. A hook on
+    the optimiser, so the loop itself carries no test code."""
+    spec = os.environ.get(env.FAULT)
+    if not spec:
+        return
+    fault_rank, fault_step = (int(v) for v in spec.split(":"))
+    if fault_rank != rank:
+        return
+    steps = [done_steps]
+
+    def after_step(opt: Any, args: Any, kwargs: Any) -> None:
+        steps[0] += 1
+        if steps[0] == fault_step:
+            raise RuntimeError(f"injected fault on rank {rank} at step {fault_step}")
+
+    optimizer.register_step_post_hook(after_step)
+
+
+def model_summary(model: nn.Module) -> str:
+    total = sum(p.numel() for p in model.parameters())
+    lines = [f"parameters: {total:,}", ""]
+    for name, child in model.named_children():
+        lines.append(f"{name:<12} {sum(p.numel() for p in child.parameters()):>14,}")
+    return "\n".join(lines + ["", str(model)])
+
+
+def open_tracker(cfg: dict[str, Any], job: JobInfo) -> Any:
+    """Rank 0's handle on the job's MLflow run (None on the other ranks, or without a run)."""
+    if job.rank != 0 or not job.run_id:
+        return None
+    from runner.tracking import Tracker
+
+    tracker = Tracker(job.tracking_uri, None, cfg["tracking"]["retry_seconds"])
+    tracker.run_id = job.run_id
+    return tracker
+
+
+def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
+    """Train one job to its end (or divergence); raises Interrupted on a signal, after a checkpoint."""
+    trainer, lead = cfg["trainer"], job.rank == 0
+    parts = build_parts(cfg, job)
+    tracker = open_tracker(cfg, job)
+    sums = Sums(TRAIN_METRICS, parts.device)
+    state = resume(parts, job, sums) if job.resume else TrainState()
+    inject_fault_for_tests(parts.optimizer, job.rank, state.global_step)
+    last_logged = tracker.last_step("train_loss") if (tracker and job.resume) else -1
+    if tracker and not job.resume:
+        tracker.log_text(model_summary(parts.model), "model_summary.txt")
+        parameters = sum(p.numel() for p in parts.model.parameters())
+        tracker.set_tags({"runner.parameters": parameters, "runner.world_size": job.world_size})
+
+    def save(epoch_seconds: float) -> None:
+        if lead:
+            state.epoch_seconds, state.sums = epoch_seconds, sums.state_dict()
+            args = (job.config_hash, job.run_id or "", parts.model, parts.optimizer, parts.schedule, state)
+            checkpoint.save(Path(job.ckpt_path), checkpoint.snapshot(*args))
+
+    outcome, metrics = Outcome("finished"), {}
+    with caught_signals(), console.TrainProgress(parts.epochs, parts.steps_per_epoch, enabled=lead and trainer["progress"]) as bars:  # fmt: skip
+        try:
+            while (
+                state.epoch < parts.epochs and state.global_step < parts.max_steps and not parts.schedule.stop
+            ):
+                seconds = train_one_epoch(parts, state, sums, job, trainer, bars, save)
+                metrics = end_epoch(parts, state, sums, job, trainer, seconds)
                 if lead:
-                    bars.end_epoch(epoch, {k: v for k, v in metrics.items() if k.endswith(("error", "loss"))})
-                    if tracker and global_step > last_logged:
-                        tracker.log_metrics(metrics, step=global_step)
-                epoch, step_in_epoch, elapsed_before = epoch + 1, 0, 0.0
-                partial.zero_()
-                save_checkpoint(0.0)
-                last_ckpt_time = time.monotonic()
-    except Diverged as e:
-        outcome = Outcome("diverged", detail=str(e))
-    finally:
-        for s, handler in old_handlers.items():
-            signal.signal(s, handler)
-
-    outcome.metrics = metrics
-    outcome.epochs, outcome.steps = epoch, global_step
-    if lead and tracker:
-        summary = {f"final_{k}": v for k, v in metrics.items() if k.startswith(("test_", "val_"))}
-        summary["best_monitored_error"] = best
-        # A run killed after this point and resumed must not log the summary twice.
-        if (
-            outcome.status == "finished"
-            and summary
-            and tracker.last_step("best_monitored_error") < global_step
-        ):
-            tracker.log_metrics(summary, step=global_step)
-        if (
-            outcome.status == "finished"
-            and ckpt_path.exists()
-            and cfg["tracking"].get("log_checkpoint", True)
-        ):
-            tracker.log_file(ckpt_path, "checkpoint")
+                    bars.end_epoch(state.epoch, headline(metrics))
+                if tracker and state.global_step > last_logged:
+                    tracker.log_metrics(metrics, step=state.global_step)
+                state.epoch, state.step_in_epoch, state.epoch_seconds = state.epoch + 1, 0, 0.0
+                sums.zero()
+                save(0.0)
+        except Diverged as e:
+            outcome = Outcome("diverged", detail=str(e))
+    outcome.metrics, outcome.epochs, outcome.steps = metrics, state.epoch, state.global_step
+    if tracker and outcome.status == "finished":
+        log_summary(tracker, cfg, outcome, state.best, Path(job.ckpt_path))
     return outcome
+
+
+def log_summary(tracker: Any, cfg: dict[str, Any], outcome: Outcome, best: float, ckpt_path: Path) -> None:
+    """final_* metrics and the last checkpoint on the run, once (a run killed here and resumed skips it)."""
+    summary = {f"final_{k}": v for k, v in outcome.metrics.items() if k.startswith(("test_", "val_"))}
+    summary["best_monitored_error"] = best
+    if tracker.last_step("best_monitored_error") < outcome.steps:
+        tracker.log_metrics(summary, step=outcome.steps)
+    if cfg["tracking"]["log_checkpoint"] and ckpt_path.exists():
+        tracker.log_file(ckpt_path, "checkpoint")

@@ -17,12 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, metric_history, mlflow_runs, run_runner
+from conftest import TINY, compose, metric_history, mlflow_runs, run_runner
 
 # One torch thread per runner: these tests start many processes, and on a busy 2-core machine a
 # multi-threaded torch spends most of its time spinning (a tiny step is ~5x slower).
 ENV = {"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
 EVERY_STEP = "trainer.ckpt_minutes=0.000001"  # a checkpoint after every step (not hashed: same job)
+
+pytestmark = pytest.mark.e2e  # every test here starts `runner` in a subprocess
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +132,9 @@ def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    assert read_ckpt(checkpoints(killed)[0])["epoch"] < 3, "the run finished before it was killed"
+    assert read_ckpt(checkpoints(killed)[0])["train_state"]["epoch"] < 3, (
+        "the run finished before it was killed"
+    )
     assert [r.info.status for r in mlflow_runs(killed)] == ["RUNNING"]  # SIGKILL: nobody closed it
 
     again = run_runner(argv, killed, ENV)
@@ -146,7 +150,10 @@ def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
     assert_clean_history(killed, runs[0].info.run_id, 3)
 
     a, b = read_ckpt(checkpoints(reference)[0]), read_ckpt(checkpoints(killed)[0])
-    assert a["global_step"] == b["global_step"] and a["model"].keys() == b["model"].keys()
+    assert (
+        a["train_state"]["global_step"] == b["train_state"]["global_step"]
+        and a["model"].keys() == b["model"].keys()
+    )
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
 
@@ -179,7 +186,7 @@ def test_sigint_then_sigterm_each_checkpoint_and_the_third_run_finishes(work: Pa
     argv = args(epochs=4)  # 6 steps an epoch; a checkpoint at each epoch's end
     for sig in (signal.SIGINT, signal.SIGTERM):
         paths = checkpoints(work)
-        before = read_ckpt(paths[0])["global_step"] if paths else 0
+        before = read_ckpt(paths[0])["train_state"]["global_step"] if paths else 0
         proc = start(argv, work)
         wait_until(proc, saves_seen(work, 2 if paths else 1), f"a new checkpoint before {sig.name}")
         proc.send_signal(sig)
@@ -189,7 +196,7 @@ def test_sigint_then_sigterm_each_checkpoint_and_the_third_run_finishes(work: Pa
         run = mlflow_runs(work)[-1]
         assert (run.info.status, run.data.tags["runner.status"]) == ("KILLED", "killed")
         state = read_ckpt(checkpoints(work)[0])
-        assert state is not None and before < state["global_step"] < 4 * 6
+        assert state is not None and before < state["train_state"]["global_step"] < 4 * 6
 
     last = run_runner(argv, work, ENV)
     assert last.returncode == 0, last.stderr[-3000:]
@@ -212,14 +219,9 @@ def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(work: Path) -> None:
 
 
 def _config_hash(argv: list[str]) -> str:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from runner.cli import CONF_DIR
     from runner.config import config_hash
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="runner"):
-        return config_hash(OmegaConf.to_container(compose("config", overrides=argv), resolve=True))
+    return config_hash(compose(argv))
 
 
 def _assert_refused(done: subprocess.CompletedProcess[str], path: Path, reason: str) -> None:
@@ -243,7 +245,11 @@ def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(work: Pat
     client.set_terminated(run.info.run_id, "KILLED")
     auto = work / "checkpoints" / "runner" / chash / "last.pt"
     auto.parent.mkdir(parents=True)
-    state = {k: 0 for k in checkpoint.KEYS} | {"config_hash": chash, "run_id": run.info.run_id}
+    state = {k: 0 for k in checkpoint.KEYS} | {
+        "format": checkpoint.FORMAT,
+        "config_hash": chash,
+        "run_id": run.info.run_id,
+    }
     checkpoint.save(auto, state)
     auto.write_bytes(auto.read_bytes()[:200])
     _assert_refused(run_runner(argv, work, ENV), auto, "cannot be read")
@@ -256,6 +262,12 @@ def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(work: Pat
     _assert_refused(
         run_runner([*argv, f"resume_from={foreign}"], work, ENV), foreign, "belongs to another config"
     )
+    assert len(mlflow_runs(work)) == 1 and checkpoints(work) == []
+
+    # A checkpoint of the older format (running sums by position) is refused, never read by position.
+    older = work / "older.pt"
+    checkpoint.save(older, {k: 0 for k in checkpoint.KEYS if k != "train_state"} | {"partial": [0, 0, 0]})
+    _assert_refused(run_runner([*argv, f"resume_from={older}"], work, ENV), older, "older runner")
     assert len(mlflow_runs(work)) == 1 and checkpoints(work) == []
 
 
@@ -271,7 +283,7 @@ def test_a_store_that_stops_taking_writes_fails_the_job_and_keeps_the_checkpoint
     assert proc.returncode == 2, err[-3000:]
     assert "MLflow log metrics failed 3 times" in err and "Traceback" not in err, err[-3000:]
     state = read_ckpt(checkpoints(work)[0])
-    assert state is not None and state["epoch"] >= 1  # the last checkpoint is intact
+    assert state is not None and state["train_state"]["epoch"] >= 1  # the last checkpoint is intact
 
     db.execute("ALTER TABLE metrics_away RENAME TO metrics")  # the store is back: the re-run resumes
     db.commit()
@@ -295,11 +307,13 @@ def test_resume_from_continues_a_copied_checkpoint_in_a_new_run(work: Path, tmp_
     carried = elsewhere / "carried.pt"
     shutil.copy(checkpoints(work)[0], carried)
     state = read_ckpt(carried)
-    assert state is not None and state["epoch"] >= 1
+    assert state is not None and state["train_state"]["epoch"] >= 1
 
     done = run_runner([*argv, f"resume_from={carried}"], elsewhere, ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = child_runs(elsewhere)
     assert run.info.status == "FINISHED" and run.data.tags["runner.resumed_from"] == str(carried)
     steps = [m.step for m in metric_history(elsewhere, run.info.run_id, "train_loss")]
-    assert steps == [6 * e for e in range(state["epoch"] + 1, 4)]  # only the epochs still to train
+    assert steps == [
+        6 * e for e in range(state["train_state"]["epoch"] + 1, 4)
+    ]  # only the epochs still to train

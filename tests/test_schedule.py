@@ -7,15 +7,18 @@ import math
 import pytest
 import torch
 
+from omegaconf import OmegaConf
+
+from runner.cli import CONF_DIR
 from runner.schedule import build_schedule
 
-RESNET_CIFAR = {
-    "name": "multistep",
-    "milestones": [32000, 48000],
-    "gamma": 0.1,
-    "warmup_lr": None,
-    "warmup_until_error": 80.0,
-}
+
+def option(name: str) -> dict:
+    """conf/schedule/<name>.yaml as the loop gets it: every default from the YAML."""
+    return OmegaConf.to_container(OmegaConf.load(f"{CONF_DIR}/schedule/{name}.yaml"))
+
+
+RESNET_CIFAR = option("multistep")
 
 
 def optimizer(lr: float) -> torch.optim.Optimizer:
@@ -32,14 +35,14 @@ def lr_at(schedule, step: int, train_error: float | None = None) -> float:
     [(0, 0.1), (1, 0.1), (31999, 0.1), (32000, 0.01), (47999, 0.01), (48000, 0.001), (63999, 0.001)],
 )
 def test_resnet_cifar_multistep_divides_by_ten_at_32k_and_48k(step: int, expected: float) -> None:
-    schedule = build_schedule(optimizer(0.1), RESNET_CIFAR, total_steps=64000)
+    schedule = build_schedule(optimizer(0.1), RESNET_CIFAR, total_steps=64000, model="resnet20")
     assert lr_at(schedule, step) == pytest.approx(expected)
 
 
 def test_multistep_with_warmup_holds_0_01_until_training_error_below_80_percent() -> None:
     """ResNet-110: lr 0.01 until the training error is < 80% (about 400 iterations), then 0.1."""
     opt = optimizer(0.1)
-    schedule = build_schedule(opt, {**RESNET_CIFAR, "warmup_lr": 0.01}, total_steps=64000)
+    schedule = build_schedule(opt, {**RESNET_CIFAR, "warmup_lr": 0.01}, total_steps=64000, model="resnet20")
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01)  # already for the very first iteration
     assert lr_at(schedule, 50, train_error=90.0) == pytest.approx(0.01)
     assert lr_at(schedule, 100) == pytest.approx(0.01)  # no error known: keep warming
@@ -49,21 +52,37 @@ def test_multistep_with_warmup_holds_0_01_until_training_error_below_80_percent(
     assert lr_at(schedule, 32000) == pytest.approx(0.01)
 
 
+def test_resnet_cifar_warms_up_resnet110_only() -> None:
+    """Sec. 4.2: ResNet-110 starts at 0.01; the other nets start at 0.1."""
+    cfg = {**RESNET_CIFAR, "warmup_lr": 0.01, "warmup_models": ["resnet110"]}
+    assert build_schedule(optimizer(0.1), cfg, total_steps=64000, model="resnet110").lr == pytest.approx(0.01)
+    assert build_schedule(optimizer(0.1), cfg, total_steps=64000, model="resnet20").lr == pytest.approx(0.1)
+
+
+def test_plateau_defaults_are_the_yaml_values() -> None:
+    assert (PLATEAU["factor"], PLATEAU["patience"], PLATEAU["threshold"], PLATEAU["max_drops"]) == (
+        0.1,
+        2,
+        0.01,
+        3,
+    )
+
+
 def test_warmup_state_survives_a_checkpoint() -> None:
     cfg = {**RESNET_CIFAR, "warmup_lr": 0.01}
-    first = build_schedule(optimizer(0.1), cfg, total_steps=64000)
+    first = build_schedule(optimizer(0.1), cfg, total_steps=64000, model="resnet20")
     lr_at(first, 400, train_error=70.0)
-    second = build_schedule(optimizer(0.1), cfg, total_steps=64000)
+    second = build_schedule(optimizer(0.1), cfg, total_steps=64000, model="resnet20")
     second.load_state_dict(first.state_dict())
     assert lr_at(second, 401) == pytest.approx(0.1)
 
 
-PLATEAU = {"name": "plateau", "factor": 0.1, "patience": 2, "threshold": 0.01, "max_drops": 3}
+PLATEAU = option("plateau")  # factor 0.1, patience 2, threshold 0.01, max_drops 3
 
 
 def run_plateau(errors: list[float], cfg: dict = PLATEAU) -> list[tuple[float, bool]]:
     """(lr after each epoch's evaluation, stop flag) for a sequence of monitored errors."""
-    schedule = build_schedule(optimizer(0.01), cfg, total_steps=1000)
+    schedule = build_schedule(optimizer(0.01), cfg, total_steps=1000, model="resnet20")
     out = []
     for error in errors:
         schedule.epoch_end(error)
@@ -92,7 +111,9 @@ def test_plateau_stops_at_the_plateau_after_the_last_drop() -> None:
 
 
 def test_cosine_goes_from_lr_to_eta_min() -> None:
-    schedule = build_schedule(optimizer(0.1), {"name": "cosine", "eta_min": 0.001}, total_steps=1000)
+    schedule = build_schedule(
+        optimizer(0.1), {**option("cosine"), "eta_min": 0.001}, total_steps=1000, model="resnet20"
+    )
     assert lr_at(schedule, 0) == pytest.approx(0.1)
     assert lr_at(schedule, 500) == pytest.approx(0.001 + (0.1 - 0.001) / 2)
     assert lr_at(schedule, 1000) == pytest.approx(0.001)
@@ -100,7 +121,7 @@ def test_cosine_goes_from_lr_to_eta_min() -> None:
 
 
 def test_constant_never_changes() -> None:
-    schedule = build_schedule(optimizer(0.05), {"name": "constant"}, total_steps=10)
+    schedule = build_schedule(optimizer(0.05), option("constant"), total_steps=10, model="resnet20")
     for step in range(10):
         assert lr_at(schedule, step, 10.0) == 0.05
     schedule.epoch_end(90.0)
@@ -111,6 +132,6 @@ def test_schedules_scale_every_param_group() -> None:
     """PReLU slopes sit in their own group (no weight decay); the schedule moves their lr too."""
     params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
     opt = torch.optim.SGD([{"params": [params[0]]}, {"params": [params[1]], "weight_decay": 0.0}], lr=0.1)
-    schedule = build_schedule(opt, RESNET_CIFAR, total_steps=64000)
+    schedule = build_schedule(opt, RESNET_CIFAR, total_steps=64000, model="resnet20")
     schedule.iteration(48000)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.001, 0.001])

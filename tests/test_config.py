@@ -1,0 +1,80 @@
+"""One source of every default (issue 13): the YAML options of each config group and the registries name
+the same things; every leaf of every option has a validation rule; every option's keys are all the code reads
+(building each part from its YAML alone raises no KeyError)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from runner.cli import CONF_DIR
+from runner.config import SCHEMA, check_value, flatten, passes, registry_names
+from runner.errors import ConfigError
+
+# group → the registry that decides its `name` (runner.config reads the same ones)
+REGISTRY = {
+    "act": "runner.nn:ACTIVATIONS",
+    "init": "runner.nn:INITS",
+    "model": "runner.models:model_names",
+    "dataset": "runner.data:dataset_names",
+    "schedule": "runner.schedule:SCHEDULES",
+    "optim": "runner.optim:OPTIMIZERS",
+}
+GROUPS = [*REGISTRY, "trainer", "tracking"]
+
+
+def yaml_options(group: str) -> dict[str, dict]:
+    """conf/<group>/<option>.yaml → its content (defaults lists dropped)."""
+    from pathlib import Path
+
+    out = {}
+    for path in sorted((Path(CONF_DIR) / group).glob("*.yaml")):
+        content = OmegaConf.to_container(OmegaConf.load(path))
+        out[path.stem] = {k: v for k, v in content.items() if k != "defaults"}
+    return out
+
+
+@pytest.mark.parametrize("group", sorted(REGISTRY))
+def test_the_yaml_options_and_the_registry_name_the_same_things(group: str) -> None:
+    in_yaml = {option["name"] for option in yaml_options(group).values()}
+    assert in_yaml == set(registry_names(REGISTRY[group]))
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_leaf_of_every_option_has_a_rule_its_value_passes(group: str) -> None:
+    for option, content in yaml_options(group).items():
+        for key, value in flatten(content, f"{group}.").items():
+            assert key in SCHEMA, f"conf/{group}/{option}.yaml: {key} has no validation rule"
+            assert passes(value, SCHEMA[key]), f"conf/{group}/{option}.yaml: {key}={value!r}"
+
+
+def test_a_schema_name_rule_lists_what_the_registry_holds() -> None:
+    assert SCHEMA["schedule.name"].describe() == "one of constant, cosine, multistep, plateau"
+    with pytest.raises(ConfigError, match="schedule.name='step' is not allowed; expected one of constant"):
+        check_value("schedule.name", "step", SCHEMA["schedule.name"])
+
+
+def test_each_part_builds_from_its_yaml_alone() -> None:
+    """A key the code reads but the YAML lacks would raise KeyError here: no fallback hides it."""
+    from runner.models import build_model
+    from runner.nn import init_weights, make_act
+    from runner.optim import build_optimizer
+    from runner.schedule import build_schedule
+
+    acts, inits = yaml_options("act"), yaml_options("init")
+    for act in acts.values():
+        model = build_model(
+            {**yaml_options("model")["resnet20"], "width": 2},
+            num_classes=10,
+            in_channels=1,
+            image_size=32,
+            act=make_act(act),
+        )
+        for scheme in inits.values():
+            init_weights(model, scheme, act)
+        for optim in yaml_options("optim").values():
+            optimizer = build_optimizer(model, optim, optim["lr"])
+            for schedule in yaml_options("schedule").values():
+                build_schedule(optimizer, schedule, 100, "resnet20").epoch_end(50.0)
+    assert isinstance(optimizer, torch.optim.SGD)
