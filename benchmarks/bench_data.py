@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from runner.data import Context, build_data
+from runner.data import Context, build_data, dataset_config
 from runner.data.tensor_loader import TensorLoader
 
 
@@ -132,8 +132,10 @@ def main() -> None:
             mean=torch.zeros(1, 3, 1, 1), std=torch.ones(1, 3, 1, 1), train=True, augment=["crop", "flip"],
         )  # fmt: skip
         results = {"resident": rate(forever(resident), args.batches)}
-        cfg = {"name": "imagenet", "root": str(root), "val_split": 0, "augment": "scale_jitter", "scale": [256, 512],
-               "crop": 224, "lighting": 0.1, "test_resize": 256, "test_view": "center", "workers": args.workers}  # fmt: skip
+        classes = sum(1 for p in (root / "train").iterdir() if p.is_dir())
+        cfg = dataset_config(
+            "imagenet", root=str(root), val_split=0, workers=args.workers, num_classes=classes
+        )
         ctx = Context(device, 0, 1, args.batch_size, 0, device.type == "cuda", Path.cwd())
         results["folder"] = rate(forever(build_data(cfg, ctx).train), args.batches)
         if device.type == "cuda":

@@ -119,10 +119,10 @@ SCHEMA: dict[str, Rule] = {
     "dataset.split_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     "dataset.subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "dataset.test_subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
-    "dataset.normalize": STR,  # the data module names the modes (runner/data)
+    "dataset.normalize": _registered("runner.data.common:NORMALIZE_MODES"),
     "dataset.augment": Rule((list, str), None, "a list of augmentations, or a view name"),
-    "dataset.crop_pad": STR,
-    "dataset.test_view": STR,
+    "dataset.crop_pad": _registered("runner.data.tensor_loader:CROP_PADS"),
+    "dataset.test_view": _registered("runner.data.tensor_loader:TEST_VIEWS"),
     "dataset.scale": _list(POSITIVE_INT, "[S_min, S_max], each ≥ 1", 2, 2),
     "dataset.crop": POSITIVE_INT,
     "dataset.lighting": _num(lambda v: v >= 0, "a number ≥ 0"),

@@ -24,11 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from runner import checkpoint, console, env
+from runner import metrics as named_metrics
 from runner.checkpoint import TrainState
 from runner.data import Context, Data, build_data
 from runner.data.augment import average_views
 from runner.device import pick_device
-from runner.metrics import EVAL_METRICS, TRAIN_METRICS, Sums, headline
+from runner.metrics import Sums, headline
 from runner.models import build_model
 from runner.nn import init_weights, make_act
 from runner.optim import build_optimizer
@@ -153,7 +154,7 @@ def build_parts(cfg: dict[str, Any], job: JobInfo) -> Parts:
         schedule=build_schedule(optimizer, cfg["schedule"], max_steps, cfg["model"]["name"]),
         device=device,
         autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
-        dense_test=cfg["dataset"].get("test_view") == "dense",  # TODO: from the data set
+        dense_test=cfg["dataset"]["test_view"] == "dense",
         steps_per_epoch=steps_per_epoch,
         max_steps=max_steps,
         epochs=math.ceil(max_steps / steps_per_epoch),
@@ -180,7 +181,7 @@ def evaluate(
 ) -> dict[str, float]:
     """EVAL_METRICS over the whole set: each rank sums its shard, the sums are all-reduced."""
     model.eval()
-    sums = Sums(EVAL_METRICS, next(model.parameters()).device)
+    sums = Sums(named_metrics.EVAL_METRICS, next(model.parameters()).device)
     for x, y in loader.batches(0):
         with autocast():
             out = predict(model, x, dense)
@@ -353,7 +354,7 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     trainer, lead = cfg["trainer"], job.rank == 0
     parts = build_parts(cfg, job)
     tracker = open_tracker(cfg, job)
-    sums = Sums(TRAIN_METRICS, parts.device)
+    sums = Sums(named_metrics.TRAIN_METRICS, parts.device)
     state = resume(parts, job, sums) if job.resume else TrainState()
     inject_fault_for_tests(parts.optimizer, job.rank, state.global_step)
     last_logged = tracker.last_step("train_loss") if (tracker and job.resume) else -1

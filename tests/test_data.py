@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import random
 import tarfile
@@ -18,13 +19,27 @@ import torch.nn.functional as F
 from conftest import TINY, mlflow_runs, run_runner
 from PIL import Image
 
-from runner.data import Context, build_data, check_data, cifar, fashion_mnist, imagenet
+from runner.data import (
+    Context,
+    Shape,
+    build_data,
+    check_data,
+    cifar,
+    common,
+    dataset_config,
+    dataset_names,
+    dataset_shape,
+    fashion_mnist,
+    imagenet,
+)
 from runner.data import augment as A
-from runner.data.tensor_loader import TensorLoader, random_flip
+from runner.data.tensor_loader import TensorLoader, random_flip, resident_data
 from runner.errors import ConfigError, DataError
 
-CIFAR10 = {"name": "cifar10", "root": "data", "download": False, "val_split": 0, "split_seed": 0,
-           "augment": ["crop", "flip"], "normalize": "per_pixel"}  # fmt: skip
+CIFAR10 = dataset_config(
+    "cifar10", val_split=0
+)  # the YAML itself: a key the builder reads and it lacks fails
+FASHION = dataset_config("fashion_mnist", root="data")
 
 
 def ctx(cwd: Path, batch_size: int = 8, rank: int = 0, world_size: int = 1, seed: int = 0) -> Context:
@@ -123,7 +138,7 @@ def test_cifar_download_offline_is_one_line(tmp_path, monkeypatch):
     def offline(url, target):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(cifar.urllib.request, "urlretrieve", offline)
+    monkeypatch.setattr(common.urllib.request, "urlretrieve", offline)
     with pytest.raises(DataError) as e:
         check_data({**CIFAR10, "download": True}, tmp_path)
     assert "cifar-10-python.tar.gz" in str(e.value) and "\n" not in str(e.value)
@@ -138,7 +153,7 @@ def test_cifar_download_checks_md5_and_unpacks(tmp_path, monkeypatch):
         tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     tarball = buffer.getvalue()
     monkeypatch.setattr(
-        cifar.urllib.request, "urlretrieve", lambda url, target: Path(target).write_bytes(tarball)
+        common.urllib.request, "urlretrieve", lambda url, target: Path(target).write_bytes(tarball)
     )
 
     with pytest.raises(DataError, match="md5 mismatch"):  # the official checksum does not match our tarball
@@ -154,7 +169,7 @@ def test_cifar_download_checks_md5_and_unpacks(tmp_path, monkeypatch):
 
 def test_idx_pair_reads_padded_to_32(tmp_path):
     write_fashion(tmp_path / "data")
-    train_x, train_y, test_x, test_y = fashion_mnist.load({"root": "data"}, tmp_path)
+    train_x, train_y, test_x, test_y = fashion_mnist.load(FASHION, tmp_path)
     assert (
         train_x.shape == (12, 1, 32, 32) and test_x.shape == (6, 1, 32, 32) and train_x.dtype == torch.uint8
     )
@@ -171,7 +186,7 @@ def test_bad_idx_file_is_named(tmp_path, damage, message):
     bad = raw_dir / "train-images-idx3-ubyte.gz"
     bad.write_bytes(gzip.compress(damage(gzip.decompress(bad.read_bytes()))))
     with pytest.raises(DataError, match=message) as e:
-        check_data({"name": "fashion_mnist", "root": "data"}, tmp_path)
+        check_data(FASHION, tmp_path)
     assert str(bad) in str(e.value)
 
 
@@ -179,14 +194,12 @@ def test_bad_idx_file_is_named(tmp_path, damage, message):
 
 
 def test_val_split_is_disjoint_and_deterministic_for_a_seed(tmp_path):
-    from runner.data.tensor_loader import resident_data
-
     n = 200
     x = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 8, 8).contiguous()
     ids = torch.arange(n)  # the label is the image's identity here
 
     def split(seed: int) -> tuple[set, set]:
-        cfg = {"val_split": 50, "split_seed": seed, "augment": [], "normalize": "per_channel"}
+        cfg = dataset_config("synthetic", val_split=50, split_seed=seed, augment=[])
         data = resident_data(x, ids, x[:10], ids[:10], num_classes=n, cfg=cfg, ctx=ctx(tmp_path, seed=7))
         return set(data.train.labels.tolist()), set(data.val.labels.tolist())
 
@@ -279,10 +292,10 @@ def test_lighting_noise_has_the_stated_scale():
 def test_ten_crop_views_and_softmax_average():
     pixels = np.random.default_rng(0).integers(0, 256, (36, 40, 3), dtype=np.uint8)  # 40 wide, 36 high
     views = A.ten_crop(Image.fromarray(pixels), 24)
-    full = torch.from_numpy(pixels).permute(2, 0, 1)
+    full = torch.from_numpy(pixels).permute(2, 0, 1)[:, :, 2:38]  # the 36×36 centre square
     assert views.shape == (10, 3, 24, 24) and views.dtype == torch.uint8
-    assert torch.equal(views[0], full[:, :24, :24]) and torch.equal(views[3], full[:, 12:, 16:])
-    assert torch.equal(views[4], full[:, 6:30, 8:32])  # centre
+    assert torch.equal(views[0], full[:, :24, :24]) and torch.equal(views[3], full[:, 12:, 12:])
+    assert torch.equal(views[4], full[:, 6:30, 6:30])  # centre
     assert torch.equal(views[5:], views[:5].flip(3))
 
     logits = torch.randn(4 * 10, 7)
@@ -331,8 +344,8 @@ def test_random_resized_crop_area_and_aspect():
 
 # --- ImageNet folder ------------------------------------------------------------------------------------------
 
-IMAGENET = {"name": "imagenet", "root": "imnet", "download": False, "val_split": 3, "split_seed": 0, "subset": None,
-            "test_subset": None, "lighting": 0.1, "normalize": "per_channel", "workers": 0, **SMALL}  # fmt: skip
+IMAGENET = dataset_config("imagenet", root="imnet", val_split=3, lighting=0.1, normalize="per_channel", workers=0,
+                          num_classes=3, **SMALL)  # fmt: skip
 
 
 def test_image_folder_loader(tmp_path):
@@ -395,8 +408,8 @@ def test_empty_image_folder_is_named(tmp_path):
 
 
 def test_synthetic_any_shape_and_class_count(tmp_path):
-    cfg = {"name": "synthetic", "root": "none", "image_size": 12, "in_channels": 1, "num_classes": 7,
-           "train_size": 40, "test_size": 9, "val_split": 8, "augment": ["flip"]}  # fmt: skip
+    cfg = dataset_config("synthetic", image_size=12, in_channels=1, num_classes=7, train_size=40, test_size=9,
+                         val_split=8, augment=["flip"])  # fmt: skip
     data = build_data(cfg, ctx(tmp_path))
     assert (data.num_classes, data.in_channels, data.image_size, data.train_size) == (7, 1, 12, 32)
     x, y = next(data.train.batches(0))
@@ -406,9 +419,167 @@ def test_synthetic_any_shape_and_class_count(tmp_path):
         check_data({**cfg, "num_classes": 0}, tmp_path)
 
 
+# --- registry, shape, read-once cache ---------------------------------------------------------------------------
+
+
+def test_every_dataset_states_its_shape_from_its_yaml():
+    shapes = {name: dataset_shape(dataset_config(name)) for name in dataset_names()}
+    assert shapes == {
+        "cifar10": Shape(3, 32, 10),
+        "cifar100": Shape(3, 32, 100),
+        "fashion_mnist": Shape(1, 32, 10),
+        "imagenet": Shape(3, 224, 1000),
+        "synthetic": Shape(3, 32, 10),
+    }
+    assert dataset_shape(dataset_config("imagenet", crop=227, num_classes=3)) == Shape(3, 227, 3)
+
+
+def test_imagenet_class_count_must_match_the_config(tmp_path):
+    write_folder(tmp_path / "imnet")
+    with pytest.raises(DataError, match="set dataset.num_classes=3") as e:
+        check_data({**IMAGENET, "num_classes": 1000}, tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_check_then_build_reads_the_files_once(tmp_path, monkeypatch):
+    write_cifar(tmp_path / "data")
+    reads = []
+    original = cifar.read_batch
+    monkeypatch.setattr(cifar, "read_batch", lambda path, key: reads.append(path.name) or original(path, key))
+    common._CACHE.clear()
+    check_data(CIFAR10, tmp_path)
+    data = build_data(CIFAR10, ctx(tmp_path))
+    assert len(reads) == 6 and data.train_size == 100  # 5 training batches + 1 test batch, once
+    build_data({**CIFAR10, "normalize": "per_channel"}, ctx(tmp_path))
+    assert len(reads) == 6  # a second job of a sweep over the same files: still no read
+    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_2"
+    os.utime(batch, ns=(batch.stat().st_atime_ns, batch.stat().st_mtime_ns + 10**9))
+    check_data(CIFAR10, tmp_path)
+    assert len(reads) == 12  # a file changed: all read again
+
+
+# --- normalisation, padding ------------------------------------------------------------------------------------
+
+
+def _all_batches(mode: str, x: torch.Tensor) -> torch.Tensor:
+    """Every training image of one epoch as the loader yields it (no augmentation, no validation split),
+    put back in file order by its label (= its index)."""
+    cfg = dataset_config("synthetic", val_split=0, augment=[], normalize=mode)
+    ids = torch.arange(len(x))
+    data = resident_data(
+        x, ids, x[:4], ids[:4], num_classes=len(x), cfg=cfg, ctx=ctx(Path("."), batch_size=16)
+    )
+    batches = list(data.train.batches(0))
+    out, order = torch.cat([b for b, _ in batches]), torch.cat([y for _, y in batches])
+    assert sorted(order.tolist()) == ids.tolist()
+    return out[order.argsort()]
+
+
+def test_mean_only_normalisation_centres_and_keeps_the_pixel_scale():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 8, 8), generator=gen, dtype=torch.uint8)
+    x[:, 0] //= 4  # channels of different means and spreads: red in 0..63
+    raw = x.double()
+    out = _all_batches("per_channel_mean", x).double()
+    assert out.shape == (64, 3, 8, 8) and out.mean((0, 2, 3)).abs().max() < 1e-4
+    assert torch.allclose(out.std((0, 2, 3)), raw.std((0, 2, 3)), rtol=1e-6)  # unchanged, e.g. red ≈ 18.5
+    assert torch.allclose(out + raw.mean((0, 2, 3), keepdim=True), raw, atol=1e-4)  # only a shift
+    out = _all_batches("per_pixel_mean", x).double()
+    assert out.mean(0).abs().max() < 1e-4  # the mean image is zero at every pixel
+    assert abs(out.std().item() / (raw - raw.mean(0)).std().item() - 1) < 1e-6
+    assert torch.allclose(out + raw.mean(0, keepdim=True), raw, atol=1e-4)
+    # the forms that divide: unit std per channel, unit overall std
+    assert torch.allclose(
+        _all_batches("per_channel", x).double().std((0, 2, 3)), torch.ones(3, dtype=torch.double)
+    )
+    ratio = (raw - raw.mean(0)).std() / raw.std()  # per_pixel divides by the std of all raw pixels
+    assert abs(_all_batches("per_pixel", x).double().std().item() - ratio.item()) < 1e-6
+
+
+@pytest.mark.parametrize("pad, border", [("mean", {0.0}), ("black", {-100.0})])
+def test_crop_padding_is_the_mean_or_black(pad, border):
+    x = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
+    x[::2] = 200  # mean 100: centred pixels are ±100
+    cfg = dataset_config(
+        "synthetic", val_split=0, augment=["crop"], crop_pad=pad, normalize="per_channel_mean"
+    )
+    data = resident_data(x, torch.zeros(64, dtype=torch.long), x[:4], torch.zeros(4, dtype=torch.long),
+                         num_classes=2, cfg=cfg, ctx=ctx(Path("."), batch_size=64))  # fmt: skip
+    out = next(data.train.batches(0))[0]
+    values = set(out.unique().tolist())
+    assert values == {-100.0, 100.0} | border  # 8×8 images with a 4-pixel pad: most crops show some border
+
+
+def test_imagenet_mean_only_keeps_raw_rgb_scale(tmp_path):
+    write_folder(tmp_path / "imnet", train=2, val=1)
+    cfg = {
+        **IMAGENET,
+        "val_split": 0,
+        "lighting": 0.0,
+        "test_view": "center",
+        "normalize": "per_channel_mean",
+    }
+    x, _ = next(build_data(cfg, ctx(tmp_path, batch_size=3)).test.batches(0))
+    raw, _ = next(
+        build_data({**cfg, "normalize": "per_channel"}, ctx(tmp_path, batch_size=3)).test.batches(0)
+    )
+    mean, std = torch.tensor(A.IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(A.IMAGENET_STD).view(1, 3, 1, 1)
+    pixels = raw * std + mean  # back to 0..255
+    assert torch.allclose(x, pixels - mean, atol=1e-3)  # centred, not divided
+    assert torch.allclose(x.std((0, 2, 3)), pixels.std((0, 2, 3)), rtol=1e-5)  # the raw 0..255 spread
+    with pytest.raises(ConfigError, match="per_pixel_mean"):
+        check_data({**cfg, "normalize": "per_pixel_mean"}, tmp_path)
+
+
+# --- test views: AlexNet's 10 views, VGG's dense view ------------------------------------------------------------
+
+
+def test_ten_views_come_from_the_256_centre_square_of_a_256x320_image():
+    boxes = A.ten_crop_boxes(320, 256, 224)  # 320 wide, 256 high: the centre square spans x = 32..288
+    assert boxes == [
+        (32, 0, 256, 224),
+        (64, 0, 288, 224),
+        (32, 32, 256, 256),
+        (64, 32, 288, 256),
+        (48, 16, 272, 240),
+    ]
+    assert all(
+        32 <= left and right <= 288 and 0 <= top and bottom <= 256 for left, top, right, bottom in boxes
+    )
+    pixels = np.random.default_rng(0).integers(0, 256, (256, 320, 3), dtype=np.uint8)
+    views = A.ten_crop(Image.fromarray(pixels), 224)
+    full = torch.from_numpy(pixels).permute(2, 0, 1)
+    for view, (left, top, right, bottom) in zip(views[:5], boxes, strict=True):
+        assert torch.equal(view, full[:, top:bottom, left:right])
+    assert torch.equal(views[5:], views[:5].flip(3))
+    assert A.ten_crop_boxes(256, 320, 224)[4] == (16, 48, 240, 272)  # portrait: the square spans y = 32..288
+
+
+def test_dense_view_is_the_whole_rescaled_image_and_its_flip(tmp_path):
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 320, 3), dtype=np.uint8))
+    view = A.TEST_VIEWS["dense"]({"test_resize": 256})(img, random.Random(0))
+    assert view.shape == (2, 3, 256, 320) and torch.equal(view[1], view[0].flip(2))
+    assert torch.equal(view[0], A.to_tensor(img))  # shorter side already Q: no crop, no resize
+    assert A.dense_view(img, 128).shape == (2, 3, 128, 160)
+    write_folder(tmp_path / "imnet", val=2, size=(48, 40))  # 6 test images of 48×40
+    data = build_data({**IMAGENET, "test_view": "dense"}, ctx(tmp_path, batch_size=4))
+    tests = list(data.test.batches(0))
+    assert len(data.test) == 6 and [x.shape for x, _ in tests] == [(1, 2, 3, 32, 38)] * 6  # one image a batch
+    assert [y.item() for _, y in tests] == [0, 0, 1, 1, 2, 2]
+
+
+def test_resident_dense_view_pairs_each_image_with_its_flip(tmp_path):
+    cfg = dataset_config("synthetic", train_size=32, test_size=10, val_split=0, test_view="dense")
+    x, y = next(build_data(cfg, ctx(tmp_path)).test.batches(0))
+    assert x.shape == (8, 2, 3, 32, 32) and torch.equal(x[:, 1], x[:, 0].flip(3)) and y.shape == (8,)
+    with pytest.raises(ConfigError, match="test_view"):
+        check_data({**cfg, "test_view": "five_crop"}, tmp_path)
+
+
 # --- through the real entry point -----------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_runner_trains_on_a_cifar_directory(workdir):
     write_cifar(workdir / "cifar", per_batch=110, test=260)
@@ -419,6 +590,7 @@ def test_runner_trains_on_a_cifar_directory(workdir):
     assert 0.0 <= run.data.metrics["test_top1_error"] <= 100.0
 
 
+@pytest.mark.e2e
 def test_runner_without_cifar_fails_in_one_line_and_leaves_no_run(workdir):
     (workdir / "empty").mkdir()
     result = run_runner(["dataset=cifar10", "dataset.root=empty", *TINY], cwd=workdir)

@@ -3,8 +3,11 @@
 Small data sets (Fashion-MNIST, CIFAR, synthetic) live on the training device as uint8 tensors and are
 augmented there in batches (runner/data/tensor_loader.py); no DataLoader workers, no per-image Python.
 ImageNet folders are decoded by DataLoader workers (runner/data/imagenet.py, augment.py) behind the same
-`batches(epoch, start)` / `len()` interface. Each family registers a builder and, optionally, a check that
-the job runs before any MLflow run exists (`check_data`).
+`batches(epoch, start)` / `len()` interface. Shared helpers (download, split, sharding, read cache,
+normalisation) are in runner/data/common.py.
+
+Adding a data set: a module with a builder decorated by `@register_dataset(name, shape=..., check=...)`,
+imported in `_load_families`, and conf/dataset/<name>.yaml holding every key the builder reads.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+import yaml
 
 from runner.errors import ConfigError
 
@@ -22,6 +26,7 @@ from runner.errors import ConfigError
 class Loader(Protocol):
     def __len__(self) -> int: ...  # batches per epoch on this rank
 
+    # x on the device: (N, C, H, W), or (N, views, C, H, W) for multi-view tests (ten_crop, dense)
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
@@ -32,8 +37,17 @@ class Data:
     test: Loader
     num_classes: int
     in_channels: int
-    image_size: int
+    image_size: int  # of the training input
     train_size: int  # images per epoch, all ranks together
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A data set's training input and class count, known from its config without reading any file."""
+
+    channels: int
+    size: int  # the square training input the model sees (ImageNet: dataset.crop)
+    classes: int
 
 
 @dataclass
@@ -50,17 +64,32 @@ class Context:
 
 
 Builder = Callable[[Mapping[str, Any], Context], Data]
-# check(cfg, cwd): find (or download) and read-test the files, raising DataError; runs in the job before
-# any MLflow run exists, so missing or corrupt data leaves nothing behind.
+# check(cfg, cwd): find (or download) and read-test the files, raising DataError/ConfigError; runs in the job
+# before any MLflow run exists, so missing or corrupt data leaves nothing behind.
 Check = Callable[[Mapping[str, Any], Path], None]
-DATASETS: dict[str, Builder] = {}
-CHECKS: dict[str, Check] = {}
 
 
-def register(name: str, builder: Builder, check: Check | None = None) -> None:
-    DATASETS[name] = builder
-    if check is not None:
-        CHECKS[name] = check
+@dataclass(frozen=True)
+class Family:
+    build: Builder
+    check: Check | None
+    shape: Callable[[Mapping[str, Any]], Shape]
+
+
+DATASETS: dict[str, Family] = {}
+
+
+def register_dataset(
+    name: str, *, shape: Shape | Callable[[Mapping[str, Any]], Shape], check: Check | None = None
+) -> Callable[[Builder], Builder]:
+    """Decorator: `@register_dataset("cifar10", shape=Shape(3, 32, 10), check=check)` on a builder.
+    `shape` is fixed, or a function of the dataset config when the config sets it (synthetic, ImageNet)."""
+
+    def add(build: Builder) -> Builder:
+        DATASETS[name] = Family(build, check, shape if callable(shape) else lambda cfg: shape)
+        return build
+
+    return add
 
 
 def _load_families() -> None:
@@ -72,19 +101,33 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
-def _known(cfg: Mapping[str, Any]) -> str:
+def _family(cfg: Mapping[str, Any]) -> Family:
     _load_families()
     if cfg["name"] not in DATASETS:
         raise ConfigError(f"dataset.name={cfg['name']!r} is unknown; allowed: {', '.join(sorted(DATASETS))}")
-    return cfg["name"]
+    return DATASETS[cfg["name"]]
+
+
+def dataset_shape(cfg: Mapping[str, Any]) -> Shape:
+    """Channels, training input size and classes from the config alone (no file is read): the model check
+    builds the model on the meta device with these."""
+    return _family(cfg).shape(cfg)
 
 
 def check_data(cfg: Mapping[str, Any], cwd: Path) -> None:
-    """Fail with one DataError line naming the file if the data set is missing or corrupt."""
-    check = CHECKS.get(_known(cfg))
+    """Fail with one DataError/ConfigError line naming the file or key if the data set is missing or corrupt."""
+    check = _family(cfg).check
     if check is not None:
         check(cfg, cwd)
 
 
 def build_data(cfg: Mapping[str, Any], ctx: Context) -> Data:
-    return DATASETS[_known(cfg)](cfg, ctx)
+    return _family(cfg).build(cfg, ctx)
+
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "dataset"
+
+
+def dataset_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """conf/dataset/<name>.yaml as a dict, with `overrides` applied (tests, benchmarks: every key present)."""
+    return {**yaml.safe_load((CONF_DIR / f"{name}.yaml").read_text()), **overrides}

@@ -5,8 +5,13 @@ Training views (one per image per epoch; `rng` is seeded by (seed, epoch, index)
     scale_jitter         shorter side S ~ U[lo, hi] ([256, 512] VGG, [256, 480] ResNet), random 224 crop, flip
     random_resized_crop  area 8–100 %, aspect 3/4–4/3, resized to 224, flip          (the modern default)
 Colour: `lighting` adds AlexNet's PCA noise Σ α_i λ_i v_i, α_i ~ N(0, σ=0.1), on the whole batch on the device.
-Test views: `center` (shorter side → 256, centre 224) or `ten_crop` (4 corners + centre and their flips), whose
-softmax outputs `average_views` averages (AlexNet Sec. 4.1; ResNet Table 3).
+Test views (shorter side → Q = test_resize first):
+    center    the centre 224 crop: one view
+    ten_crop  the 4 corner 224 patches and the centre patch of the Q×Q centre square, and their flips: 10 views
+              (AlexNet Sec. 4.1; ResNet Sec. 3.4 cites AlexNet for its "standard 10-crop testing")
+    dense     the whole rescaled image and its flip: 2 views of a size that varies per image, so a dense
+              batch holds one image (VGG Sec. 3.2; the model applies its FC layers as convolutions)
+`average_views` averages the views' softmax outputs.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-# One training/test view of a PIL image: uint8 (3, H, W) — or (10, 3, H, W) for ten_crop.
+# One training/test view of a PIL image: uint8 (3, H, W), or (views, 3, H, W) for ten_crop and dense.
 Transform = Callable[[Image.Image, random.Random], torch.Tensor]
 
-# ImageNet RGB statistics on the 0..255 scale. Eigen-decomposition of the pixel covariance as published with
+# ImageNet RGB statistics on the 0..255 scale, of the training set (torchvision's (0.485, 0.456, 0.406) and
+# (0.229, 0.224, 0.225) × 255): fixed constants, not recomputed per run. Eigen-decomposition of the pixel covariance as published with
 # fb.resnet.torch (eigenvalues there are on the 0..1 scale: 0.2175, 0.0188, 0.0045; here ×255).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -83,12 +89,27 @@ def random_resized_crop(
     return center_crop(img, side).resize((size, size), Image.BILINEAR)
 
 
+def ten_crop_boxes(w: int, h: int, size: int) -> list[tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of the 4 corner patches (top-left, top-right, bottom-left, bottom-right) and
+    the centre patch of the w×h image's centre square, whose side is the shorter side (AlexNet Sec. 4.1:
+    "five 224 × 224 patches (the four corner patches and the center patch)" of the 256×256 image)."""
+    side = min(w, h)
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    far, mid = side - size, (side - size) // 2
+    corners = [(0, 0), (far, 0), (0, far), (far, far), (mid, mid)]
+    return [(x0 + x, y0 + y, x0 + x + size, y0 + y + size) for x, y in corners]
+
+
 def ten_crop(img: Image.Image, size: int) -> torch.Tensor:
-    """4 corners + centre, then the same 5 flipped: uint8 (10, 3, size, size)."""
-    w, h = img.size
-    boxes = [(0, 0), (w - size, 0), (0, h - size), (w - size, h - size), ((w - size) // 2, (h - size) // 2)]
-    crops = [to_tensor(img.crop((x, y, x + size, y + size))) for x, y in boxes]
+    """The 5 patches of `ten_crop_boxes`, then the same 5 flipped: uint8 (10, 3, size, size)."""
+    crops = [to_tensor(img.crop(box)) for box in ten_crop_boxes(*img.size, size)]
     return torch.stack(crops + [c.flip(2) for c in crops])
+
+
+def dense_view(img: Image.Image, shorter: int) -> torch.Tensor:
+    """The whole image, shorter side → Q, and its horizontal flip: uint8 (2, 3, H, W) (VGG Sec. 3.2)."""
+    whole = to_tensor(resize_shorter(img, shorter))
+    return torch.stack([whole, whole.flip(2)])
 
 
 def average_views(logits: torch.Tensor, views: int) -> torch.Tensor:
@@ -149,9 +170,17 @@ def _ten_crop(cfg: Mapping[str, Any]) -> Transform:
     return lambda img, rng: ten_crop(resize_shorter(img, cfg["test_resize"]), cfg["crop"])
 
 
+def _dense(cfg: Mapping[str, Any]) -> Transform:
+    return lambda img, rng: dense_view(img, cfg["test_resize"])
+
+
 TRAIN_VIEWS: dict[str, Callable[[Mapping[str, Any]], Transform]] = {
     "alexnet": _alexnet,
     "scale_jitter": _scale_jitter,
     "random_resized_crop": _random_resized_crop,
 }
-TEST_VIEWS: dict[str, Callable[[Mapping[str, Any]], Transform]] = {"center": _center, "ten_crop": _ten_crop}
+TEST_VIEWS: dict[str, Callable[[Mapping[str, Any]], Transform]] = {
+    "center": _center,
+    "ten_crop": _ten_crop,
+    "dense": _dense,
+}

@@ -4,22 +4,24 @@ Read from the python pickle batches as distributed, in torchvision's layout unde
     <root>/cifar-10-batches-py/data_batch_1..5, test_batch      (dicts with b'data' (N, 3072) and b'labels')
     <root>/cifar-100-python/train, test                        (b'data' and b'fine_labels')
 `download: true` fetches and unpacks the official tarball (md5-checked) when the files are missing.
+The batches are decoded once per job (common.read_once): the check reads them, the build reuses them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import tarfile
-import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from runner.data import Context, Data, register
-from runner.data.tensor_loader import check_split, resident_data
+from runner.data import Context, Data, Shape, register_dataset
+from runner.data.common import fetch, read_once
+from runner.data.tensor_loader import check_options, resident_data
 from runner.errors import DataError
 
 
@@ -57,6 +59,7 @@ LAYOUTS = {
         "eb9058c3a382ffc7106e4002c42a8d85",
     ),
 }
+Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]
 
 
 def read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -80,22 +83,10 @@ def read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def download(layout: Layout, root: Path) -> None:
-    root.mkdir(parents=True, exist_ok=True)
     tarball = root / layout.url.rsplit("/", 1)[1]
     if not tarball.exists():
-        part = tarball.with_suffix(".part")
-        try:
-            urllib.request.urlretrieve(layout.url, part)
-        except OSError as e:
-            part.unlink(missing_ok=True)
-            raise DataError(
-                f"cannot download {layout.title} from {layout.url} ({e}); on a machine that is online run "
-                f"`curl -O {layout.url} && tar xzf {tarball.name} -C {root}`"
-            ) from None
-        if hashlib.md5(part.read_bytes()).hexdigest() != layout.md5:
-            part.unlink()
-            raise DataError(f"{tarball}: download corrupt (md5 mismatch with {layout.md5}); run again")
-        part.rename(tarball)
+        how = f"on a machine that is online run `curl -O {layout.url} && tar xzf {tarball.name} -C {root}`"
+        fetch(layout.url, tarball, layout.md5, how)
     try:
         with tarfile.open(tarball) as tar:
             try:
@@ -106,13 +97,13 @@ def download(layout: Layout, root: Path) -> None:
         raise DataError(f"{tarball}: cannot unpack ({e}); delete it and run again") from None
 
 
-def locate(cfg, cwd: Path) -> tuple[Layout, Path]:
+def locate(cfg: Mapping[str, Any], cwd: Path) -> tuple[Layout, Path]:
     """The batch folder, downloaded first if asked and missing; DataError saying where it looked if absent."""
     layout = LAYOUTS[cfg["name"]]
     root = (cwd / cfg["root"]).resolve()
     folder = root / layout.folder
     missing = [name for name in layout.train + layout.test if not (folder / name).is_file()]
-    if missing and cfg.get("download"):
+    if missing and cfg["download"]:
         download(layout, root)
         missing = [name for name in layout.train + layout.test if not (folder / name).is_file()]
     if missing:
@@ -123,9 +114,7 @@ def locate(cfg, cwd: Path) -> tuple[Layout, Path]:
     return layout, folder
 
 
-def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    layout, folder = locate(cfg, cwd)
-
+def _decode(layout: Layout, folder: Path) -> Arrays:
     def read(names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         parts = [read_batch(folder / name, layout.label_key) for name in names]
         x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -138,15 +127,20 @@ def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
     return *read(layout.train), *read(layout.test), layout.num_classes
 
 
-def check(cfg, cwd: Path) -> None:
-    """Before any MLflow run exists: the files are there (or downloaded), every batch reads, val_split fits."""
-    check_split(cfg, len(load(cfg, cwd)[1]))
+def load(cfg: Mapping[str, Any], cwd: Path) -> Arrays:
+    """(train_x, train_y, test_x, test_y, classes), decoded once while the files stay unchanged."""
+    layout, folder = locate(cfg, cwd)
+    files = [folder / name for name in layout.train + layout.test]
+    return read_once(cfg["name"], files, lambda: _decode(layout, folder))
 
 
-def build(cfg, ctx: Context) -> Data:
+def check(cfg: Mapping[str, Any], cwd: Path) -> None:
+    """Before any MLflow run exists: the files are there (or downloaded), every batch reads, options fit."""
+    check_options(cfg, len(load(cfg, cwd)[1]))
+
+
+@register_dataset("cifar10", shape=Shape(3, 32, 10), check=check)
+@register_dataset("cifar100", shape=Shape(3, 32, 100), check=check)
+def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
     train_x, train_y, test_x, test_y, num_classes = load(cfg, ctx.cwd)
     return resident_data(train_x, train_y, test_x, test_y, num_classes=num_classes, cfg=cfg, ctx=ctx)
-
-
-register("cifar10", build, check)
-register("cifar100", build, check)

@@ -2,22 +2,24 @@
 
 Read from gzipped (or plain) IDX files, looked for in `<root>/FashionMNIST/raw/` (torchvision's layout)
 and then in /usr/share/datasets/fashion-mnist/ (Debian's `dataset-fashion-mnist` package).
-Images are zero-padded to 32×32 so that the CIFAR networks run on them unchanged.
+Images are zero-padded to 32×32 so that the CIFAR networks run on them unchanged. The files are decoded
+once per job (common.read_once): the check reads them, the build reuses them.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runner.data import Context, Data, register
-from runner.data.tensor_loader import check_split, resident_data
+from runner.data import Context, Data, Shape, register_dataset
+from runner.data.common import fetch, read_once
+from runner.data.tensor_loader import check_options, resident_data
 from runner.errors import DataError
 
 FILES = {  # name → md5 of the gz as served by the dataset's authors (checked after a download)
@@ -29,6 +31,7 @@ FILES = {  # name → md5 of the gz as served by the dataset's authors (checked 
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 HOW_TO_GET = "apt-get install dataset-fashion-mnist (or dataset.download=true on a machine that is online)"
+Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -58,40 +61,14 @@ def find_file(name: str, dirs: list[Path]) -> Path | None:
 
 
 def download(raw_dir: Path) -> None:
-    raw_dir.mkdir(parents=True, exist_ok=True)
     for name, md5 in FILES.items():
         target = raw_dir / f"{name}.gz"
-        if target.exists():
-            continue
-        tmp = target.with_suffix(".part")
-        try:
-            urllib.request.urlretrieve(URL + f"{name}.gz", tmp)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise DataError(f"cannot download Fashion-MNIST to {raw_dir} ({e}); {HOW_TO_GET}") from None
-        if hashlib.md5(tmp.read_bytes()).hexdigest() != md5:
-            tmp.unlink()
-            raise DataError(f"{target}: download corrupt (md5 mismatch)")
-        tmp.rename(target)
+        if not target.exists():
+            fetch(URL + f"{name}.gz", target, md5, HOW_TO_GET)
 
 
-def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    root = cfg.get("root")
-    if root and not (cwd / root).is_dir() and not cfg.get("download"):  # a typo must not fall back silently
-        raise DataError(
-            f"dataset.root={root} does not exist; allowed: an existing directory, or null for ./data"
-        )
-    raw_dir = (cwd / (root or "data")).resolve() / "FashionMNIST" / "raw"
-    dirs = [raw_dir, SYSTEM_DIR]
-    if cfg.get("download") and find_file(next(iter(FILES)), dirs) is None:
-        download(raw_dir)
-    arrays = {}
-    for name in FILES:
-        path = find_file(name, dirs)
-        if path is None:
-            looked = " and ".join(str(d) for d in dirs)
-            raise DataError(f"Fashion-MNIST file {name}.gz not found in {looked}; {HOW_TO_GET}")
-        arrays[name] = read_idx(path)
+def _decode(paths: dict[str, Path]) -> Arrays:
+    arrays = {name: read_idx(path) for name, path in paths.items()}
 
     def images(a: np.ndarray) -> torch.Tensor:  # (N, 28, 28) → (N, 1, 32, 32), zero border of 2
         return F.pad(torch.from_numpy(a.copy()).unsqueeze(1), (2, 2, 2, 2))
@@ -100,17 +77,38 @@ def load(cfg, cwd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
     train_y = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
     test_y = torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64))
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise DataError(f"Fashion-MNIST image and label counts differ in {dirs[0]}")
+        raise DataError(
+            f"Fashion-MNIST image and label counts differ in {paths['train-images-idx3-ubyte'].parent}"
+        )
     return train_x, train_y, test_x, test_y
 
 
-def check(cfg, cwd: Path) -> None:
-    """Before any MLflow run exists: the four files are there (or downloaded) and read; val_split fits."""
-    check_split(cfg, len(load(cfg, cwd)[1]))
+def load(cfg: Mapping[str, Any], cwd: Path) -> Arrays:
+    """(train_x, train_y, test_x, test_y), decoded once while the files stay unchanged."""
+    root = cfg["root"]
+    if root and not (cwd / root).is_dir() and not cfg["download"]:  # a typo must not fall back silently
+        raise DataError(
+            f"dataset.root={root} does not exist; allowed: an existing directory, or null for ./data"
+        )
+    raw_dir = (cwd / (root or "data")).resolve() / "FashionMNIST" / "raw"
+    dirs = [raw_dir, SYSTEM_DIR]
+    if cfg["download"] and find_file(next(iter(FILES)), dirs) is None:
+        download(raw_dir)
+    paths = {}
+    for name in FILES:
+        path = find_file(name, dirs)
+        if path is None:
+            looked = " and ".join(str(d) for d in dirs)
+            raise DataError(f"Fashion-MNIST file {name}.gz not found in {looked}; {HOW_TO_GET}")
+        paths[name] = path
+    return read_once("fashion_mnist", list(paths.values()), lambda: _decode(paths))
 
 
-def build(cfg, ctx: Context) -> Data:
+def check(cfg: Mapping[str, Any], cwd: Path) -> None:
+    """Before any MLflow run exists: the four files are there (or downloaded) and read; options fit."""
+    check_options(cfg, len(load(cfg, cwd)[1]))
+
+
+@register_dataset("fashion_mnist", shape=Shape(1, 32, 10), check=check)
+def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
     return resident_data(*load(cfg, ctx.cwd), num_classes=10, cfg=cfg, ctx=ctx)
-
-
-register("fashion_mnist", build, check)

@@ -4,7 +4,8 @@ Too large to live on the device: DataLoader workers decode JPEGs with PIL and ma
 (runner/data/augment.py); batches are pinned and copied with non_blocking; lighting and normalisation run
 batched on the device. Like the resident loader, batch i of epoch e is a pure function of (seed, e, i) and
 each rank takes its slice of every global batch (DistributedSampler-style sharding, `set_epoch` per epoch).
-The validation split is held out of train/ (`val_split`, by `split_seed`); the test set is val/.
+The validation split is held out of train/ (`val_split`, by `split_seed`); the test set is val/. The validation
+and test sets use `test_view`; with `dense` their batches hold one image each (whole images differ in size).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from runner.data import Context, Data, register
+from runner.data import Context, Data, Shape, register_dataset
 from runner.data.augment import IMAGENET_MEAN, IMAGENET_STD, TEST_VIEWS, TRAIN_VIEWS, Transform, lighting
-from runner.data.tensor_loader import _mix
+from runner.data.common import Shard, check_split, epoch_order, holdout, mix_seed
 from runner.errors import ConfigError, DataError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -68,28 +69,21 @@ class ImageFolder(Dataset):
                 img = f.convert("RGB")
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot decode image ({e}); delete or replace it") from None
-        return self.view(img, random.Random(_mix(self.seed, epoch, i))), label
+        return self.view(img, random.Random(mix_seed(self.seed, epoch, i))), label
 
 
 class ShardedBatches:
-    """Batch sampler. Training: epoch-seeded permutation cut into global batches (last partial one dropped),
-    rank r taking the r-th slice of each. Evaluation: a contiguous chunk per rank, in order."""
+    """Batch sampler of (epoch, index) keys: this rank's share of each batch (common.Shard), in the epoch's
+    permutation for training, in order for evaluation."""
 
     def __init__(self, n: int, batch_size: int, rank: int, world_size: int, seed: int, train: bool) -> None:
-        self.n, self.batch_size, self.rank, self.world_size, self.seed, self.train = (
-            n,
-            batch_size,
-            rank,
-            world_size,
-            seed,
-            train,
-        )
+        self.shard = Shard(n, batch_size, rank, world_size, train)
+        self.seed, self.train = seed, train
         self.epoch, self.start = 0, 0
-        if train:
-            self.steps = n // (batch_size * world_size)
-        else:
-            self.shard = (n * rank // world_size, n * (rank + 1) // world_size)
-            self.steps = -(-(self.shard[1] - self.shard[0]) // batch_size)
+
+    @property
+    def steps(self) -> int:
+        return self.shard.steps
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -99,17 +93,20 @@ class ShardedBatches:
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         if not self.train:
-            lo, hi = self.shard
             for i in range(self.start, self.steps):
-                yield [
-                    (0, j) for j in range(lo + i * self.batch_size, min(hi, lo + (i + 1) * self.batch_size))
-                ]
+                yield [(0, j) for j in range(*self.shard.span(i))]
             return
-        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(_mix(self.seed, self.epoch)))
-        global_batch = self.batch_size * self.world_size
+        order = epoch_order(self.shard.n, self.seed, self.epoch)
         for i in range(self.start, self.steps):
-            lo = i * global_batch + self.rank * self.batch_size
-            yield [(self.epoch, j) for j in order[lo : lo + self.batch_size].tolist()]
+            yield [(self.epoch, j) for j in order[slice(*self.shard.span(i))].tolist()]
+
+
+# ImageNet's inputs are (x - mean) / std with the published training-set RGB statistics (augment.py). The
+# per-pixel forms are not offered: see conf/dataset/imagenet.yaml (normalize) for why.
+NORMALIZE = {
+    "per_channel": (IMAGENET_MEAN, IMAGENET_STD),
+    "per_channel_mean": (IMAGENET_MEAN, (1.0, 1.0, 1.0)),
+}
 
 
 class FolderLoader:
@@ -123,6 +120,7 @@ class FolderLoader:
         device: torch.device,
         workers: int,
         lighting_std: float,
+        normalize: str,
         channels_last: bool,
     ) -> None:
         self.sampler, self.device = sampler, device
@@ -135,8 +133,9 @@ class FolderLoader:
             prefetch_factor=4 if workers > 0 else None,
         )
         self.lighting = lighting(lighting_std) if lighting_std and sampler.train else None
-        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        mean, std = NORMALIZE[normalize]
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
@@ -144,38 +143,48 @@ class FolderLoader:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.sampler.set_epoch(epoch, start)
-        s = self.sampler
+        shard = self.sampler.shard
         gen = torch.Generator(device=self.device)
         for i, (x, y) in enumerate(self.loader, start):
             x = x.to(self.device, non_blocking=True).float()
             y = y.to(self.device, non_blocking=True)
             if self.lighting is not None:
-                gen.manual_seed(_mix(s.seed, epoch, i, 1))
-                x = self.lighting(x, gen, s.rank * s.batch_size, s.batch_size * s.world_size)
-            x = (x - self.mean) / self.std
-            if x.dim() == 4:  # (N, 10, C, H, W) ten-crop batches stay as they are
+                gen.manual_seed(mix_seed(self.sampler.seed, epoch, i, 1))
+                x = self.lighting(x, gen, shard.offset, shard.global_batch)
+            x = (x - self.mean) / self.std  # (1, 3, 1, 1) broadcasts over (N, views, 3, H, W) too
+            if x.dim() == 4:  # multi-view batches (N, views, C, H, W) stay as they are
                 x = x.contiguous(memory_format=self.memory_format)
             yield x, y
 
 
-def check(cfg: Mapping[str, Any], cwd: Path) -> None:
-    """Before any MLflow run exists: options are known and both folders hold images."""
-    if cfg.get("download"):
+def _check_options(cfg: Mapping[str, Any]) -> None:
+    if cfg["download"]:
         raise ConfigError(f"dataset.download=true is not possible for ImageNet; {HOW_TO_GET}")
-    if cfg["augment"] not in TRAIN_VIEWS:
-        raise ConfigError(f"dataset.augment={cfg['augment']!r} is unknown; allowed: {', '.join(TRAIN_VIEWS)}")
-    if cfg["test_view"] not in TEST_VIEWS:
-        raise ConfigError(
-            f"dataset.test_view={cfg['test_view']!r} is unknown; allowed: {', '.join(TEST_VIEWS)}"
-        )
-    if cfg.get("normalize", "per_channel") != "per_channel":
-        raise ConfigError(
-            "dataset.normalize=per_pixel is not offered for ImageNet: the mean image of random crops is flat, "
-            "so the per-channel mean (the default) subtracts the same; allowed: per_channel"
-        )
+    for key, allowed in (("augment", TRAIN_VIEWS), ("test_view", TEST_VIEWS), ("normalize", NORMALIZE)):
+        if cfg[key] not in allowed:
+            raise ConfigError(
+                f"dataset.{key}={cfg[key]!r} is not offered for ImageNet; allowed: {', '.join(allowed)}"
+            )
+
+
+def _scan_both(cfg: Mapping[str, Any], cwd: Path) -> tuple[Path, list, list]:
+    """(root, train samples, val/ samples); train/ must hold dataset.num_classes class folders."""
     root = (cwd / cfg["root"]).resolve()
-    classes, _ = scan(root / "train")
-    scan(root / "val", classes)
+    classes, train = scan(root / "train")
+    if len(classes) != cfg["num_classes"]:
+        raise DataError(
+            f"{root / 'train'} has {len(classes)} class folders, dataset.num_classes={cfg['num_classes']}; "
+            f"set dataset.num_classes={len(classes)}"
+        )
+    _, test = scan(root / "val", classes)
+    return root, train, test
+
+
+def check(cfg: Mapping[str, Any], cwd: Path) -> None:
+    """Before any MLflow run exists: options are known, both folders hold images, the split fits."""
+    _check_options(cfg)
+    root, train, _ = _scan_both(cfg, cwd)
+    check_split(cfg["val_split"] or 0, len(train), str(root / "train"))
 
 
 def _pick(n: int, k: int | None, seed: int) -> list[int]:
@@ -185,41 +194,42 @@ def _pick(n: int, k: int | None, seed: int) -> list[int]:
     return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].tolist())
 
 
+def shape(cfg: Mapping[str, Any]) -> Shape:
+    """The training crop and dataset.num_classes (1000 for ILSVRC-2012; build checks train/ agrees)."""
+    return Shape(3, cfg["crop"], cfg["num_classes"])
+
+
+@register_dataset("imagenet", shape=shape, check=check)
 def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
     check(cfg, ctx.cwd)
-    root = (ctx.cwd / cfg["root"]).resolve()
-    classes, train = scan(root / "train")
-    _, test = scan(root / "val", classes)
-    val_split = int(cfg.get("val_split") or 0)
-    if val_split >= len(train):
-        raise ConfigError(
-            f"dataset.val_split={val_split} must be smaller than {root / 'train'} ({len(train)} images)"
-        )
-    split_seed = int(cfg.get("split_seed", 0))
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(split_seed)).tolist()
-    val = [train[i] for i in sorted(order[:val_split])]
-    train = [train[i] for i in sorted(order[val_split:])]
-    train = [train[i] for i in _pick(len(train), cfg.get("subset"), split_seed)]
-    test = [test[i] for i in _pick(len(test), cfg.get("test_subset"), split_seed)]
+    _, samples, test = _scan_both(cfg, ctx.cwd)
+    train_idx, val_idx = holdout(len(samples), cfg["val_split"] or 0, cfg["split_seed"])
+    val = [samples[i] for i in val_idx]
+    train = [samples[i] for i in train_idx]
+    train = [train[i] for i in _pick(len(train), cfg["subset"], cfg["split_seed"])]
+    test = [test[i] for i in _pick(len(test), cfg["test_subset"], cfg["split_seed"])]
     if len(train) < ctx.batch_size * ctx.world_size:
         raise ConfigError(
             f"trainer.batch_size={ctx.batch_size} × {ctx.world_size} device(s) is larger than the "
             f"training set ({len(train)} images)"
         )
-    workers = cfg.get("workers")
+    workers = cfg["workers"]
     if workers is None:  # leave one core per process for the training loop itself
         workers = max(0, (os.cpu_count() or 1) // ctx.world_size - 1)
     train_view, test_view = TRAIN_VIEWS[cfg["augment"]](cfg), TEST_VIEWS[cfg["test_view"]](cfg)
+    eval_batch = 1 if cfg["test_view"] == "dense" else ctx.batch_size  # whole images differ in size
 
     def loader(samples: list[tuple[str, int]], is_train: bool) -> FolderLoader:
         dataset = ImageFolder(samples, train_view if is_train else test_view, ctx.seed)
-        sampler = ShardedBatches(len(samples), ctx.batch_size, ctx.rank, ctx.world_size, ctx.seed, is_train)
+        batch = ctx.batch_size if is_train else eval_batch
+        sampler = ShardedBatches(len(samples), batch, ctx.rank, ctx.world_size, ctx.seed, is_train)
         return FolderLoader(
             dataset,
             sampler,
             device=ctx.device,
             workers=workers,
-            lighting_std=float(cfg.get("lighting") or 0.0),
+            lighting_std=float(cfg["lighting"] or 0.0),
+            normalize=cfg["normalize"],
             channels_last=ctx.channels_last,
         )
 
@@ -227,11 +237,8 @@ def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
         train=loader(train, True),
         val=loader(val, False) if val else None,
         test=loader(test, False),
-        num_classes=len(classes),
+        num_classes=cfg["num_classes"],
         in_channels=3,
         image_size=cfg["crop"],
         train_size=len(train),
     )
-
-
-register("imagenet", build, check)

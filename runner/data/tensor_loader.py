@@ -2,17 +2,28 @@
 
 Batch i of epoch e is a pure function of (seed, e, i): the shuffle and the augmentation draw from
 generators seeded by those numbers, so a run resumed mid-epoch sees exactly the batches it would have.
-With several ranks, each step's global batch is one contiguous block of the epoch's permutation and
-rank r takes the r-th slice of it: the union over ranks equals the single-process batch of the same
-global size, which is what makes a 2-process run match a 1-process run step for step.
+Ranks share each global batch as runner/data/common.py:Shard says, which is what makes a 2-process run
+match a 1-process run step for step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from runner.data.common import (
+    NORMALIZE_MODES,
+    Shard,
+    check_split,
+    epoch_order,
+    holdout,
+    mix_seed,
+    normalization,
+)
+from runner.errors import ConfigError
 
 # aug(x, gen, lo, total): x is this rank's slice [lo, lo + len(x)) of a global batch of `total` images;
 # random draws are made for the whole global batch so that every image's augmentation is independent
@@ -21,7 +32,8 @@ Augment = Callable[[torch.Tensor, torch.Generator, int, int], torch.Tensor]
 
 
 def random_crop(pad: int) -> Augment:
-    """Zero-pad `pad` pixels on each side, then a random crop of the original size (ResNet Sec. 4.2)."""
+    """Pad `pad` zeros on each side, then a random crop of the original size (ResNet Sec. 4.2). Run after
+    centring (crop_pad: mean) the zeros are the mean; run on the raw uint8 (crop_pad: black) they are black."""
 
     def crop(x: torch.Tensor, gen: torch.Generator, lo: int, total: int) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -43,14 +55,10 @@ def random_flip(x: torch.Tensor, gen: torch.Generator, lo: int, total: int) -> t
 
 
 AUGMENTS: dict[str, Augment] = {"crop": random_crop(4), "flip": random_flip}
-
-
-def _mix(*numbers: int) -> int:
-    """A generator seed from several small integers (SplitMix-style, stays below 2**63)."""
-    h = 0x9E3779B97F4A7C15
-    for v in numbers:
-        h = ((h ^ (v + 0x632BE59BD9B4E019)) * 0xBF58476D1CE4E5B9) % (1 << 64)
-    return h >> 1
+CROP_PADS = ("mean", "black")
+# Views per test image. ImageNet presets run with dataset=fashion_mnist or cifar10 carry their ImageNet
+# test_view along: a 32×32 image has no 224 crop, so center and ten_crop read as the whole image there.
+TEST_VIEWS = {"whole": 1, "dense": 2, "center": 1, "ten_crop": 1}
 
 
 class TensorLoader:
@@ -68,57 +76,56 @@ class TensorLoader:
         world_size: int = 1,
         seed: int = 0,
         channels_last: bool = False,
+        pad_with_mean: bool = False,  # centre before augmenting, so the crop's zero padding is the mean
+        flip_view: bool = False,  # test batches (N, 2, C, H, W): each image and its horizontal flip (dense)
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.train = batch_size, train
+        self.train, self.seed = train, seed
         self.augment = [AUGMENTS[name] for name in augment] if train else []
         self.mean, self.std = mean.to(images.device), std.to(images.device)
-        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.shard = Shard(len(images), batch_size, rank, world_size, train)
+        self.pad_with_mean, self.flip_view = pad_with_mean, flip_view
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        if train:  # drop the last partial global batch so every step is a full batch on every rank
-            self.steps = len(images) // (batch_size * world_size)
-        else:  # evaluation: each rank takes a disjoint contiguous chunk; metrics are summed over ranks
-            n = len(images)
-            lo, hi = n * rank // world_size, n * (rank + 1) // world_size
-            self.shard = (lo, hi)
-            self.steps = -(-(hi - lo) // batch_size)
 
     def __len__(self) -> int:
-        return self.steps
+        return self.shard.steps
 
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x.float() - self.mean) / self.std
-        return x.contiguous(memory_format=self.memory_format)
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        shard = self.shard
         if not self.train:
-            lo, hi = self.shard
-            for i in range(start, self.steps):
-                a, b = lo + i * self.batch_size, min(hi, lo + (i + 1) * self.batch_size)
-                yield self._finish(self.images[a:b]), self.labels[a:b]
+            for i in range(start, shard.steps):
+                a, b = shard.span(i)
+                x = self._normalize(self.images[a:b])
+                if self.flip_view:
+                    yield torch.stack([x, x.flip(3)], 1), self.labels[a:b]
+                else:
+                    yield x.contiguous(memory_format=self.memory_format), self.labels[a:b]
             return
-        shuffle = torch.Generator().manual_seed(_mix(self.seed, epoch))
-        order = torch.randperm(len(self.images), generator=shuffle).to(self.images.device)
+        order = epoch_order(len(self.images), self.seed, epoch).to(self.images.device)
         gen = torch.Generator(device=self.images.device)
-        global_batch = self.batch_size * self.world_size
-        for i in range(start, self.steps):
-            lo = self.rank * self.batch_size
-            idx = order[i * global_batch + lo : i * global_batch + lo + self.batch_size]
+        for i in range(start, shard.steps):
+            idx = order[slice(*shard.span(i))]
             x = self.images[idx]
-            gen.manual_seed(_mix(self.seed, epoch, i))
+            gen.manual_seed(mix_seed(self.seed, epoch, i))
+            x = self._normalize(x) if self.pad_with_mean else x
             for aug in self.augment:
-                x = aug(x, gen, lo, global_batch)
-            yield self._finish(x), self.labels[idx]
+                x = aug(x, gen, shard.offset, shard.global_batch)
+            x = x if self.pad_with_mean else self._normalize(x)
+            yield x.contiguous(memory_format=self.memory_format), self.labels[idx]
 
 
-def check_split(cfg, n_train: int) -> None:
-    """val_split must leave training images (after `subset`); the data checks call this before any run exists."""
-    from runner.errors import ConfigError
-
-    n = min(n_train, cfg.get("subset") or n_train)
-    val_split = int(cfg.get("val_split") or 0)
-    if val_split >= n:
-        raise ConfigError(f"dataset.val_split={val_split} must be smaller than the training set ({n} images)")
+def check_options(cfg: Mapping[str, Any], n_train: int) -> None:
+    """The resident data sets' options and split, before any run exists: one ConfigError line each."""
+    for key, allowed in (("normalize", NORMALIZE_MODES), ("crop_pad", CROP_PADS), ("test_view", TEST_VIEWS)):
+        if cfg[key] not in allowed:
+            raise ConfigError(f"dataset.{key}={cfg[key]!r} is not allowed; allowed: {', '.join(allowed)}")
+    for name in cfg["augment"]:
+        if name not in AUGMENTS:
+            raise ConfigError(f"dataset.augment: {name!r} is unknown; allowed: {', '.join(AUGMENTS)}")
+    check_split(cfg["val_split"] or 0, min(n_train, cfg["subset"] or n_train), "the training set")
 
 
 def resident_data(
@@ -128,24 +135,19 @@ def resident_data(
     test_y: torch.Tensor,
     *,
     num_classes: int,
-    cfg,  # conf/dataset
-    ctx,  # runner.data.Context
-):
-    """Split off the validation set, compute the normalisation, move to the device, build the loaders."""
+    cfg: Mapping[str, Any],  # conf/dataset
+    ctx: Any,  # runner.data.Context
+) -> Any:  # runner.data.Data
+    """Split off the validation set, compute the normalisation, move to the device, build the loaders.
+    The input tensors may be shared (common.read_once): only copies of them are kept or changed here."""
     from runner.data import Data
-    from runner.errors import ConfigError
 
-    if cfg.get("subset"):
+    check_options(cfg, len(train_x))
+    if cfg["subset"]:
         train_x, train_y = train_x[: cfg["subset"]], train_y[: cfg["subset"]]
-    if cfg.get("test_subset"):
+    if cfg["test_subset"]:
         test_x, test_y = test_x[: cfg["test_subset"]], test_y[: cfg["test_subset"]]
-    check_split(cfg, len(train_x))
-    val_split = int(cfg.get("val_split") or 0)
-    # The held-out split depends on split_seed only, so runs with different training seeds share it.
-    order = torch.randperm(
-        len(train_x), generator=torch.Generator().manual_seed(int(cfg.get("split_seed", 0)))
-    )
-    val_idx, train_idx = order[:val_split].sort().values, order[val_split:].sort().values
+    train_idx, val_idx = holdout(len(train_x), cfg["val_split"] or 0, cfg["split_seed"])
     val_x, val_y = train_x[val_idx], train_y[val_idx]
     train_x, train_y = train_x[train_idx], train_y[train_idx]
     if len(train_x) < ctx.batch_size * ctx.world_size:
@@ -153,14 +155,7 @@ def resident_data(
             f"trainer.batch_size={ctx.batch_size} × {ctx.world_size} device(s) is larger than the "
             f"training set ({len(train_x)} images)"
         )
-
-    pixels = train_x.float()
-    if cfg.get("normalize", "per_channel") == "per_pixel":  # ResNet/AlexNet: subtract the mean image
-        mean, std = pixels.mean(0, keepdim=True), pixels.std().expand(1, train_x.shape[1], 1, 1)
-    else:
-        mean = pixels.mean((0, 2, 3), keepdim=True)
-        std = pixels.std((0, 2, 3), keepdim=True)
-    del pixels
+    mean, std = normalization(cfg["normalize"], train_x)  # statistics of the training split only
 
     def loader(x: torch.Tensor, y: torch.Tensor, train: bool) -> TensorLoader:
         return TensorLoader(
@@ -170,16 +165,18 @@ def resident_data(
             mean=mean,
             std=std,
             train=train,
-            augment=cfg.get("augment") or (),
+            augment=cfg["augment"],
             rank=ctx.rank,
             world_size=ctx.world_size,
             seed=ctx.seed,
             channels_last=ctx.channels_last,
+            pad_with_mean=cfg["crop_pad"] == "mean",
+            flip_view=TEST_VIEWS[cfg["test_view"]] == 2,
         )
 
     return Data(
         train=loader(train_x, train_y, True),
-        val=loader(val_x, val_y, False) if val_split else None,
+        val=loader(val_x, val_y, False) if len(val_idx) else None,
         test=loader(test_x, test_y, False),
         num_classes=num_classes,
         in_channels=train_x.shape[1],

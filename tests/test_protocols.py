@@ -1,0 +1,41 @@
+"""The papers' protocols as the presets compose them (issue 14): what `runner --cfg job +experiment=...`
+gives is what the paper did."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import compose
+
+from runner.schedule import build_schedule
+from runner.train import Interval
+
+
+def optimizer(lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr, momentum=0.9)
+
+
+@pytest.mark.parametrize(("model", "first_lr"), [("resnet20", 0.1), ("resnet56", 0.1), ("resnet110", 0.01)])
+def test_resnet_cifar_trains_on_all_50k_and_warms_up_resnet110_only(model: str, first_lr: float) -> None:
+    """He et al. 2015, Sec. 4.2: Table 6's nets train on the whole training set; only ResNet-110 starts at
+    0.01, until the training error is below 80%, then goes back to 0.1."""
+    cfg = compose(["+experiment=resnet_cifar", f"model={model}"])
+    assert cfg["dataset"]["val_split"] == 0
+    schedule = build_schedule(optimizer(cfg["optim"]["lr"]), cfg["schedule"], 64000, cfg["model"]["name"])
+    schedule.iteration(1)
+    assert schedule.lr == pytest.approx(first_lr)
+    schedule.iteration(50, train_error=85.0)
+    assert schedule.lr == pytest.approx(first_lr)
+    schedule.iteration(400, train_error=79.0)
+    assert schedule.lr == pytest.approx(0.1)
+
+
+def test_the_warm_up_reads_the_recent_training_error_not_the_epochs_mean() -> None:
+    """The loop hands the schedule the error of the iterations since its last host sync: 90% wrong over the
+    first interval and 70% over the second is 70% recent, though the epoch's mean is still 80%."""
+    interval = Interval(start=0.0)
+    first = {"loss": 100.0, "error": 90.0, "images": 100.0}
+    assert interval.recent_error(first) == pytest.approx(90.0)
+    interval.previous = first
+    second = {"loss": 180.0, "error": 160.0, "images": 200.0}  # the epoch so far: 160 / 200 = 80 %
+    assert interval.recent_error(second) == pytest.approx(70.0)
