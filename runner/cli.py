@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # inside the package: a wheel carries it
+from runner.config import CONF_DIR as _CONF
+
+CONF_DIR = str(_CONF)  # runner/conf, inside the package: a wheel carries it
 # Flags after which Hydra prints something and exits without running a job.
 INFO_FLAGS = (
     "--help",

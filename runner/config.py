@@ -8,12 +8,14 @@ Imports here stay light: no torch, no mlflow.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from runner.errors import ConfigError
@@ -50,22 +52,55 @@ def _choice(*values: str, nullable: bool = False) -> Rule:
     return Rule((str,), lambda v: v in values, "one of " + ", ".join(values), nullable)
 
 
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # inside the package: a wheel carries it
+
+
+@functools.cache
+def declared_names(group: str) -> tuple[str, ...]:
+    """The `name` of every conf/<group>/*.yaml option. The registries hold the same names (tests/test_config.py
+    checks it; `check_registered` checks it again in every job); reading YAML keeps the pre-check of a
+    command free of torch, so a typo costs half a second."""
+    import yaml
+
+    names = {yaml.safe_load(p.read_text())["name"] for p in (CONF_DIR / group).glob("*.yaml")}
+    return tuple(sorted(names))
+
+
 def registry_names(where: str) -> list[str]:
-    """The option names of a registry, `module:attribute` (a dict, or a function returning the names).
-    Imported only when a config is checked: the registries import torch."""
+    """The option names of a registry, `module:attribute` (a dict, or a function returning the names)."""
     module, attribute = where.split(":")
     found = getattr(importlib.import_module(module), attribute)
     return sorted(found() if callable(found) else found)
 
 
-def _registered(where: str, nullable: bool = False) -> Rule:
-    """A name that must be in a registry: the registry is the one list of options."""
+# group → the registry that decides its `name` (imported by jobs, never by the pre-check)
+REGISTRIES = {
+    "act": "runner.nn:ACTIVATIONS",
+    "init": "runner.nn:INITS",
+    "model": "runner.models:model_names",
+    "dataset": "runner.data:dataset_names",
+    "schedule": "runner.schedule:SCHEDULES",
+    "optim": "runner.optim:OPTIMIZERS",
+}
+
+
+def _named(group: str) -> Rule:
+    """A `<group>.name`: one of the options the group declares."""
     return Rule(
         (str,),
-        lambda v: v in registry_names(where),
-        lambda: "one of " + ", ".join(registry_names(where)),
-        nullable,
+        lambda v: v in declared_names(group),
+        lambda: "one of " + ", ".join(declared_names(group)),
     )
+
+
+def check_registered(cfg: Mapping[str, Any]) -> None:
+    """In the job (torch is loaded there): each group's name is in its registry, the one list that decides."""
+    for group, where in REGISTRIES.items():
+        names = registry_names(where)
+        if cfg[group]["name"] not in names:
+            raise ConfigError(
+                f"{group}.name={cfg[group]['name']!r} is not registered; allowed: {', '.join(names)}"
+            )
 
 
 def _list(item: Rule, allowed: str, min_len: int = 0, max_len: int = 1000) -> Rule:
@@ -89,18 +124,18 @@ SCHEMA: dict[str, Rule] = {
     "resume": _choice("auto", "never"),
     "resume_from": Rule((str,), lambda v: v != "", "a checkpoint file of this config", nullable=True),
     # conf/act (runner/nn.py)
-    "act.name": _registered("runner.nn:ACTIVATIONS"),
+    "act.name": _named("act"),
     "act.init": FRACTION,
     "act.shared": BOOL,
     "act.slope": FRACTION,
     # conf/init (runner/nn.py)
-    "init.name": _registered("runner.nn:INITS"),
+    "init.name": _named("init"),
     "init.mode": _choice("fan_in", "fan_out"),
     "init.distribution": _choice("normal", "uniform"),
     "init.std": _num(lambda v: v > 0, "a number > 0"),
     "init.zero_init_residual": BOOL,
     # conf/model (runner/models)
-    "model.name": _registered("runner.models:model_names"),
+    "model.name": _named("model"),
     "model.width": POSITIVE_INT,
     "model.width_mult": _num(lambda v: 0 < v <= 16, "a number in (0, 16]"),
     "model.dropout": FRACTION,
@@ -112,17 +147,17 @@ SCHEMA: dict[str, Rule] = {
     "model.paper_fc_std": BOOL,
     "model.convs": _list(POSITIVE_INT, "a list of 3 layer counts, each ≥ 1", 3, 3),
     # conf/dataset (runner/data)
-    "dataset.name": _registered("runner.data:dataset_names"),
+    "dataset.name": _named("dataset"),
     "dataset.root": Rule((str,), lambda v: v != "", "an existing directory", nullable=True),
     "dataset.download": BOOL,
     "dataset.val_split": _int(lambda v: v >= 0, "an integer ≥ 0", nullable=True),
     "dataset.split_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     "dataset.subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "dataset.test_subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
-    "dataset.normalize": _registered("runner.data.common:NORMALIZE_MODES"),
+    "dataset.normalize": _choice("per_channel", "per_channel_mean", "per_pixel", "per_pixel_mean"),
     "dataset.augment": Rule((list, str), None, "a list of augmentations, or a view name"),
-    "dataset.crop_pad": _registered("runner.data.tensor_loader:CROP_PADS"),
-    "dataset.test_view": _registered("runner.data.tensor_loader:TEST_VIEWS"),
+    "dataset.crop_pad": _choice("mean", "black"),
+    "dataset.test_view": _choice("whole", "dense", "center", "ten_crop"),
     "dataset.scale": _list(POSITIVE_INT, "[S_min, S_max], each ≥ 1", 2, 2),
     "dataset.crop": POSITIVE_INT,
     "dataset.lighting": _num(lambda v: v >= 0, "a number ≥ 0"),
@@ -135,13 +170,13 @@ SCHEMA: dict[str, Rule] = {
     "dataset.test_size": POSITIVE_INT,
     "dataset.data_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     # conf/optim (runner/optim.py)
-    "optim.name": _registered("runner.optim:OPTIMIZERS"),
+    "optim.name": _named("optim"),
     "optim.lr": _num(lambda v: v > 0, "a number > 0"),
     "optim.momentum": FRACTION,
     "optim.weight_decay": _num(lambda v: v >= 0, "a number ≥ 0"),
     "optim.nesterov": BOOL,
     # conf/schedule (runner/schedule.py)
-    "schedule.name": _registered("runner.schedule:SCHEDULES"),
+    "schedule.name": _named("schedule"),
     "schedule.factor": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
     "schedule.patience": POSITIVE_INT,
     "schedule.threshold": _num(lambda v: v >= 0, "a number ≥ 0"),

@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from runner import console, env
-from runner.config import GROUPS, cell_id, config_hash, flatten, run_name, validate
+from runner.config import GROUPS, cell_id, check_registered, config_hash, flatten, run_name, validate
 from runner.errors import ConfigError, RunnerError, TrackingError
 
 
@@ -97,6 +97,7 @@ def prepare(cfg: DictConfig) -> Spec:
     overrides = list(hydra_cfg.overrides.task)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     validate(resolved)
+    check_registered(resolved)
     cwd = Path(hydra_cfg.runtime.cwd)
     devices = worker_env()[1] if under_torchrun() else resolve_devices(resolved["trainer"])
     check_model(resolved)

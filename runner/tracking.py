@@ -172,3 +172,66 @@ class Tracker:
             path = Path(tmp) / filename
             path.write_text(text)
             self.log_file(path)
+
+    # --- reads (the sweep report), retried like the writes -----------------------------------------
+    def get_run(self, run_id: str) -> Any:
+        return self._retry("run lookup", lambda: self.client.get_run(run_id))
+
+    def newest_sweep(self, experiment_name: str) -> str | None:
+        """The id of the newest sweep parent run of an experiment (None: no such experiment or sweep)."""
+        exp = self._retry("experiment lookup", lambda: self.client.get_experiment_by_name(experiment_name))
+        if exp is None:
+            return None
+        runs = self._retry(
+            "search",
+            lambda: self.client.search_runs(
+                [exp.experiment_id],
+                filter_string="tags.`runner.sweep` = 'parent'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            ),
+        )
+        return runs[0].info.run_id if runs else None
+
+    def child_runs(self, parent: Any) -> list[Any]:
+        """The runs nested under a parent run, oldest first."""
+        query = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+        return self._retry(
+            "search",
+            lambda: self.client.search_runs(
+                [parent.info.experiment_id],
+                filter_string=query,
+                order_by=["attributes.start_time ASC"],
+                max_results=5000,
+            ),
+        )
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of one metric of a run, by step."""
+        history = self._retry("metric history", lambda: self.client.get_metric_history(run_id, key))
+        return sorted((m.step, m.value) for m in history)
+
+    def read_artifact_text(self, run_id: str, path: str) -> str | None:
+        """The text of a run's artifact, None when the run has no such file."""
+        listed = self._retry("list artifacts", lambda: self.client.list_artifacts(run_id))
+        if path not in {info.path for info in listed}:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self._retry(
+                "download artifact", lambda: self.client.download_artifacts(run_id, path, tmp)
+            )
+            return Path(local).read_text()
+
+    def run_id_or_none(self, run_id: str) -> str | None:
+        """`run_id` if the store holds that run, else None (a final answer: not retried)."""
+        from mlflow.exceptions import MlflowException
+
+        def lookup() -> str | None:
+            try:
+                return self.client.get_run(run_id).info.run_id
+            except MlflowException as e:
+                if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    return None
+                raise
+
+        return self._retry("run lookup", lookup)

@@ -9,18 +9,10 @@ import torch
 from omegaconf import OmegaConf
 
 from runner.cli import CONF_DIR
-from runner.config import SCHEMA, check_value, flatten, passes, registry_names
+from runner.config import REGISTRIES, SCHEMA, check_value, declared_names, flatten, passes, registry_names
 from runner.errors import ConfigError
 
-# group → the registry that decides its `name` (runner.config reads the same ones)
-REGISTRY = {
-    "act": "runner.nn:ACTIVATIONS",
-    "init": "runner.nn:INITS",
-    "model": "runner.models:model_names",
-    "dataset": "runner.data:dataset_names",
-    "schedule": "runner.schedule:SCHEDULES",
-    "optim": "runner.optim:OPTIMIZERS",
-}
+REGISTRY = REGISTRIES  # group → the registry that decides its `name`
 GROUPS = [*REGISTRY, "trainer", "tracking"]
 
 
@@ -38,7 +30,7 @@ def yaml_options(group: str) -> dict[str, dict]:
 @pytest.mark.parametrize("group", sorted(REGISTRY))
 def test_the_yaml_options_and_the_registry_name_the_same_things(group: str) -> None:
     in_yaml = {option["name"] for option in yaml_options(group).values()}
-    assert in_yaml == set(registry_names(REGISTRY[group]))
+    assert in_yaml == set(registry_names(REGISTRY[group])) == set(declared_names(group))
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -78,3 +70,16 @@ def test_each_part_builds_from_its_yaml_alone() -> None:
             for schedule in yaml_options("schedule").values():
                 build_schedule(optimizer, schedule, 100, "resnet20").epoch_end(50.0)
     assert isinstance(optimizer, torch.optim.SGD)
+
+
+def test_the_schemas_data_choices_are_the_data_modules() -> None:
+    """The pre-check names the modes without importing the data modules (torch); they must agree."""
+    from runner.data.common import NORMALIZE_MODES
+    from runner.data.tensor_loader import CROP_PADS, TEST_VIEWS
+
+    def allowed(key: str) -> set[str]:
+        return set(SCHEMA[key].describe().removeprefix("one of ").split(", "))
+
+    assert allowed("dataset.normalize") == set(NORMALIZE_MODES)
+    assert allowed("dataset.crop_pad") == set(CROP_PADS)
+    assert allowed("dataset.test_view") == set(TEST_VIEWS)

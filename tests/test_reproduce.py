@@ -16,26 +16,53 @@ from conftest import metric_history, mlflow_runs, run_runner
 
 CHANCE = math.log(10)
 
+pytestmark = pytest.mark.e2e  # every test here starts `runner` in a subprocess
+
 
 @pytest.mark.slow
 def test_init_depth_30_layers_xavier_stalls_kaiming_converges(workdir: Path) -> None:
-    result = run_runner(["-m", "+experiment=init_depth_small"], workdir, timeout=600)
+    result = run_runner(["-m", "+experiment=init_depth_small"], workdir, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow_runs(workdir, "init_depth_small")
     parent = next(r for r in runs if r.data.tags.get("runner.sweep") == "parent")
-    children = {
-        r.data.params["init"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    by_init: dict[str, list] = {}
+    for child in children:
+        by_init.setdefault(child.data.params["init"], []).append(child)
+    assert {k: sorted(c.data.params["seed"] for c in v) for k, v in by_init.items()} == {
+        "kaiming": ["0", "1", "2"],
+        "xavier_he": ["0", "1", "2"],
     }
-    assert set(children) == {"kaiming", "xavier"}
-    losses = {
-        init: [m.value for m in metric_history(workdir, run.info.run_id, "train_loss")]
-        for init, run in children.items()
-    }
-    print("train loss per epoch:", {k: [round(v, 3) for v in vs] for k, vs in losses.items()})
-    assert len(losses["kaiming"]) == len(losses["xavier"]) == 4  # one point per epoch
-    assert losses["kaiming"][-1] < 2.0 < CHANCE  # clearly below chance: the net learns
-    assert all(abs(v - CHANCE) < 0.01 for v in losses["xavier"])  # at chance throughout: it stalls
+    # The seeds of one config share a cell id (the report and MLflow's group-by gather them by it).
+    assert all(len({c.data.tags["runner.cell"] for c in cell}) == 1 for cell in by_init.values())
+    assert by_init["kaiming"][0].data.tags["runner.cell"] != by_init["xavier_he"][0].data.tags["runner.cell"]
+    for init, cell in by_init.items():
+        for child in cell:
+            losses = [m.value for m in metric_history(workdir, child.info.run_id, "train_loss")]
+            print(init, child.data.params["seed"], [round(v, 3) for v in losses])
+            assert len(losses) == 4  # one point per epoch
+            if init == "kaiming":
+                assert losses[-1] < 2.0 < CHANCE  # clearly below chance: the net learns
+            else:
+                assert all(abs(v - CHANCE) < 0.01 for v in losses)  # at chance throughout: it stalls
+
     tags = parent.data.tags
-    assert tags["runner.verdict.depth30_xavier_stalls"] == "reproduced"
+    assert tags["runner.verdict.depth30_xavier_stalls"] == "reproduced at reduced scale"
     assert tags["runner.verdict.depth22_both_converge"] == "not run"
     assert tags["runner.verdict.depth22_kaiming_earlier"] == "not run"
+    report = (
+        (workdir / "report.md").read_text()
+        if (workdir / "report.md").exists()
+        else _artifact(workdir, parent)
+    )
+    assert "| ± |" in report.replace("±  |", "± |")  # the seed spread column
+    line = next(x for x in report.splitlines() if "30 layers" in x)
+    assert "reproduced at reduced scale (" in line and "p = " in line, line
+    print(report)
+
+
+def _artifact(cwd: Path, parent) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    return Path(client.download_artifacts(parent.info.run_id, "report.md", str(cwd))).read_text()

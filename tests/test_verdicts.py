@@ -1,0 +1,269 @@
+"""The verdict logic on constructed cells (runner/verdicts.py): no training, no MLflow."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from runner import verdicts as v
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "runner" / "conf" / "experiment"
+PAPER = {"dataset.name": "cifar10", "model.width": 16, "trainer.max_steps": 64000}
+SMALL = {"dataset.name": "fashion_mnist", "model.width": 1, "trainer.max_steps": 160}
+
+
+def spread(mean: float, std: float, n: int) -> list[float]:
+    """n values with exactly this mean and sample std (ddof 1)."""
+    if n == 1:
+        return [mean]
+    z = np.linspace(-1, 1, n)
+    return list(mean + std * z / z.std(ddof=1))
+
+
+def cell(label: str, values: Sequence[float], params: dict | None = None, lost: Sequence[str] = ()) -> v.Cell:
+    """A cell whose finished seeds end at `values` of test_top1_error (and whose other seeds `lost`)."""
+    params = {**PAPER, **(params or {}), "model": label}
+    runs = [
+        v.Run(f"{label}-{i}", label, "finished", {**params, "seed": str(i)}, {"test_top1_error": x})
+        for i, x in enumerate(values)
+    ]
+    runs += [v.Run(f"{label}-x{i}", label, status, params, {}) for i, status in enumerate(lost)]
+    return v.Cell(label, label, runs)
+
+
+def expected(claims: list[dict], scale: str = "full", numbers: dict | None = None) -> v.Expected:
+    return v.Expected.parse(
+        {
+            "paper": "a paper",
+            "dataset": PAPER["dataset.name"],
+            "scale": scale,
+            "key": ["model"],
+            "metrics": ["test_top1_error"],
+            "numbers": numbers or {},
+            "protocol": {k: x for k, x in PAPER.items() if k != "dataset.name"},
+            "claims": claims,
+        }
+    )
+
+
+def ordering(rows: list[str], check: str = "increasing", data: str = "any") -> dict:
+    return {
+        "id": "c",
+        "text": "t",
+        "data": data,
+        "checks": [{"check": check, "metric": "test_top1_error", "rows": rows}],
+    }
+
+
+def verdict(claim: dict, *cells: v.Cell, **kw: object) -> v.Verdict:
+    (out,) = v.judge(expected([claim], **kw), cells)
+    return out
+
+
+def test_a_clear_difference_over_five_seeds_is_reproduced_with_its_p_value() -> None:
+    out = verdict(ordering(["a", "b"]), cell("a", spread(10, 0.5, 5)), cell("b", spread(12, 0.5, 5)))
+    assert out.kind == v.REPRODUCED and out.p == pytest.approx(1.1e-4, rel=0.05)
+    assert out.headline == "reproduced (p = 0.00011)"
+
+
+def test_a_small_difference_over_three_noisy_seeds_is_inconclusive() -> None:
+    out = verdict(ordering(["a", "b"]), cell("a", spread(10, 1, 3)), cell("b", spread(10.2, 1, 3)))
+    assert out.kind == v.INCONCLUSIVE and 0.3 < out.p < 0.5
+    assert out.headline.startswith("inconclusive (p = 0.4")
+
+
+def test_the_opposite_direction_significant_is_not_reproduced() -> None:
+    out = verdict(ordering(["a", "b"]), cell("a", spread(12, 0.5, 5)), cell("b", spread(10, 0.5, 5)))
+    assert out.kind == v.NOT_REPRODUCED and out.p > 0.999
+
+
+def test_one_seed_per_row_reads_single_run_never_reproduced() -> None:
+    out = verdict(ordering(["a", "b"]), cell("a", [10]), cell("b", [20]))
+    assert out.kind == v.SINGLE and out.p is None and "direction holds" in out.detail
+    out = verdict(ordering(["a", "b"]), cell("a", [10]), cell("b", spread(20, 1, 5)))
+    assert out.kind == v.SINGLE
+
+
+def test_the_middle_row_out_of_order_is_not_reproduced() -> None:
+    cells = cell("a", spread(10, 0.3, 5)), cell("b", spread(14, 0.3, 5)), cell("c", spread(12, 0.3, 5))
+    out = verdict(ordering(["a", "b", "c"]), *cells)
+    assert (
+        out.kind == v.NOT_REPRODUCED
+    )  # a < b holds, b < c does not: the first and last rows alone would pass
+    assert verdict(ordering(["a", "c"]), cells[0], cells[2]).kind == v.REPRODUCED
+
+
+def test_decreasing_and_explicit_pairs() -> None:
+    cells = cell("a", spread(14, 0.3, 4)), cell("b", spread(12, 0.3, 4)), cell("c", spread(13, 0.3, 4))
+    assert verdict(ordering(["a", "b"], "decreasing"), *cells[:2]).kind == v.REPRODUCED
+    claim = ordering(["a", "b", "c"], "decreasing")
+    claim["checks"][0]["pairs"] = [["a", "b"], ["a", "c"]]  # only these steps: b vs c is not claimed
+    assert verdict(claim, *cells).kind == v.REPRODUCED
+
+
+def test_zero_variance_rows_take_the_limit_of_the_t_test() -> None:
+    out = verdict(ordering(["a", "b"]), cell("a", [10, 10, 10]), cell("b", [11, 11, 11]))
+    assert out.kind == v.REPRODUCED and out.p == 0.0
+    out = verdict(ordering(["a", "b"]), cell("a", [10, 10, 10]), cell("b", [10, 10, 10]))
+    assert out.kind == v.NOT_REPRODUCED  # no difference at all: the paper's direction does not hold
+
+
+def test_a_smoke_preset_never_reads_reproduced() -> None:
+    a, b = cell("a", spread(10, 0.5, 5), SMALL), cell("b", spread(12, 0.5, 5), SMALL)
+    out = verdict(ordering(["a", "b"]), a, b, scale="smoke")
+    assert out.kind == v.SMOKE and "reproduced" not in out.headline
+    assert verdict(ordering(["a", "z"]), a, scale="smoke").kind == v.SMOKE  # even with a row missing
+
+
+def test_a_protocol_difference_is_named_in_the_verdict() -> None:
+    a, b = cell("a", spread(10, 0.5, 5), SMALL), cell("b", spread(12, 0.5, 5), SMALL)
+    out = verdict(ordering(["a", "b"]), a, b)
+    assert out.kind == v.REDUCED
+    assert "fashion_mnist" in out.headline and "width ÷16" in out.headline
+    assert "max_steps 160 (paper 64000)" in out.headline
+    out = verdict(ordering(["a", "b"], data="paper"), a, b)
+    assert out.kind == v.NOT_COMPARABLE and "width ÷16" in out.headline
+
+
+def test_equivalence_inside_and_outside_its_tolerance() -> None:
+    claim = {
+        "id": "lrn",
+        "text": "t",
+        "data": "any",
+        "checks": [
+            {"check": "equivalent", "metric": "test_top1_error", "tolerance": 0.5, "rows": ["a", "b"]}
+        ],
+    }
+    same = verdict(claim, cell("a", spread(29.6, 0.1, 5)), cell("b", spread(29.7, 0.1, 5)))
+    assert same.kind == v.REPRODUCED and same.p < 0.05
+    apart = verdict(claim, cell("a", spread(29.6, 0.1, 5)), cell("b", spread(31.0, 0.1, 5)))
+    assert apart.kind == v.NOT_REPRODUCED
+    noisy = verdict(claim, cell("a", spread(29.6, 1.0, 3)), cell("b", spread(29.7, 1.0, 3)))
+    assert noisy.kind == v.INCONCLUSIVE
+
+
+def matches_claim(check: str, **extra: object) -> dict:
+    spec = {"check": check, "metric": "test_top1_error", "tolerance": 0.3, "rows": ["resnet110"], **extra}
+    return {"id": "n", "text": "t", "data": "paper", "checks": [spec]}
+
+
+def test_paper_number_by_mean_and_interval() -> None:
+    numbers = {"resnet110": 6.61}
+    near = verdict(matches_claim("matches"), cell("resnet110", spread(6.6, 0.1, 5)), numbers=numbers)
+    assert near.kind == v.REPRODUCED and "90% CI" in near.detail
+    far = verdict(matches_claim("matches"), cell("resnet110", spread(7.5, 0.1, 5)), numbers=numbers)
+    assert far.kind == v.NOT_REPRODUCED
+    small = cell("resnet110", spread(6.6, 0.1, 5), SMALL)
+    out = verdict(matches_claim("matches"), small, numbers=numbers)
+    assert out.kind == v.NOT_COMPARABLE and "fashion_mnist" in out.headline
+
+
+def test_best_of_n_against_the_papers_best_of_n() -> None:
+    # He et al. 2015, Table 6: ResNet-110 6.43 % is the best of 5 runs (mean 6.61 ± 0.16).
+    numbers = {"resnet110": 6.43}
+    five = cell("resnet110", [6.9, 6.5, 6.7, 6.8, 6.6])
+    out = verdict(matches_claim("best_of_n", n=5), five, numbers=numbers)
+    assert out.kind == v.REPRODUCED and "best of 5 6.50" in out.detail
+    worse = cell("resnet110", [7.2, 7.0, 7.3, 7.1, 7.4])
+    assert verdict(matches_claim("best_of_n", n=5), worse, numbers=numbers).kind == v.NOT_REPRODUCED
+    three = cell("resnet110", [6.9, 6.5, 6.7])
+    assert verdict(matches_claim("best_of_n", n=5), three, numbers=numbers).kind == v.INCONCLUSIVE
+    mean = verdict(matches_claim("matches", paper=6.61), cell("resnet110", spread(6.61, 0.16, 5)))
+    assert mean.kind == v.REPRODUCED  # 6.61 ± 0.16 over 5 seeds: 90 % CI 6.46–6.76, inside 6.61 ± 0.3
+    assert "paper 6.61" in mean.detail
+
+
+def test_a_failed_seed_is_counted_and_shown() -> None:
+    a = cell("a", spread(10, 0.5, 4), lost=["diverged"])
+    b = cell("b", spread(12, 0.5, 5))
+    assert a.unfinished() == {"diverged": 1} and a.stats("test_top1_error").n == 4
+    out = verdict(ordering(["a", "b"]), a, b)
+    assert out.kind == v.REPRODUCED and "(4), 1 diverged" in out.detail
+    all_lost = cell("a", [], lost=["diverged", "failed"])
+    out = verdict(ordering(["a", "b"]), all_lost, b)
+    assert out.kind == v.NOT_RUN and "1 diverged, 1 failed" in out.detail
+
+
+def test_chance_loss_is_ln_of_the_classes_of_the_data_set_that_ran() -> None:
+    assert v.chance_loss({"dataset.name": "cifar100"}) == pytest.approx(math.log(100))
+    assert v.chance_loss({"dataset.name": "imagenet"}) == pytest.approx(math.log(1000))
+    assert v.chance_loss({"dataset.name": "synthetic", "dataset.num_classes": "100"}) == pytest.approx(
+        math.log(100)
+    )
+
+
+def loss_cell(label: str, curves: list[list[float]], dataset: str) -> v.Cell:
+    params = {"dataset.name": dataset, "model": label}
+    runs = [
+        v.Run(
+            f"{label}{i}",
+            label,
+            "finished",
+            params,
+            {"train_loss": c[-1]},
+            {"train_loss": list(enumerate(c))},
+        )
+        for i, c in enumerate(curves)
+    ]
+    return v.Cell(label, label, runs)
+
+
+def test_stalls_and_converges_are_relative_to_the_chance_of_the_data_set() -> None:
+    claim = {
+        "id": "d30",
+        "text": "t",
+        "data": "any",
+        "families": ["prelu_deep", "plain_deep"],
+        "checks": [
+            {"check": "converges", "rows": ["{family}30/kaiming"], "below_chance": 0.87},
+            {"check": "stalls", "rows": ["{family}30/xavier"], "within": 0.05},
+        ],
+    }
+    ln100 = math.log(100)
+    learns = loss_cell(
+        "plain_deep30/kaiming", [[4.5, 2.0, 1.5], [4.5, 2.2, 1.7], [4.4, 2.1, 1.6]], "cifar100"
+    )
+    stuck = loss_cell(
+        "plain_deep30/xavier", [[ln100, ln100 - 0.001], [ln100, ln100], [ln100, ln100 + 0.001]], "cifar100"
+    )
+    out = verdict(claim, learns, stuck)
+    assert out.kind == v.REDUCED and "plain_deep nets" in out.detail and "ln 100 = 4.61" in out.detail
+    # The same xavier losses on a 10-class set are far above chance (ln 10 = 2.30): they did not stall there.
+    on10 = loss_cell("plain_deep30/xavier", [[2.30, 2.0], [2.31, 2.05], [2.29, 1.9]], "cifar10")
+    assert verdict(claim, learns, on10).kind == v.NOT_REPRODUCED
+    missing = verdict(claim, learns)
+    assert missing.kind == v.NOT_RUN
+    assert missing.detail == (
+        "no run of prelu_deep30/kaiming, prelu_deep30/xavier (prelu_deep nets); "
+        "no run of plain_deep30/xavier (plain_deep nets)"
+    )
+
+
+def test_every_claim_of_every_preset_parses() -> None:
+    """No claim silently missing: each preset's expected block (with what its smoke variant inherits)
+    parses, and every check is one the verdicts know."""
+    count = 0
+    for path in sorted(EXPERIMENTS.glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        parent = (spec.get("defaults") or [None])[0]
+        inherited = (
+            yaml.safe_load((EXPERIMENTS / f"{parent}.yaml").read_text()) if isinstance(parent, str) else {}
+        )
+        block = {**(inherited.get("expected") or {}), **(spec.get("expected") or {})}
+        ex = v.Expected.parse(block)
+        assert [c.id for c in ex.claims] == [c["id"] for c in block["claims"]], path.name
+        assert ex.scale == ("smoke" if path.stem.endswith("_smoke") else "full"), path.name
+        count += len(ex.claims)
+    assert count >= 30
+
+
+def test_a_malformed_claim_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown check"):
+        v.Check.parse({"check": "bigger", "rows": ["a"]})
+    with pytest.raises(ValueError, match="tolerance"):
+        v.Check.parse({"check": "equivalent", "metric": "test_top1_error", "rows": ["a", "b"]})
