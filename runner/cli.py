@@ -2,7 +2,7 @@
 
     runner                                             # ResNet-20 on Fashion-MNIST, logged to ./mlflow.db
     runner model=vgg_e init=kaiming act=prelu
-    runner --multirun act=relu,prelu init=kaiming,xavier
+    runner --multirun act=relu,prelu init=kaiming,xavier_he
     runner -m +experiment=init_depth                   # a paper's table, with the verdict
 
 Before Hydra starts, the overrides are composed and validated here (every value of a sweep too), so a

@@ -1,33 +1,39 @@
 """The model zoo against the papers: exact parameter counts, layer counts, map sizes, every model × dataset
-shape × activation × initialisation runs forward and backward."""
+shape × activation × initialisation runs forward and backward, dense evaluation (VGG Sec. 3.2)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import CONF_DIR, options
+from omegaconf import OmegaConf
 from torch import nn
 
 from runner.models import build_model, model_names, model_options
+from runner.models.dense import dense_scores
 from runner.nn import init_weights, make_act
 
-RELU = {"name": "relu"}
+
+def yaml_option(group: str, option: str) -> dict:
+    """conf/<group>/<option>.yaml as a plain dict: the defaults a run composes."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))
 
 
-ACTS = [
-    RELU,
-    {"name": "prelu"},
-    {"name": "prelu", "shared": True},
-    {"name": "lrelu", "slope": 0.01},
-    {"name": "tanh"},
-]
-INITS = [{"name": "gaussian", "std": 0.01}, {"name": "xavier"}, {"name": "kaiming", "mode": "fan_in"}]
+ACTS = [yaml_option("act", option) for option in options("act")]  # relu, prelu, prelu_shared, lrelu, tanh
+INITS = [yaml_option("init", option) for option in options("init")]
+RELU, PRELU, PRELU_SHARED = (yaml_option("act", o) for o in ("relu", "prelu", "prelu_shared"))
 
 
 def build(
     name: str, channels: int = 3, size: int = 224, classes: int = 1000, act: dict = RELU, **opts
 ) -> nn.Module:
+    """conf/model/<name>.yaml with `opts` overriding its options, as `runner model=<name> model.k=v`."""
     return build_model(
-        {"name": name, **opts}, num_classes=classes, in_channels=channels, image_size=size, act=make_act(act)
+        {**yaml_option("model", name), **opts},
+        num_classes=classes,
+        in_channels=channels,
+        image_size=size,
+        act=make_act(act),
     )
 
 
@@ -52,7 +58,8 @@ def tiny(name: str) -> dict:
 SMALL = [n for n in model_names() if n != "resnet1202"]
 
 
-# Computed from the papers' layer tables (papers.md); the papers print 60M / 133..144M / 11.7..60.2M.
+# Computed from the layer tables (AlexNet Fig. 2, VGG Table 1, ResNet Table 1, PReLU nets Tables 1 and 3);
+# the papers print 60M / 133..144M / 11.7..60.2M, or no count at all.
 PAPER_COUNTS = [
     ("alexnet", {"groups": 2}, 60_965_224),  # the paper's "60 million": the two-GPU net
     ("alexnet", {"groups": 1}, 62_378_344),
@@ -78,7 +85,7 @@ PAPER_COUNTS = [
     ("prelu_b", {}, 183_327_080),
     ("prelu_c", {}, 330_603_368),
     ("prelu_deep22", {}, 183_327_080),  # = model B
-    ("prelu_deep30", {}, 79_192_296),  # extra 16 layers in the 256 stage (papers.md #12)
+    ("prelu_deep30", {}, 79_192_296),  # 16 more 2×2/256 convs (Sec. 2.2), placed in the 256 stage
 ]
 
 
@@ -108,8 +115,8 @@ def test_parameter_count_rounds_to_the_printed_millions(name: str, printed: str)
 )
 def test_prelu_adds_one_slope_per_channel_or_per_layer(name: str, cw_extra: int) -> None:
     base = count(on_meta(name))
-    assert count(on_meta(name, act={"name": "prelu"})) - base == cw_extra
-    shared = count(on_meta(name, act={"name": "prelu", "shared": True})) - base
+    assert count(on_meta(name, act=PRELU)) - base == cw_extra
+    shared = count(on_meta(name, act=PRELU_SHARED)) - base
     weight_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in on_meta(name).modules())
     assert shared == weight_layers - 1  # every conv and hidden fc: 13 on the 14-layer model (He et al. 2015)
     if name == "prelu_14":
@@ -222,7 +229,7 @@ def test_forward_backward_every_act_and_init(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "opts", "key"),
     [("alexnet", {"groups": 3}, "model.groups"), ("resnet50", {"shortcut": "D"}, "model.shortcut"),
-     ("resnet18", {"stride_on": "2x2"}, "model.stride_on"), ("vgg_b", {"width_mult": 0}, "model.width_mult"),
+     ("resnet50", {"stride_on": "2x2"}, "model.stride_on"), ("vgg_b", {"width_mult": 0}, "model.width_mult"),
      ("prelu_a", {"dropout": 1.5}, "model.dropout"), ("plain_deep30", {"convs": [3, 3]}, "model.convs")],
 )  # fmt: skip
 def test_bad_option_names_the_key(name: str, opts: dict, key: str) -> None:
@@ -233,3 +240,76 @@ def test_bad_option_names_the_key(name: str, opts: dict, key: str) -> None:
 def test_vgg_refuses_inputs_its_pools_cannot_take() -> None:
     with pytest.raises(ValueError, match="image_size"):
         on_meta("vgg_a", size=16)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_yaml_and_builder_name_the_same_options(name: str) -> None:
+    """Every default lives once, in conf/model/<name>.yaml: the YAML sets every option the builder takes
+    (the builders have no defaults), and no option the builder ignores."""
+    assert options("model") == model_names()
+    assert set(yaml_option("model", name)) - {"name"} == model_options(name)
+
+
+# --- dense evaluation (Simonyan & Zisserman 2014, Sec. 3.2) -------------------------------------------------
+
+
+def initialised(name: str, size: int = 224, **opts) -> nn.Module:
+    """Kaiming-initialised, eval mode (dropout off), float64: a 1e-5 bound then checks the fc-as-conv layout,
+    not float32 summation order (which differs by ~4e-6 on scores of ~3 between conv and matmul)."""
+    torch.manual_seed(0)
+    model = build(name, size=size, classes=10, **opts)
+    init_weights(model, yaml_option("init", "kaiming"), RELU)
+    return model.eval().double()
+
+
+@torch.no_grad()
+def test_dense_vgg_equals_the_forward_pass_at_224() -> None:
+    """At 224 the trunk ends on 7×7 maps: fc6 as a 7×7 conv gives a 1×1 score map, equal to the fc head."""
+    model = initialised("vgg_a", width_mult=1 / 16)
+    x = torch.randn(3, 3, 224, 224, dtype=torch.float64)
+    expected = model(x)
+    assert expected.abs().mean() > 0.1  # real scores, not a dead net
+    torch.testing.assert_close(dense_scores(model, x), expected, rtol=0, atol=1e-5)
+
+
+@torch.no_grad()
+def test_dense_vgg_on_a_larger_image_averages_the_class_score_map() -> None:
+    """256×320: 8×10 maps, so the 7×7 fc6 window fits at 2×4 positions; the dense score is the mean of the fc
+    head applied to each window, which the ordinary pass (one adaptive pool to 7×7) does not compute."""
+    model = initialised("vgg_a", width_mult=1 / 16)
+    x = torch.randn(2, 3, 256, 320, dtype=torch.float64)
+    maps = model.features(x)
+    assert maps.shape[-2:] == (8, 10)
+    windows = [
+        model.classifier(torch.flatten(maps[:, :, i : i + 7, j : j + 7], 1))
+        for i in range(2)
+        for j in range(4)
+    ]
+    dense = dense_scores(model, x)
+    assert dense.shape == (2, 10)
+    torch.testing.assert_close(dense, torch.stack(windows).mean(0), rtol=0, atol=1e-5)
+    assert (dense - model(x)).abs().max() > 1e-2  # the adaptive-pool forward is another computation
+    params = sum(p.numel() for p in model.parameters())
+    assert params == sum(p.numel() for p in initialised("vgg_a", width_mult=1 / 16).parameters())  # no copies
+
+
+@torch.no_grad()
+def test_dense_alexnet_and_small_inputs_and_resnets() -> None:
+    """AlexNet's grouped trunk at 224 (6×6 maps); a VGG at 32×32, whose 1×1 map the adaptive pool brings to
+    7×7 as in the ordinary pass; a ResNet, dense already through its global average pool."""
+    x = torch.randn(2, 3, 224, 224, dtype=torch.float64)
+    alexnet = initialised("alexnet", width_mult=1 / 16)
+    torch.testing.assert_close(dense_scores(alexnet, x), alexnet(x), rtol=0, atol=1e-5)
+    assert dense_scores(alexnet, torch.randn(1, 3, 256, 288, dtype=torch.float64)).shape == (1, 10)
+    small = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    vgg = initialised("vgg_b", size=32, width_mult=1 / 16)
+    torch.testing.assert_close(dense_scores(vgg, small), vgg(small), rtol=0, atol=1e-5)
+    resnet = initialised("resnet20", size=32, width=4)
+    torch.testing.assert_close(dense_scores(resnet, small), resnet(small), rtol=0, atol=0)
+
+
+def test_dense_refuses_the_spp_head() -> None:
+    with pytest.raises(ValueError, match="dense evaluation"):
+        dense_scores(
+            initialised("prelu_14", width_mult=1 / 32), torch.randn(1, 3, 64, 64, dtype=torch.float64)
+        )

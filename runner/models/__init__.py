@@ -1,34 +1,47 @@
-"""Model registry: conf/model/<name>.yaml names a builder registered here by the family files.
+"""Model registry: conf/model/<name>.yaml names a builder registered here by `@register_model`.
 
-A builder is called as `builder(num_classes=, in_channels=, image_size=, act=, **yaml_options)`.
+A builder is called as `builder(args, **yaml_options)`: `args` (a `ModelArgs`) carries what the data set
+and the act group decide, the YAML options are its keyword-only arguments, with no defaults in code
+(every default lives in conf/model/<name>.yaml).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from runner.nn import ActFactory
 
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """What every builder gets besides its YAML options."""
+
+    num_classes: int
+    in_channels: int
+    image_size: int
+    act: ActFactory
+
+
 Builder = Callable[..., nn.Module]
 MODELS: dict[str, Builder] = {}
 
 
-def check_width_and_dropout(width_mult: float, dropout: float) -> None:
-    """The two options AlexNet, VGG and the PReLU nets share, checked alike (one-line errors)."""
-    if width_mult <= 0:
-        raise ValueError(f"model.width_mult must be > 0, got {width_mult}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """`@register_model("alexnet")` on a builder, or `register_model("vgg_a")(partial(vgg, "vgg_a"))`
+    for a family of names."""
 
+    def add(builder: Builder) -> Builder:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        MODELS[name] = builder
+        return builder
 
-def register(name: str, builder: Builder) -> None:
-    if name in MODELS:
-        raise ValueError(f"model {name!r} registered twice")
-    MODELS[name] = builder
+    return add
 
 
 def _load_families() -> None:
@@ -42,11 +55,10 @@ def model_names() -> list[str]:
 
 
 def model_options(name: str) -> set[str]:
-    """The YAML options a model accepts (its builder's keyword arguments)."""
+    """The YAML options a model accepts: its builder's keyword-only arguments."""
     _load_families()
-    fixed = {"num_classes", "in_channels", "image_size", "act"}
-    params = inspect.signature(MODELS[name]).parameters
-    return {p for p in params if p not in fixed}
+    params = inspect.signature(MODELS[name]).parameters.values()
+    return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def build_model(
@@ -54,6 +66,5 @@ def build_model(
 ) -> nn.Module:
     _load_families()
     options = {k: v for k, v in cfg.items() if k != "name"}
-    return MODELS[cfg["name"]](
-        num_classes=num_classes, in_channels=in_channels, image_size=image_size, act=act, **options
-    )
+    args = ModelArgs(num_classes=num_classes, in_channels=in_channels, image_size=image_size, act=act)
+    return MODELS[cfg["name"]](args, **options)

@@ -8,14 +8,13 @@ the single-tower net (62,378,344).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from runner.models import check_width_and_dropout, register
-from runner.nn import ActFactory
+from runner.models import ModelArgs, register_model
+from runner.models.head import ConvNet, check_width_and_dropout, fc_head
 
 
-def lrn() -> nn.LocalResponseNorm:
+def local_response_norm() -> nn.LocalResponseNorm:
     """Sec. 3.3: k=2, n=5, α=1e-4, β=0.75 on the raw sum; PyTorch divides α by n, hence 5e-4."""
     return nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)
 
@@ -26,78 +25,36 @@ def bias_one(layer: nn.Module) -> nn.Module:
     return layer
 
 
-class AlexNet(nn.Module):
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        in_channels: int,
-        act: ActFactory,
-        stride: int,
-        width_mult: float,
-        lrn_on: bool,
-        overlap_pool: bool,
-        dropout: float,
-        groups: int,
-    ) -> None:
-        super().__init__()
-        # Widths stay multiples of `groups`: a grouped conv splits its input and output channels in two.
-        c1, c2, c3, c4, c5, h = (
-            groups * max(1, round(c * width_mult / groups)) for c in (96, 256, 384, 384, 256, 4096)
-        )
-
-        def pool() -> nn.Module:
-            return nn.MaxPool2d(3, 2) if overlap_pool else nn.MaxPool2d(2, 2)
-
-        def norm() -> nn.Module:
-            return lrn() if lrn_on else nn.Identity()
-
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 11, stride=stride, padding=2), act(c1), norm(), pool(),
-            bias_one(nn.Conv2d(c1, c2, 5, padding=2, groups=groups)), act(c2), norm(), pool(),
-            nn.Conv2d(c2, c3, 3, padding=1), act(c3),
-            bias_one(nn.Conv2d(c3, c4, 3, padding=1, groups=groups)), act(c4),
-            bias_one(nn.Conv2d(c4, c5, 3, padding=1, groups=groups)), act(c5), pool(),
-        )  # fmt: skip
-        self.pool = nn.AdaptiveAvgPool2d(6)  # the identity at 224 (6×6 maps); repeats/averages elsewhere
-        self.classifier = nn.Sequential(
-            bias_one(nn.Linear(c5 * 36, h)), act(h), nn.Dropout(dropout),
-            bias_one(nn.Linear(h, h)), act(h), nn.Dropout(dropout),
-            nn.Linear(h, num_classes),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
-
-
+@register_model("alexnet")
 def alexnet(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    act: ActFactory,
-    width_mult: float = 1.0,
-    lrn: bool = True,
-    overlap_pool: bool = True,
-    dropout: float = 0.5,
-    groups: int = 2,
+    args: ModelArgs, *, groups: int, lrn: bool, overlap_pool: bool, dropout: float, width_mult: float
 ) -> nn.Module:
     """conv1 keeps the paper's stride 4 on inputs ≥ 64 pixels; below that it uses stride 1 so the three
     pools still have a map to pool (32 → 32 → 15 → 7 → 3)."""
     if groups not in (1, 2):
         raise ValueError(f"model.groups must be 1 or 2, got {groups}")
     check_width_and_dropout(width_mult, dropout)
-    return AlexNet(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        act=act,
-        stride=4 if image_size >= 64 else 1,
-        width_mult=width_mult,
-        lrn_on=lrn,
-        overlap_pool=overlap_pool,
-        dropout=dropout,
-        groups=groups,
+    # Widths stay multiples of `groups`: a grouped conv splits its input and output channels in two.
+    c1, c2, c3, c4, c5, h = (
+        groups * max(1, round(c * width_mult / groups)) for c in (96, 256, 384, 384, 256, 4096)
     )
+    stride, act = (4 if args.image_size >= 64 else 1), args.act
 
+    def pool() -> nn.Module:
+        return nn.MaxPool2d(3, 2) if overlap_pool else nn.MaxPool2d(2, 2)
 
-register("alexnet", alexnet)
+    def norm() -> nn.Module:
+        return local_response_norm() if lrn else nn.Identity()
+
+    features = nn.Sequential(
+        nn.Conv2d(args.in_channels, c1, 11, stride=stride, padding=2), act(c1), norm(), pool(),
+        bias_one(nn.Conv2d(c1, c2, 5, padding=2, groups=groups)), act(c2), norm(), pool(),
+        nn.Conv2d(c2, c3, 3, padding=1), act(c3),
+        bias_one(nn.Conv2d(c3, c4, 3, padding=1, groups=groups)), act(c4),
+        bias_one(nn.Conv2d(c4, c5, 3, padding=1, groups=groups)), act(c5), pool(),
+    )  # fmt: skip
+    classifier = fc_head(c5 * 36, h, args.num_classes, act, dropout)
+    bias_one(classifier[0])  # fc6
+    bias_one(classifier[3])  # fc7
+    # The adaptive pool is the identity at 224 (6×6 maps); it repeats/averages the map elsewhere.
+    return ConvNet(features, nn.AdaptiveAvgPool2d(6), classifier, fc_map=6)

@@ -18,20 +18,16 @@ from functools import partial
 import torch
 from torch import nn
 
-from runner.models import check_width_and_dropout, register
-from runner.nn import ActFactory
+from runner.models import ModelArgs, register_model
+from runner.models.head import ConvNet, check_width_and_dropout, fc_head, scaled
 
 
-def scaled(channels: int, width_mult: float) -> int:
-    return max(1, round(channels * width_mult))
-
-
-def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
-    """A conv that keeps the map size at stride 1: pad 1 for 3×3; for the 2×2 convs of the 14-layer
-    model (whose padding the paper does not give) one zero row/column on the bottom/right."""
+def conv(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
+    """A stride-1 conv that keeps the map size: pad 1 for 3×3; for the 2×2 convs of the 14-layer model
+    (whose padding the paper does not give) one zero row/column on the bottom/right."""
     if kernel == 2:
-        return [nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(c_in, c_out, 2, stride=stride)]
-    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)]
+        return [nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(c_in, c_out, 2)]
+    return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)]
 
 
 class SPP(nn.Module):
@@ -47,51 +43,7 @@ class SPP(nn.Module):
         return torch.cat([torch.flatten(pool(x), 1) for pool in self.pools], 1)
 
 
-class SppNet(nn.Module):
-    """stem conv → pool → stages of same-size convs (2×2 max-pool /2 between stages) → SPP → 3 fc."""
-
-    def __init__(
-        self,
-        *,
-        stem: tuple[int, int, int, int],
-        stem_pool: int,
-        stages: list[tuple[int, int, int]],
-        spp: tuple[int, ...],
-        num_classes: int,
-        in_channels: int,
-        act: ActFactory,
-        width_mult: float,
-        dropout: float,
-        paper_fc_std: bool,
-    ) -> None:
-        super().__init__()
-        kernel, width, stride, pad = stem
-        c = scaled(width, width_mult)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, c, kernel, stride=stride, padding=pad), act(c)]
-        layers.append(nn.MaxPool2d(stem_pool, stem_pool))
-        for i, (k, width, count) in enumerate(stages):
-            if i > 0:
-                layers.append(nn.MaxPool2d(2, 2))
-            for _ in range(count):
-                c_out = scaled(width, width_mult)
-                layers += [*conv(c, c_out, k), act(c_out)]
-                c = c_out
-        self.features = nn.Sequential(*layers)
-        self.spp = SPP(spp)
-        hidden = scaled(4096, width_mult)
-        fc1, fc2 = nn.Linear(c * sum(n * n for n in spp), hidden), nn.Linear(hidden, hidden)
-        fc3 = nn.Linear(hidden, num_classes)
-        if paper_fc_std:  # Sec. 2.2: fc1/fc2 std 0.01, fc3 0.001, because the paper's input is not normalised
-            fc1.runner_std, fc2.runner_std, fc3.runner_std = 0.01, 0.01, 0.001
-        self.classifier = nn.Sequential(
-            fc1, act(hidden), nn.Dropout(dropout), fc2, act(hidden), nn.Dropout(dropout), fc3
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.spp(self.features(x)))
-
-
-# (kernel, filters, count) per stage; a 2×2 max-pool /2 sits between stages.
+# stem: (kernel, filters, stride, pad); stages: (kernel, filters, count), a 2×2 max-pool /2 between stages.
 TABLE1 = dict(stem=(7, 64, 2, 0), stem_pool=3, spp=(6, 3, 2, 1))  # 14-layer model, Table 1
 TABLE3 = dict(stem=(7, 96, 2, 3), stem_pool=2, spp=(7, 3, 2, 1))  # models A/B/C, Table 3
 SPECS: dict[str, dict] = {
@@ -104,76 +56,65 @@ SPECS: dict[str, dict] = {
 }
 
 
+def spp_features(spec: dict, args: ModelArgs, width_mult: float) -> tuple[nn.Sequential, int]:
+    """stem conv → pool → stages of same-size convs (2×2 max-pool /2 between stages), and its channels."""
+    kernel, width, stride, pad = spec["stem"]
+    c = scaled(width, width_mult)
+    layers: list[nn.Module] = [
+        nn.Conv2d(args.in_channels, c, kernel, stride=stride, padding=pad),
+        args.act(c),
+    ]
+    layers.append(nn.MaxPool2d(spec["stem_pool"], spec["stem_pool"]))
+    for i, (k, width, count) in enumerate(spec["stages"]):
+        if i > 0:
+            layers.append(nn.MaxPool2d(2, 2))
+        for _ in range(count):
+            c_out = scaled(width, width_mult)
+            layers += [*conv(c, c_out, k), args.act(c_out)]
+            c = c_out
+    return nn.Sequential(*layers), c
+
+
 def spp_net(
-    spec: str,
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    act: ActFactory,
-    width_mult: float = 1.0,
-    dropout: float = 0.5,
-    paper_fc_std: bool = False,
+    spec: str, args: ModelArgs, *, width_mult: float, dropout: float, paper_fc_std: bool
 ) -> nn.Module:
     """`width_mult` scales every conv and fc width (1.0 = the paper's)."""
     check_width_and_dropout(width_mult, dropout)
-    return SppNet(
-        **SPECS[spec],
-        num_classes=num_classes,
-        in_channels=in_channels,
-        act=act,
-        width_mult=width_mult,
-        dropout=dropout,
-        paper_fc_std=paper_fc_std,
+    features, c = spp_features(SPECS[spec], args, width_mult)
+    levels = SPECS[spec]["spp"]
+    classifier = fc_head(
+        c * sum(n * n for n in levels), scaled(4096, width_mult), args.num_classes, args.act, dropout
     )
-
-
-class PlainDeep(nn.Module):
-    """3 stages of 3×3 convs (width, 2·width, 4·width filters) on 32/16/8 maps, max-pool 2×2 after each
-    (the last one adaptive to 4×4, so any input ≥ 4×4 runs), then fc(16·width) → fc(classes)."""
-
-    def __init__(
-        self, convs: list[int], *, num_classes: int, in_channels: int, act: ActFactory, width: int
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c = in_channels
-        for stage, count in enumerate(convs):
-            c_out = width * 2**stage
-            for _ in range(count):
-                layers += [nn.Conv2d(c, c_out, 3, padding=1), act(c_out)]
-                c = c_out
-            layers.append(nn.MaxPool2d(2, 2) if stage < len(convs) - 1 else nn.AdaptiveMaxPool2d(4))
-        self.features = nn.Sequential(*layers)
-        hidden = 16 * width
-        self.classifier = nn.Sequential(
-            nn.Linear(c * 16, hidden), act(hidden), nn.Linear(hidden, num_classes)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
-
-
-def plain_deep(
-    default_convs: tuple[int, ...],
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    act: ActFactory,
-    convs: list[int] | None = None,
-    width: int = 16,
-) -> nn.Module:
-    """`convs`: 3×3 convs per stage (depth = sum + 2 fc); `width`: filters of the first stage."""
-    convs = list(convs if convs is not None else default_convs)
-    if len(convs) != 3 or min(convs) < 1:
-        raise ValueError(f"model.convs must be three positive counts (one per stage), got {convs}")
-    if width < 1:
-        raise ValueError(f"model.width must be ≥ 1, got {width}")
-    return PlainDeep(convs, num_classes=num_classes, in_channels=in_channels, act=act, width=width)
+    if paper_fc_std:  # Sec. 2.2: fc1/fc2 std 0.01, fc3 0.001, because the paper's input is not normalised
+        classifier[0].runner_std, classifier[3].runner_std, classifier[6].runner_std = 0.01, 0.01, 0.001
+    return ConvNet(features, SPP(levels), classifier, fc_map=None)
 
 
 for _name in SPECS:
-    register(_name, partial(spp_net, _name))
-register("plain_deep22", partial(plain_deep, (8, 6, 6)))  # 20 conv + 2 fc
-register("plain_deep30", partial(plain_deep, (10, 9, 9)))  # 28 conv + 2 fc
+    register_model(_name)(partial(spp_net, _name))
+
+
+@register_model("plain_deep22")  # convs [8, 6, 6] in its YAML: 20 conv + 2 fc
+@register_model("plain_deep30")  # convs [10, 9, 9]: 28 conv + 2 fc
+def plain_deep(args: ModelArgs, *, convs: list[int], width: int) -> nn.Module:
+    """3 stages of 3×3 convs (width, 2·width, 4·width filters) on 32/16/8 maps, max-pool 2×2 after each
+    (the last one adaptive to 4×4, so any input ≥ 4×4 runs), then fc(16·width) → fc(classes).
+    `convs`: 3×3 convs per stage (depth = sum + 2 fc); `width`: filters of the first stage."""
+    if len(convs) != 3 or min(convs) < 1:
+        raise ValueError(f"model.convs must be three positive counts (one per stage), got {list(convs)}")
+    if width < 1:
+        raise ValueError(f"model.width must be ≥ 1, got {width}")
+    layers: list[nn.Module] = []
+    c = args.in_channels
+    for stage, count in enumerate(convs):
+        c_out = width * 2**stage
+        for _ in range(count):
+            layers += [nn.Conv2d(c, c_out, 3, padding=1), args.act(c_out)]
+            c = c_out
+        layers.append(nn.MaxPool2d(2, 2) if stage < len(convs) - 1 else nn.AdaptiveMaxPool2d(4))
+    hidden = 16 * width
+    classifier = nn.Sequential(
+        nn.Linear(c * 16, hidden), args.act(hidden), nn.Linear(hidden, args.num_classes)
+    )
+    # The trunk ends on a 4×4 map at every input size: fc1 reads it whole, so no pool is needed.
+    return ConvNet(nn.Sequential(*layers), nn.Identity(), classifier, fc_map=4)

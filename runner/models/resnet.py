@@ -5,7 +5,7 @@ CIFAR nets (Sec. 4.2): 3×3 conv of 16 filters, then 3 stages of n basic blocks 
 zero-padded channels and stride-2 subsampling), so a ResNet and its plain net have the same parameters.
 
 ImageNet nets (Table 1, at the end of this file): ResNet-18/34 (basic blocks), 50/101/152 (bottlenecks),
-plain-18/34, shortcut option A, B (the default, as Table 3/4 for 50-152) or C.
+plain-18/34, shortcut option A, B (the YAML's choice, as Table 3/4 for 50-152) or C.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner.models import register
+from runner.models import ModelArgs, register_model
 from runner.nn import ActFactory
 
 
@@ -102,36 +102,41 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
 
 
-def cifar_resnet(
-    depth: int,
-    plain: bool,
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    act: ActFactory,
-    shortcut: str = "A",
-    width: int = 16,
-) -> nn.Module:
-    """`width` is the first stage's filter count (16 in the paper); stages use width, 2·width, 4·width."""
-    if shortcut not in ("A", "B", "C"):
+def check_shortcut_and_width(shortcut: str | None, width: int) -> None:
+    """`shortcut` None is the plain net's (no shortcuts); A, B, C are the paper's options (A, B: Sec. 3.3; C: Sec. 4.1)."""
+    if shortcut not in (None, "A", "B", "C"):
         raise ValueError(f"model.shortcut must be one of A, B, C, got {shortcut!r}")
+    if width < 1:
+        raise ValueError(f"model.width must be ≥ 1, got {width}")
+
+
+def cifar_net(depth: int, args: ModelArgs, shortcut: str | None, width: int) -> nn.Module:
+    """`width` is the first stage's filter count (16 in the paper); stages use width, 2·width, 4·width."""
+    check_shortcut_and_width(shortcut, width)
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
-    n = (depth - 2) // 6
-    stem = nn.Sequential(conv3x3(in_channels, width), nn.BatchNorm2d(width), act(width))
-    option = None if plain else shortcut
+    n, act = (depth - 2) // 6, args.act
+    stem = nn.Sequential(conv3x3(args.in_channels, width), nn.BatchNorm2d(width), act(width))
 
     def block(c_in: int, c_out: int, stride: int) -> nn.Module:
-        return BasicBlock(c_in, c_out, stride, act, option)
+        return BasicBlock(c_in, c_out, stride, act, shortcut)
 
-    return ResNet(stem, width, [width, 2 * width, 4 * width], [n] * 3, block, num_classes)
+    return ResNet(stem, width, [width, 2 * width, 4 * width], [n] * 3, block, args.num_classes)
+
+
+def cifar_resnet(depth: int, args: ModelArgs, *, shortcut: str, width: int) -> nn.Module:
+    return cifar_net(depth, args, shortcut, width)
+
+
+def cifar_plain(depth: int, args: ModelArgs, *, width: int) -> nn.Module:
+    """The plain counterpart (Fig. 6): the same layers, no shortcuts."""
+    return cifar_net(depth, args, None, width)
 
 
 for _depth in (20, 32, 44, 56, 110, 1202):
-    register(f"resnet{_depth}", partial(cifar_resnet, _depth, False))
+    register_model(f"resnet{_depth}")(partial(cifar_resnet, _depth))
 for _depth in (20, 32, 44, 56, 110):
-    register(f"plain{_depth}", partial(cifar_resnet, _depth, True))
+    register_model(f"plain{_depth}")(partial(cifar_plain, _depth))
 
 
 # --- ImageNet nets (Table 1) -------------------------------------------------------------------------
@@ -184,43 +189,45 @@ IMAGENET: dict[int, tuple[str, tuple[int, int, int, int]]] = {
 }
 
 
-def imagenet_resnet(
-    depth: int,
-    plain: bool,
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    act: ActFactory,
-    shortcut: str = "B",
-    width: int = 64,
-    stride_on: str = "1x1",
-) -> nn.Module:
+def imagenet_net(depth: int, args: ModelArgs, shortcut: str | None, width: int, stride_on: str) -> nn.Module:
     """`width` is conv1's and conv2_x's filter count (64 in the paper); stages use width·(1, 2, 4, 8)."""
-    if shortcut not in ("A", "B", "C"):
-        raise ValueError(f"model.shortcut must be one of A, B, C, got {shortcut!r}")
+    check_shortcut_and_width(shortcut, width)
     if stride_on not in ("1x1", "3x3"):
         raise ValueError(f"model.stride_on must be 1x1 or 3x3, got {stride_on!r}")
-    if width < 1:
-        raise ValueError(f"model.width must be ≥ 1, got {width}")
     kind, counts = IMAGENET[depth]
+    act = args.act
     stem = nn.Sequential(
-        nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
+        nn.Conv2d(args.in_channels, width, 7, stride=2, padding=3, bias=False),
         nn.BatchNorm2d(width),
         act(width),
         nn.MaxPool2d(3, stride=2, padding=1),
     )
-    option = None if plain else shortcut
 
     def block(c_in: int, w: int, stride: int) -> nn.Module:
         if kind == "basic":
-            return BasicBlock(c_in, w, stride, act, option)
-        return Bottleneck(c_in, w, stride, act, option, stride_on)
+            return BasicBlock(c_in, w, stride, act, shortcut)
+        return Bottleneck(c_in, w, stride, act, shortcut, stride_on)
 
-    return ResNet(stem, width, [width * 2**i for i in range(4)], list(counts), block, num_classes)
+    return ResNet(stem, width, [width * 2**i for i in range(4)], list(counts), block, args.num_classes)
 
 
-for _depth in IMAGENET:
-    register(f"resnet{_depth}", partial(imagenet_resnet, _depth, False))
+def resnet_basic(depth: int, args: ModelArgs, *, shortcut: str, width: int) -> nn.Module:
+    """ResNet-18/34: basic blocks, whose stride-2 sits on the first 3×3 (no 1×1 to put it on)."""
+    return imagenet_net(depth, args, shortcut, width, "3x3")
+
+
+def resnet_bottleneck(depth: int, args: ModelArgs, *, shortcut: str, width: int, stride_on: str) -> nn.Module:
+    """ResNet-50/101/152: bottleneck blocks, the stride-2 on the first 1×1 or on the 3×3."""
+    return imagenet_net(depth, args, shortcut, width, stride_on)
+
+
+def imagenet_plain(depth: int, args: ModelArgs, *, width: int) -> nn.Module:
+    """Plain-18/34 (Table 2): the same layers, no shortcuts."""
+    return imagenet_net(depth, args, None, width, "3x3")
+
+
 for _depth in (18, 34):
-    register(f"plain{_depth}", partial(imagenet_resnet, _depth, True))
+    register_model(f"resnet{_depth}")(partial(resnet_basic, _depth))
+    register_model(f"plain{_depth}")(partial(imagenet_plain, _depth))
+for _depth in (50, 101, 152):
+    register_model(f"resnet{_depth}")(partial(resnet_bottleneck, _depth))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 from torch import nn
 
-from runner.models import check_width_and_dropout, register
-from runner.models.alexnet import lrn
+from runner.models import ModelArgs, register_model
+from runner.models.alexnet import local_response_norm
+from runner.models.head import ConvNet, check_width_and_dropout, fc_head, scaled
 from runner.nn import ActFactory
 
 # Table 1: (kernel, filters) per conv, "M" a max-pool, "LRN" AlexNet's local response normalisation.
@@ -30,68 +30,34 @@ CONFIGS: dict[str, list] = {
 }
 
 
-class VGG(nn.Module):
-    def __init__(
-        self,
-        cfg: list,
-        *,
-        num_classes: int,
-        in_channels: int,
-        act: ActFactory,
-        width_mult: float,
-        dropout: float,
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c = in_channels
-        for item in cfg:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            elif item == "LRN":
-                layers.append(lrn())
-            else:
-                kernel, filters = item
-                c_out = max(1, round(filters * width_mult))
-                layers += [nn.Conv2d(c, c_out, kernel, padding=kernel // 2), act(c_out)]
-                c = c_out
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(7)  # the identity at 224 (7×7 maps); repeats the 1×1 map at 32
-        h = max(1, round(4096 * width_mult))
-        self.classifier = nn.Sequential(
-            nn.Linear(c * 49, h), act(h), nn.Dropout(dropout),
-            nn.Linear(h, h), act(h), nn.Dropout(dropout),
-            nn.Linear(h, num_classes),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+def vgg_features(cfg: list, c: int, act: ActFactory, width_mult: float) -> tuple[nn.Sequential, int]:
+    """The conv trunk of one Table 1 column, and its output channels."""
+    layers: list[nn.Module] = []
+    for item in cfg:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        elif item == "LRN":
+            layers.append(local_response_norm())
+        else:
+            kernel, filters = item
+            c_out = scaled(filters, width_mult)
+            layers += [nn.Conv2d(c, c_out, kernel, padding=kernel // 2), act(c_out)]
+            c = c_out
+    return nn.Sequential(*layers), c
 
 
-def vgg(
-    config: str,
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    act: ActFactory,
-    width_mult: float = 1.0,
-    dropout: float = 0.5,
-) -> nn.Module:
+def vgg(config: str, args: ModelArgs, *, width_mult: float, dropout: float) -> nn.Module:
     """`width_mult` scales every conv and fc width (1.0 = Table 1). Inputs ≥ 32 pixels run."""
     check_width_and_dropout(width_mult, dropout)
-    if image_size < 32:
+    if args.image_size < 32:
         raise ValueError(
-            f"VGG's five 2×2 pools need inputs of at least 32 pixels, got image_size={image_size}"
+            f"VGG's five 2×2 pools need inputs of at least 32 pixels, got image_size={args.image_size}"
         )
-    return VGG(
-        CONFIGS[config],
-        num_classes=num_classes,
-        in_channels=in_channels,
-        act=act,
-        width_mult=width_mult,
-        dropout=dropout,
-    )
+    features, c = vgg_features(CONFIGS[config], args.in_channels, args.act, width_mult)
+    classifier = fc_head(c * 49, scaled(4096, width_mult), args.num_classes, args.act, dropout)
+    # The adaptive pool is the identity at 224 (7×7 maps); it repeats the 1×1 map at 32.
+    return ConvNet(features, nn.AdaptiveAvgPool2d(7), classifier, fc_map=7)
 
 
 for _name in CONFIGS:
-    register(_name, partial(vgg, _name))
+    register_model(_name)(partial(vgg, _name))
