@@ -13,7 +13,7 @@ STATE ?= .state
 ALLOWED_HOSTS ?=
 ARGS ?=
 
-.PHONY: install data run test test-deps lint format bench ui server clean
+.PHONY: install data run test test-fast test-deps lint format bench ui server clean
 
 install: $(STAMP)
 
@@ -35,8 +35,14 @@ data:
 run: install data
 	$(VENV)/bin/runner $(ARGS)
 
+# Every test: lint, the in-process tier and the e2e tier (trainings through the real `runner`, servers, a
+# browser, the built wheel). apt-get runs only for what is missing (data, test-deps check first).
 test: install data lint test-deps
 	$(PY) -m pytest -q tests
+
+# The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), under a minute.
+test-fast: install
+	$(PY) -m pytest -q -m "not e2e and not slow" tests
 
 lint: install
 	$(VENV)/bin/ruff check runner tests benchmarks
@@ -77,4 +83,4 @@ test-deps:
 	fi
 
 clean:
-	rm -rf outputs multirun checkpoints .pytest_cache .ruff_cache
+	rm -rf outputs multirun checkpoints .pytest_cache .ruff_cache build dist

@@ -71,13 +71,17 @@ def check_model(cfg: dict[str, Any]) -> None:
     try:
         with torch.device("meta"):
             act = make_act(cfg["act"])
-            build_model(
+            model = build_model(
                 cfg["model"],
                 num_classes=shape.classes,
                 in_channels=shape.channels,
                 image_size=shape.size,
                 act=act,
             )
+            if cfg["dataset"]["test_view"] == "dense":  # a head without a dense form fails here, not at test
+                from runner.models.dense import dense_scores
+
+                dense_scores(model.eval(), torch.zeros(1, shape.channels, shape.size, shape.size))
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model ({name}): {e}") from None
 
@@ -203,7 +207,7 @@ def train_and_record(spec: Spec, tracker: Any, resume: bool) -> int:
     from runner.train import Interrupted, JobInfo
 
     job = JobInfo(spec.config_hash, str(spec.ckpt_path), str(spec.cwd), tracker.run_id, spec.uri, resume)
-    console.config_tree(spec.resolved, spec.choices)
+    console.config_tree({k: v for k, v in spec.resolved.items() if k != "expected"}, spec.choices)
     status, code = "FAILED", 1
     try:
         outcome = run_training(spec.resolved, job, spec.devices)

@@ -1,15 +1,23 @@
-"""Shared test helpers: run the real `runner` entry point in a subprocess, read back the MLflow store."""
+"""Shared test helpers, written once: paths, the tiny run, composing the config in-process, running the real
+`runner` entry point in a subprocess, reading back the MLflow store.
+
+Two tiers (markers in pyproject.toml): `make test-fast` runs the in-process tests for the edit loop; a test
+that starts `runner` (or a server, a browser, pip) in a subprocess is marked `e2e` and runs in `make test`.
+`run_runner` refuses to start from a test not marked `e2e`, so the fast tier stays fast.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "runner" / "conf"  # what runner.cli.CONF_DIR names in a checkout (conf/ is a link to it)
 
 # A run small enough for a test: a few hundred Fashion-MNIST images, a narrow ResNet-20, one epoch.
 TINY = [
@@ -25,10 +33,44 @@ TINY = [
 ]
 
 
+def options(group: str) -> list[str]:
+    """The options of a config group (`experiment` for the presets): the stems of conf/<group>/*.yaml."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def compose(overrides: Sequence[str] = (), *, hydra: bool = False):
+    """The config `runner <overrides>` composes, in-process: a resolved plain dict, as a job gets it.
+
+    hydra=True: the DictConfig itself with its `hydra` node (sweeper params, runtime choices), unresolved.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
+        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra)
+    return cfg if hydra else OmegaConf.to_container(cfg, resolve=True)
+
+
+# The test being run (set before its fixtures): run_runner checks that it is marked e2e.
+_current: dict[str, pytest.Item] = {}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current["item"] = item
+
+
 def run_runner(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """`runner <args>` in `cwd`, through the installed console script's module, output captured."""
+    item = _current.get("item")
+    if item is not None and item.get_closest_marker("e2e") is None:
+        pytest.fail(
+            f"{item.nodeid} starts `runner` in a subprocess: mark it @pytest.mark.e2e "
+            "(`make test-fast` leaves those to `make test`)",
+            pytrace=False,
+        )
     # One torch thread: tiny models gain nothing from two, and lose a lot when the machine is busy.
     full_env = {
         **os.environ,
@@ -79,6 +121,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow sqlite store, its schema migrated once per session: copy it to `<dir>/mlflow.db` so that a
+    test (or the `runner` it starts there) does not pay MLflow's migrations again."""
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()  # creates the tables
+    return db
 
 
 @pytest.fixture

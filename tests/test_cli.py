@@ -44,6 +44,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], cwd: Path, key
     assert mlflow_runs(cwd) == [] and not (cwd / "checkpoints").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("overrides", "key", "allowed"), BEFORE_HYDRA, ids=lambda v: str(v)[:40])
 def test_bad_overrides_fail_before_hydra(overrides: list[str], key: str, allowed: str, workdir: Path) -> None:
     done = run_runner(overrides, workdir, timeout=60)
@@ -51,6 +52,7 @@ def test_bad_overrides_fail_before_hydra(overrides: list[str], key: str, allowed
     assert not (workdir / "outputs").exists() and not (workdir / "multirun").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize(("overrides", "key", "allowed"), IN_JOB, ids=["devices", "val_split", "root"])
 def test_bad_values_the_job_finds_leave_no_run(
@@ -68,6 +70,7 @@ def test_precheck_names_the_key_in_process() -> None:
     assert "act" in precheck(["act=nope"])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("argv", [["optim.lr=-1"], ["--help"]], ids=["config-error", "help"])
 def test_help_and_config_errors_import_neither_torch_nor_mlflow(argv: list[str], workdir: Path) -> None:
     done = subprocess.run(

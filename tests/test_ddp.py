@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from tests.conftest import TINY, metric_history, mlflow_runs, run_runner
+from conftest import TINY, compose, metric_history, mlflow_runs, run_runner
 
 # One thread per process: the 2 workers share 2 cores with whatever else runs here.
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -58,17 +57,12 @@ def evaluate_in_one_process(
     cwd: Path, overrides: list[str], state: dict[str, torch.Tensor]
 ) -> dict[str, float]:
     """The test-set metrics of these weights, computed here by one process on the whole test set."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from runner.cli import CONF_DIR
     from runner.data import Context, build_data
     from runner.models import build_model
     from runner.nn import make_act
     from runner.train import evaluate
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+    cfg = compose(overrides)
     ctx = Context(torch.device("cpu"), 0, 1, 64, cfg["seed"], False, cwd)
     data = build_data(cfg["dataset"], ctx)
     model = build_model(cfg["model"], num_classes=10, in_channels=1, image_size=32, act=make_act(cfg["act"]))
@@ -76,6 +70,7 @@ def evaluate_in_one_process(
     return evaluate(model, data.test, contextlib.nullcontext, 1)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_sweep_of_two_process_jobs_survives_a_dead_rank_resumes_and_matches_one_process(
     workdir: Path,
@@ -119,6 +114,7 @@ def test_sweep_of_two_process_jobs_survives_a_dead_rank_resumes_and_matches_one_
     assert logged["test_loss"] == pytest.approx(own["loss"], rel=1e-6)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_torchrun_gives_one_run_and_one_output_dir(workdir: Path) -> None:
     (workdir / "tmp").mkdir()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import TINY, metric_history, mlflow_runs, run_runner
 
+pytestmark = pytest.mark.e2e  # every test here starts `runner` in a subprocess
+
 
 @pytest.mark.slow
 def test_tiny_run_is_logged_to_mlflow(workdir):

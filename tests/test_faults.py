@@ -27,16 +27,6 @@ EVERY_STEP = "trainer.ckpt_minutes=0.000001"  # a checkpoint after every step (n
 pytestmark = pytest.mark.e2e  # every test here starts `runner` in a subprocess
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    from mlflow.tracking import MlflowClient
-
-    db = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()  # creates the tables
-    return db
-
-
 @pytest.fixture
 def work(tmp_path: Path, empty_store: Path) -> Path:
     shutil.copy(empty_store, tmp_path / "mlflow.db")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, mlflow_runs, run_runner
+from conftest import TINY, mlflow_runs, options, run_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +19,7 @@ from runner.cli import precheck
 from runner.config import GROUPS, SCHEMA
 
 # The config groups of conf/config.yaml's defaults list (presets are `+experiment=...`, not a group).
-GROUP_CHOICES = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g in GROUPS}
+GROUP_CHOICES = {g: options(g) for g in GROUPS}
 
 # Values that are valid for some keys and invalid for others: types, ranges, empty, null, lists.
 ANY_VALUE = st.one_of(
@@ -54,11 +54,12 @@ def test_every_draw_is_accepted_or_refused_in_one_line(overrides: list[str]) -> 
 
 # Through the real entry point: a draw that runs (tiny), and draws refused in the job or before Hydra.
 REAL = [
-    ["act=prelu", "init=xavier", "schedule=cosine", "optim.nesterov=true"],
+    ["act=prelu", "init=xavier_he", "schedule=cosine", "optim.nesterov=true"],
     ["dataset.val_split=100000"],
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", REAL, ids=["runs", "refused-in-job"])
 def test_real_entry_point_runs_or_refuses_without_traceback(extra: list[str], workdir: Path) -> None:

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from omegaconf import OmegaConf
 
 from runner.cli import CONF_DIR

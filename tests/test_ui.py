@@ -34,7 +34,7 @@ SWEEP = ["-m", "act=relu,prelu", *TINY]
 WAIT_S = 60  # the MLflow UI is a React app on a shared 2-core machine: generous, but only an upper bound
 SCREENSHOT = "mlflow-sweep.png"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # servers, a browser, `runner` subprocesses
 
 
 def free_port() -> int:
