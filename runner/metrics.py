@@ -48,17 +48,15 @@ EVAL_METRICS = (
     Metric("top1_error", wrong_at(1), True),
     Metric("top5_error", wrong_at(5), True),
 )
-# The keys shown in summaries (console, end-of-run table): every metric of both lists under its prefix.
-HEADLINE = {
-    f"{prefix}{m.name}"
-    for prefix, metrics in (("train_", TRAIN_METRICS), ("val_", EVAL_METRICS), ("test_", EVAL_METRICS))
-    for m in metrics
-}
 
 
 def headline(values: Mapping[str, float]) -> dict[str, float]:
-    """The losses and errors among `values` (also their `final_` forms), in their order."""
-    return {k: v for k, v in values.items() if k.removeprefix("final_") in HEADLINE}
+    """The losses and errors among `values` (also their `final_` forms), in their order: every metric of
+    both lists under its prefix (read at call time, so a metric added to a list shows up here too)."""
+    shown = {f"train_{m.name}" for m in TRAIN_METRICS} | {
+        f"{prefix}{m.name}" for prefix in ("val_", "test_") for m in EVAL_METRICS
+    }
+    return {k: v for k, v in values.items() if k.removeprefix("final_") in shown}
 
 
 class Sums:
