@@ -7,12 +7,13 @@ keeps failing raises TrackingError, and the job fails with its last checkpoint i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +23,43 @@ T = TypeVar("T")
 RETRIES = (1.0, 2.0, 4.0)  # seconds between attempts (conf/tracking: retry_seconds)
 
 
+# PostgreSQL drivers SQLAlchemy knows: the module each imports, and the package that provides it.
+PG_DRIVERS = {
+    "psycopg2": ("psycopg2", "psycopg2-binary"),
+    "psycopg": ("psycopg", "psycopg[binary]"),
+    "pg8000": ("pg8000", "pg8000"),
+}
+
+
+def database_uri(uri: str) -> str:
+    """A postgresql:// URI with its driver named. A bare postgresql:// makes SQLAlchemy ≥ 2.1 import psycopg
+    (v3), which the project does not install ("No module named 'psycopg'"); the dev and server extras install
+    psycopg2-binary, so a bare URI names psycopg2 (or psycopg where only that one is installed). A driver that
+    is not installed stops here in one line naming the package to install. Other URIs are returned as given."""
+    import importlib.util
+
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        return uri
+    driver = scheme.partition("+")[2]
+    if not driver:
+        installed = importlib.util.find_spec("psycopg2") or not importlib.util.find_spec("psycopg")
+        driver = "psycopg2" if installed else "psycopg"
+    module, package = PG_DRIVERS.get(driver, (driver, driver))
+    if importlib.util.find_spec(module) is None:
+        extra = " (or pip install 'runner[server]')" if module == "psycopg2" else ""
+        raise TrackingError(
+            f"tracking.uri={uri} needs the PostgreSQL driver {module}, which is not installed; "
+            f"pip install {package}{extra}"
+        )
+    return f"postgresql+{driver}://{rest}"
+
+
 def resolve_uri(uri: str, cwd: Path) -> str:
-    """Relative sqlite/file stores resolve against the directory `runner` was started in."""
+    """Relative sqlite/file stores resolve against the directory `runner` was started in; a PostgreSQL URI
+    gets its installed driver named (database_uri)."""
+    if uri.startswith(("postgresql", "postgres:")):
+        return database_uri(uri)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str((cwd / uri[len("sqlite:///") :]).resolve())
     if "://" not in uri:  # a plain path: MLflow's file store
@@ -32,7 +68,9 @@ def resolve_uri(uri: str, cwd: Path) -> str:
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail before training, in one line, when an http(s) tracking server does not answer."""
+    """Fail before training, in one line, when an http(s) tracking server does not answer or a database
+    URI's driver is not installed."""
+    database_uri(uri)
     if not uri.startswith(("http://", "https://")):
         return
     try:
@@ -57,6 +95,8 @@ class Tracker:
 
         # MLflow logs each failed sqlite statement with a traceback; our TrackingError says it in one line.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+        # The system-metrics monitor says "Started/Stopping..." at INFO on every run: not worth a console line.
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
         self.mlflow = mlflow
         self.uri, self.artifact_root = uri, artifact_root
         self.retries = tuple(RETRIES if retries is None else retries)
@@ -159,6 +199,16 @@ class Tracker:
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self._retry("log metrics", lambda: self.client.log_batch(self.run_id, metrics=items))
 
+    def log_series(self, points: Sequence[tuple[int, Mapping[str, float]]]) -> None:
+        """Many steps' metrics in as few calls as MLflow allows (1000 values a batch), not one call a point."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for step, values in points for k, v in values.items()]
+        for i in range(0, len(items), 1000):
+            chunk = items[i : i + 1000]
+            self._retry("log metrics", lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+
     def last_step(self, key: str) -> int:
         """The highest step logged for a metric (-1 if none): a resumed job skips what is already there."""
         history = self._retry("metric history", lambda: self.client.get_metric_history(self.run_id, key))
@@ -172,6 +222,49 @@ class Tracker:
             path = Path(tmp) / filename
             path.write_text(text)
             self.log_file(path)
+
+    def log_dataset(self, name: str, provenance: Any) -> None:
+        """The run's data set as an MLflow dataset input (the UI's Datasets column): name, source, digest,
+        and the split sizes in its profile. `provenance` is a runner.data.Provenance."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        # What mlflow.data.meta_dataset.MetaDataset gives for a local folder ("local", {"uri": ...}) or for
+        # data made in code ("code"), plus a profile, which MetaDataset has no place for.
+        source_type = "code" if provenance.generated else "local"
+        source = (
+            {"tags": {"source": provenance.source}} if provenance.generated else {"uri": provenance.source}
+        )
+        dataset = Dataset(
+            name=name,
+            digest=provenance.digest,
+            source_type=source_type,
+            source=json.dumps(source),
+            profile=json.dumps({f"{split}_size": n for split, n in provenance.sizes.items()}),
+        )
+        inputs = [DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train")])]
+        self._retry("log dataset", lambda: self.client.log_inputs(self.run_id, datasets=inputs))
+
+    @contextlib.contextmanager
+    def system_metrics(self, interval_s: float, resume: bool) -> Iterator[None]:
+        """MLflow's own system metrics (system/cpu_utilization_percentage, memory, disk, network, and GPU
+        utilisation and memory where pynvml finds a GPU) sampled every `interval_s` in a thread while the
+        block runs. A resumed run continues their steps."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = self._retry(
+            "system metrics",
+            lambda: SystemMetricsMonitor(
+                self.run_id, sampling_interval=interval_s, resume_logging=resume, tracking_uri=self.uri
+            ),
+        )
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()  # joins the thread and flushes what it sampled; logs, never raises
 
     # --- reads (the sweep report), retried like the writes -----------------------------------------
     def get_run(self, run_id: str) -> Any:
@@ -221,6 +314,26 @@ class Tracker:
                 "download artifact", lambda: self.client.download_artifacts(run_id, path, tmp)
             )
             return Path(local).read_text()
+
+    def experiment_id_or_none(self, name: str) -> str | None:
+        """The id of an experiment, None when the store has none of that name (never creates one)."""
+        exp = self._retry("experiment lookup", lambda: self.client.get_experiment_by_name(name))
+        return None if exp is None else exp.experiment_id
+
+    def search_everywhere(self, filter_string: str, max_results: int = 20) -> list[Any]:
+        """Runs of every experiment matching `filter_string`, newest first (runner --plan's throughput)."""
+        ids = [e.experiment_id for e in self._retry("search", self.client.search_experiments)]
+        if not ids:
+            return []
+        return self._retry(
+            "search",
+            lambda: self.client.search_runs(
+                ids,
+                filter_string=filter_string,
+                order_by=["attributes.start_time DESC"],
+                max_results=max_results,
+            ),
+        )
 
     def run_id_or_none(self, run_id: str) -> str | None:
         """`run_id` if the store holds that run, else None (a final answer: not retried)."""

@@ -192,24 +192,27 @@ def evaluate(
 
 @dataclass
 class Interval:
-    """The steps since the last host sync: for img/s, and the recent training error that ends ResNet-110's
-    warm-up ("until the training error is below 80%", He et al. 2015, Sec. 4.2)."""
+    """The steps since the last host sync: img/s; the recent training error that ends ResNet-110's warm-up
+    ("until the training error is below 80%", He et al. 2015, Sec. 4.2); the points of the curves at
+    iteration resolution (`train_<metric>_interval`, the papers' training curves)."""
 
     start: float
     images: int = 0
     previous: dict[str, float] = field(default_factory=dict)  # the epoch's sums at the last sync
 
-    def recent_error(self, sums: dict[str, float]) -> float | None:
-        wrong = sums["error"] - self.previous.get("error", 0.0)
-        seen = sums["images"] - self.previous.get("images", 0.0)
-        return 100 * wrong / seen if seen else None
+    def recent(self, sums: Sums, values: dict[str, float]) -> dict[str, float] | None:
+        """The training metrics over the steps since the last sync (None when no image was seen)."""
+        since = {k: v - self.previous.get(k, 0.0) for k, v in values.items()}
+        return sums.rates(since) if since["images"] > 0 else None
 
 
 def host_sync(
-    parts: Parts, state: TrainState, job: JobInfo, sums: Sums, interval: Interval, bars: Any
-) -> tuple[float | None, bool]:
-    """The loop's one host sync per interval, all ranks together: the divergence check, progress, and
-    whether any rank caught a signal. Returns the interval's training error (%) and that flag."""
+    parts: Parts, state: TrainState, job: JobInfo, sums: Sums, interval: Interval, bars: Any,
+    curve: list[tuple[int, dict[str, float]]],
+) -> tuple[float | None, bool]:  # fmt: skip
+    """The loop's one host sync per interval, all ranks together: the divergence check, progress, a point
+    of the curves, and whether any rank caught a signal. Returns the interval's training error (%) and that
+    flag."""
     values, (signalled,) = sums.read(job.world_size, extra=[float(bool(_signals))])
     if not math.isfinite(values["loss"]):
         raise Diverged(f"non-finite loss at step {state.global_step}")
@@ -217,14 +220,17 @@ def host_sync(
     images_per_s = interval.images * job.world_size / max(now - interval.start, 1e-9)
     loss = values["loss"] / max(values["images"], 1.0)
     bars.steps(state.step_in_epoch, loss, parts.schedule.lr, images_per_s)
-    recent = interval.recent_error(values)
+    recent = interval.recent(sums, values)
     interval.start, interval.images, interval.previous = now, 0, values
-    return recent, bool(signalled)
+    if recent is None:
+        return None, bool(signalled)
+    curve.append((state.global_step, {f"train_{k}_interval": v for k, v in recent.items()}))
+    return recent["error"], bool(signalled)
 
 
 def train_one_epoch(
     parts: Parts, state: TrainState, sums: Sums, job: JobInfo, trainer: dict[str, Any], bars: Any,
-    save: Callable[[float], None],
+    save: Callable[[float], None], curve: list[tuple[int, dict[str, float]]],
 ) -> float:  # fmt: skip
     """Steps from `state.step_in_epoch` to the end of the epoch (or of the run); returns its training seconds.
 
@@ -233,7 +239,9 @@ def train_one_epoch(
     parts.net.train()
     bars.start_epoch(state.epoch, state.step_in_epoch)
     t0 = time.perf_counter()
-    interval, log_every = Interval(t0), trainer["log_every"]
+    # A resumed epoch starts from the checkpoint's sums: its first interval counts only the new steps.
+    interval = Interval(t0, previous=dict(state.sums) if state.step_in_epoch else {})
+    log_every = trainer["log_every"]
     ckpt_every, last_ckpt = (trainer["ckpt_minutes"] or math.inf) * 60, time.monotonic()
     for x, y in parts.data.train.batches(state.epoch, state.step_in_epoch):
         if state.global_step >= parts.max_steps:
@@ -249,7 +257,7 @@ def train_one_epoch(
         state.global_step += 1
         interval.images += len(y)
         if state.global_step % log_every == 0 or (job.world_size == 1 and _signals):
-            recent_error, signalled = host_sync(parts, state, job, sums, interval, bars)
+            recent_error, signalled = host_sync(parts, state, job, sums, interval, bars, curve)
             if signalled:
                 save(state.epoch_seconds + time.perf_counter() - t0)
                 signum = _signals[0] if _signals else signal.SIGTERM
@@ -330,12 +338,33 @@ def inject_fault_for_tests(optimizer: torch.optim.Optimizer, rank: int, done_ste
     optimizer.register_step_post_hook(after_step)
 
 
-def model_summary(model: nn.Module) -> str:
+def model_summary(model: nn.Module, multiply_adds: str = "") -> str:
     total = sum(p.numel() for p in model.parameters())
-    lines = [f"parameters: {total:,}", ""]
+    lines = [f"parameters: {total:,}", *([multiply_adds] if multiply_adds else []), ""]
     for name, child in model.named_children():
         lines.append(f"{name:<12} {sum(p.numel() for p in child.parameters()):>14,}")
     return "\n".join(lines + ["", str(model)])
+
+
+def describe_run(tracker: Any, cfg: dict[str, Any], parts: Parts, job: JobInfo) -> None:
+    """Once per new run (rank 0): the model's summary, size and multiply-adds, and the data set it trains on."""
+    from runner.flops import describe, run_multiply_adds
+
+    try:  # on the meta device, at the data set's training input size
+        macs: int | str = run_multiply_adds(cfg)
+        summary = describe(int(macs), parts.data.in_channels, parts.data.image_size)
+    except (RuntimeError, NotImplementedError) as e:  # a model whose forward needs real values: train anyway
+        macs, summary = "unknown", f"multiply-adds: unknown ({type(e).__name__} on the meta device)"
+    tracker.log_text(model_summary(parts.model, summary), "model_summary.txt")
+    parameters = sum(p.numel() for p in parts.model.parameters())
+    tags = {
+        "runner.parameters": parameters,
+        "runner.world_size": job.world_size,
+        "runner.multiply_adds": macs,
+    }
+    tracker.set_tags(tags)
+    if parts.data.provenance is not None:
+        tracker.log_dataset(cfg["dataset"]["name"], parts.data.provenance)
 
 
 def open_tracker(cfg: dict[str, Any], job: JobInfo) -> Any:
@@ -359,11 +388,15 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     inject_fault_for_tests(parts.optimizer, job.rank, state.global_step)
     last_logged = tracker.last_step("train_loss") if (tracker and job.resume) else -1
     if tracker and not job.resume:
-        tracker.log_text(model_summary(parts.model), "model_summary.txt")
-        parameters = sum(p.numel() for p in parts.model.parameters())
-        tracker.set_tags({"runner.parameters": parameters, "runner.world_size": job.world_size})
+        describe_run(tracker, cfg, parts, job)
+
+    curve: list[tuple[int, dict[str, float]]] = []  # points not yet logged: written with each checkpoint
 
     def save(epoch_seconds: float) -> None:
+        """Checkpoint, after logging the curve's points up to this step (a resumed run logs each point once)."""
+        if tracker and curve:
+            tracker.log_series(curve)
+        curve.clear()
         if lead:
             state.epoch_seconds, state.sums = epoch_seconds, sums.state_dict()
             args = (job.config_hash, job.run_id or "", parts.model, parts.optimizer, parts.schedule, state)
@@ -375,7 +408,7 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
             while (
                 state.epoch < parts.epochs and state.global_step < parts.max_steps and not parts.schedule.stop
             ):
-                seconds = train_one_epoch(parts, state, sums, job, trainer, bars, save)
+                seconds = train_one_epoch(parts, state, sums, job, trainer, bars, save, curve)
                 metrics = end_epoch(parts, state, sums, job, trainer, seconds)
                 if lead:
                     bars.end_epoch(state.epoch, headline(metrics))

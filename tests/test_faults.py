@@ -133,7 +133,14 @@ def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
     runs = mlflow_runs(killed)
     assert [r.info.status for r in runs] == ["FINISHED"]
     ref_run = mlflow_runs(reference)[0]
-    for key in ("train_loss", "train_error", "val_top1_error", "test_top1_error", "lr"):
+    for key in (
+        "train_loss",
+        "train_error",
+        "train_loss_interval",
+        "val_top1_error",
+        "test_top1_error",
+        "lr",
+    ):
         resumed = [(m.step, m.value) for m in metric_history(killed, runs[0].info.run_id, key)]
         uninterrupted = [(m.step, m.value) for m in metric_history(reference, ref_run.info.run_id, key)]
         assert resumed == uninterrupted, key  # complete, no duplicates, same values

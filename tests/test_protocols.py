@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import compose
 
+from runner.metrics import TRAIN_METRICS, Sums
 from runner.schedule import build_schedule
 from runner.train import Interval
 
@@ -33,9 +34,10 @@ def test_resnet_cifar_trains_on_all_50k_and_warms_up_resnet110_only(model: str, 
 def test_the_warm_up_reads_the_recent_training_error_not_the_epochs_mean() -> None:
     """The loop hands the schedule the error of the iterations since its last host sync: 90% wrong over the
     first interval and 70% over the second is 70% recent, though the epoch's mean is still 80%."""
+    sums = Sums(TRAIN_METRICS, torch.device("cpu"))
     interval = Interval(start=0.0)
     first = {"loss": 100.0, "error": 90.0, "images": 100.0}
-    assert interval.recent_error(first) == pytest.approx(90.0)
+    assert interval.recent(sums, first) == pytest.approx({"loss": 1.0, "error": 90.0})
     interval.previous = first
     second = {"loss": 180.0, "error": 160.0, "images": 200.0}  # the epoch so far: 160 / 200 = 80 %
-    assert interval.recent_error(second) == pytest.approx(70.0)
+    assert interval.recent(sums, second) == pytest.approx({"loss": 0.8, "error": 70.0})
