@@ -29,6 +29,7 @@ class Rule:
     check: Callable[[Any], bool] | None = None
     allowed: str | Callable[[], str] = ""  # a callable when the list comes from a registry
     nullable: bool = False
+    item: Rule | None = None  # a list's elements: each is checked, and an error names `key[i]`
 
     def describe(self) -> str:
         text = self.allowed() if callable(self.allowed) else self.allowed
@@ -103,13 +104,58 @@ def check_registered(cfg: Mapping[str, Any]) -> None:
             )
 
 
-def _list(item: Rule, allowed: str, min_len: int = 0, max_len: int = 1000) -> Rule:
-    """A list whose every element passes `item`."""
+def _list(
+    item: Rule,
+    allowed: str,
+    min_len: int = 0,
+    max_len: int = 1000,
+    whole: Callable[[list[Any]], bool] | None = None,
+    nullable: bool = False,
+) -> Rule:
+    """A list whose every element passes `item` (an error names the element) and, as a whole, `whole`."""
 
     def check(values: Any) -> bool:
-        return min_len <= len(values) <= max_len and all(passes(v, item) for v in values)
+        fine = min_len <= len(values) <= max_len and all(passes(v, item) for v in values)
+        return fine and (whole is None or whole(values))
 
-    return Rule((list,), check, allowed)
+    return Rule((list,), check, allowed, nullable, item)
+
+
+def _increasing(values: list[Any]) -> bool:
+    return all(a < b for a, b in zip(values, values[1:], strict=False))
+
+
+def _ordered(values: list[Any]) -> bool:
+    return all(a <= b for a, b in zip(values, values[1:], strict=False))
+
+
+def _distinct(values: list[Any]) -> bool:
+    return len(set(values)) == len(values)
+
+
+# The data pipelines' names, written here so that the pre-check needs no torch (tests/test_config.py holds
+# them equal to runner/data/tensor_loader.py:AUGMENTS and runner/data/augment.py:TRAIN_VIEWS/TEST_VIEWS, and
+# runner/data/imagenet.py:NORMALIZE).
+RESIDENT_AUGMENTS = ("crop", "flip")  # batched on the device: Fashion-MNIST, CIFAR, synthetic
+FOLDER_DATASETS = ("imagenet",)  # decoded by DataLoader workers; `augment` names one training view
+FOLDER_VIEWS = ("alexnet", "scale_jitter", "random_resized_crop")
+FOLDER_TEST_VIEWS = ("center", "ten_crop", "dense")
+FOLDER_NORMALIZE = ("per_channel", "per_channel_mean")
+AUGMENT_ALLOWED = (
+    f"a list of distinct {', '.join(RESIDENT_AUGMENTS)} (resident data sets), "
+    f"or one of {', '.join(FOLDER_VIEWS)} (imagenet)"
+)
+
+
+def _augment(value: Any) -> bool:
+    if isinstance(value, str):
+        return value in FOLDER_VIEWS
+    return _distinct(value) and all(isinstance(v, str) and v in RESIDENT_AUGMENTS for v in value)
+
+
+def _augment_rule() -> Rule:
+    item = Rule((str,), lambda v: v in RESIDENT_AUGMENTS, "one of " + ", ".join(RESIDENT_AUGMENTS))
+    return Rule((list, str), _augment, AUGMENT_ALLOWED, item=item)
 
 
 BOOL = Rule((bool,), None, "true or false")
@@ -132,11 +178,11 @@ SCHEMA: dict[str, Rule] = {
     "init.name": _named("init"),
     "init.mode": _choice("fan_in", "fan_out"),
     "init.distribution": _choice("normal", "uniform"),
-    "init.std": _num(lambda v: v > 0, "a number > 0"),
+    "init.std": _num(lambda v: 0 < v <= 1, "a number > 0 and ≤ 1"),
     "init.zero_init_residual": BOOL,
     # conf/model (runner/models)
     "model.name": _named("model"),
-    "model.width": POSITIVE_INT,
+    "model.width": _int(lambda v: 1 <= v <= 4096, "an integer in [1, 4096]"),
     "model.width_mult": _num(lambda v: 0 < v <= 16, "a number in (0, 16]"),
     "model.dropout": FRACTION,
     "model.lrn": BOOL,
@@ -145,7 +191,12 @@ SCHEMA: dict[str, Rule] = {
     "model.shortcut": _choice("A", "B", "C"),
     "model.stride_on": _choice("1x1", "3x3"),
     "model.paper_fc_std": BOOL,
-    "model.convs": _list(POSITIVE_INT, "a list of 3 layer counts, each ≥ 1", 3, 3),
+    "model.convs": _list(
+        _int(lambda v: 1 <= v <= 1000, "an integer in [1, 1000]"),
+        "a list of 3 layer counts, each in [1, 1000]",
+        3,
+        3,
+    ),
     # conf/dataset (runner/data)
     "dataset.name": _named("dataset"),
     "dataset.root": Rule((str,), lambda v: v != "", "an existing directory", nullable=True),
@@ -155,12 +206,12 @@ SCHEMA: dict[str, Rule] = {
     "dataset.subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "dataset.test_subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "dataset.normalize": _choice("per_channel", "per_channel_mean", "per_pixel", "per_pixel_mean"),
-    "dataset.augment": Rule((list, str), None, "a list of augmentations, or a view name"),
+    "dataset.augment": _augment_rule(),
     "dataset.crop_pad": _choice("mean", "black"),
     "dataset.test_view": _choice("whole", "dense", "center", "ten_crop"),
-    "dataset.scale": _list(POSITIVE_INT, "[S_min, S_max], each ≥ 1", 2, 2),
+    "dataset.scale": _list(POSITIVE_INT, "[S_min, S_max], each ≥ 1, S_min ≤ S_max", 2, 2, _ordered),
     "dataset.crop": POSITIVE_INT,
-    "dataset.lighting": _num(lambda v: v >= 0, "a number ≥ 0"),
+    "dataset.lighting": _num(lambda v: 0 <= v <= 1, "a number in [0, 1] (AlexNet: 0.1)"),
     "dataset.test_resize": POSITIVE_INT,
     "dataset.workers": _int(lambda v: v >= 0, "an integer ≥ 0", nullable=True),
     "dataset.image_size": POSITIVE_INT,
@@ -171,24 +222,26 @@ SCHEMA: dict[str, Rule] = {
     "dataset.data_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     # conf/optim (runner/optim.py)
     "optim.name": _named("optim"),
-    "optim.lr": _num(lambda v: v > 0, "a number > 0"),
+    "optim.lr": _num(lambda v: 0 < v <= 10, "a number > 0 and ≤ 10"),
     "optim.momentum": FRACTION,
-    "optim.weight_decay": _num(lambda v: v >= 0, "a number ≥ 0"),
+    "optim.weight_decay": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "optim.nesterov": BOOL,
     # conf/schedule (runner/schedule.py)
     "schedule.name": _named("schedule"),
     "schedule.factor": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
     "schedule.patience": POSITIVE_INT,
-    "schedule.threshold": _num(lambda v: v >= 0, "a number ≥ 0"),
+    "schedule.threshold": _num(lambda v: 0 <= v <= 100, "a number in [0, 100] (error points)"),
     "schedule.max_drops": _int(lambda v: v >= 0, "an integer ≥ 0"),
-    "schedule.milestones": _list(POSITIVE_INT, "a list of iterations, each ≥ 1"),
-    "schedule.gamma": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
-    "schedule.warmup_lr": _num(lambda v: v > 0, "a number > 0", nullable=True),
-    "schedule.warmup_until_error": _num(lambda v: 0 < v <= 100, "a number in (0, 100]"),
-    "schedule.warmup_models": Rule(
-        (list,), lambda v: all(isinstance(m, str) for m in v), "a list of model names", nullable=True
+    "schedule.milestones": _list(
+        POSITIVE_INT, "a list of increasing iterations, each ≥ 1", whole=_increasing
     ),
-    "schedule.eta_min": _num(lambda v: v >= 0, "a number ≥ 0"),
+    "schedule.gamma": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "schedule.warmup_lr": _num(lambda v: 0 < v <= 10, "a number > 0 and ≤ 10", nullable=True),
+    "schedule.warmup_until_error": _num(lambda v: 0 < v <= 100, "a number in (0, 100]"),
+    "schedule.warmup_models": _list(
+        _named("model"), "a list of distinct model names", whole=_distinct, nullable=True
+    ),
+    "schedule.eta_min": _num(lambda v: v >= 0, "a number ≥ 0 (at most optim.lr)"),
     # conf/trainer (runner/train.py, runner/launch.py)
     "trainer.epochs": POSITIVE_INT,
     "trainer.max_steps": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
@@ -204,10 +257,12 @@ SCHEMA: dict[str, Rule] = {
     "trainer.sync_bn": BOOL,
     "trainer.scale_lr": BOOL,
     "trainer.log_every": POSITIVE_INT,
-    "trainer.ckpt_minutes": _num(lambda v: v > 0, "a number > 0", nullable=True),
+    "trainer.ckpt_minutes": _num(
+        lambda v: 0 < v <= 10080, "a number of minutes in (0, 10080]", nullable=True
+    ),
     "trainer.eval_test_every_epoch": BOOL,
     "trainer.progress": BOOL,
-    "trainer.ddp_timeout_s": _num(lambda v: v > 0, "a number > 0"),
+    "trainer.ddp_timeout_s": _num(lambda v: 0 < v <= 86400, "a number of seconds in (0, 86400]"),
     "trainer.ckpt_dir": STR,
     # conf/tracking (runner/tracking.py)
     "tracking.log_checkpoint": BOOL,
@@ -217,6 +272,8 @@ SCHEMA: dict[str, Rule] = {
     ),
     "tracking.artifact_root": STR,
     "tracking.experiment": STR,
+    "tracking.system_metrics": BOOL,
+    "tracking.system_metrics_seconds": _num(lambda v: 0.1 <= v <= 3600, "a number of seconds in [0.1, 3600]"),
 }
 
 
@@ -241,18 +298,102 @@ def passes(value: Any, rule: Rule) -> bool:
 
 
 def check_value(key: str, value: Any, rule: Rule) -> None:
-    if not passes(value, rule):
-        raise ConfigError(f"{key}={value!r} is not allowed; expected {rule.describe()}")
+    if passes(value, rule):
+        return
+    if rule.item is not None and isinstance(value, list):  # name the element that is wrong
+        for i, element in enumerate(value):
+            if not passes(element, rule.item):
+                raise ConfigError(
+                    f"{key}[{i}]={element!r} is not allowed; expected {rule.item.describe()} "
+                    f"({key}: {rule.describe()})"
+                )
+    raise ConfigError(f"{key}={value!r} is not allowed; expected {rule.describe()}")
+
+
+def _check_dataset(flat: Mapping[str, Any]) -> None:
+    """What one data set offers depends on its kind: a folder set (ImageNet) names one training view and
+    crops from resized images; a resident set lists batched augmentations."""
+    name, augment = flat["dataset.name"], flat["dataset.augment"]
+    if name in FOLDER_DATASETS:
+        for key, allowed in (
+            ("augment", FOLDER_VIEWS),
+            ("test_view", FOLDER_TEST_VIEWS),
+            ("normalize", FOLDER_NORMALIZE),
+        ):
+            if flat[f"dataset.{key}"] not in allowed:
+                raise ConfigError(
+                    f"dataset.{key}={flat[f'dataset.{key}']!r} is not offered for {name}; "
+                    f"allowed: {', '.join(allowed)}"
+                )
+        crop = flat["dataset.crop"]
+        for key, smallest in (("dataset.scale", flat["dataset.scale"][0]), ("dataset.test_resize", None)):
+            size = flat[key] if smallest is None else smallest
+            if size < crop:
+                raise ConfigError(
+                    f"{key}={flat[key]!r} is not allowed; the shorter side must be ≥ dataset.crop={crop}"
+                )
+    elif not isinstance(augment, list):
+        raise ConfigError(
+            f"dataset.augment={augment!r} is not offered for {name}; expected a list of distinct "
+            f"{', '.join(RESIDENT_AUGMENTS)} (e.g. [crop, flip], or [])"
+        )
+    subset = flat["dataset.train_size"] if name == "synthetic" else flat["dataset.subset"]
+    where = f"dataset.{'train_size' if name == 'synthetic' else 'subset'}"
+    val_split = flat["dataset.val_split"] or 0
+    if subset is None or name in FOLDER_DATASETS:  # the size is known once the files are read (the job)
+        return
+    if val_split >= subset:
+        raise ConfigError(
+            f"dataset.val_split={val_split} is not allowed; it must be smaller than the training set "
+            f"({subset} images, {where})"
+        )
+    devices = flat["trainer.devices"] if isinstance(flat["trainer.devices"], int) else 1
+    if flat["trainer.batch_size"] * devices > subset - val_split:
+        raise ConfigError(
+            f"trainer.batch_size={flat['trainer.batch_size']} × {devices} device(s) is not allowed; it must be "
+            f"at most the training set ({subset - val_split} images: {where} − dataset.val_split)"
+        )
+
+
+def _check_schedule(flat: Mapping[str, Any]) -> None:
+    if flat["schedule.name"] == "cosine" and flat["schedule.eta_min"] > flat["optim.lr"]:
+        raise ConfigError(
+            f"schedule.eta_min={flat['schedule.eta_min']} is not allowed; expected a number in "
+            f"[0, optim.lr={flat['optim.lr']}]"
+        )
+
+
+# Rules between keys, each run when the config holds every key it reads.
+CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], None]], ...] = (
+    (
+        (
+            "dataset.name",
+            "dataset.augment",
+            "dataset.test_view",
+            "dataset.normalize",
+            "dataset.val_split",
+            "dataset.subset",
+            "trainer.batch_size",
+            "trainer.devices",
+        ),
+        _check_dataset,
+    ),
+    (("schedule.name", "schedule.eta_min", "optim.lr"), _check_schedule),
+)
 
 
 def validate(cfg: Mapping[str, Any]) -> None:
-    """Check every known key's type and range (a plain dict or a resolved DictConfig)."""
+    """Check every known key's type and range, then the rules between keys (a plain dict or a resolved
+    DictConfig)."""
     flat = flatten(cfg)
     for key, rule in SCHEMA.items():
         if key in flat:
             check_value(key, flat[key], rule)
         elif "." in key and key.split(".")[0] in GROUPS and key.endswith(".name"):
             raise ConfigError(f"{key} is missing; every {key.split('.')[0]} config must set it")
+    for keys, check in CROSS_CHECKS:
+        if all(k in flat for k in keys):
+            check(flat)
 
 
 # Keys that do not change what is trained: two configs that differ only here are the same job

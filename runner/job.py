@@ -8,6 +8,7 @@ output or checkpoint exists.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -86,26 +87,100 @@ def check_model(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"model ({name}): {e}") from None
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_parts(cfg: dict[str, Any]) -> None:
+    """Dry-build what the job will build from the config, before any run exists: the model's forward at the
+    data set's input size, the optimizer and the schedule (on the meta device: no memory, no compute), and
+    the augmentation on a dummy batch or image. A builder's ValueError, TypeError, IndexError or
+    RuntimeError becomes the one-line config error naming the part."""
+    import torch
+
+    from runner.data import dataset_shape
+    from runner.models import build_model
+    from runner.nn import make_act
+    from runner.optim import build_optimizer
+    from runner.schedule import build_schedule
+
+    shape, data = dataset_shape(cfg["dataset"]), cfg["dataset"]
+    size = f"{shape.size}×{shape.size}"
+    part = f"model={cfg['model']['name']} on the {size} input of dataset={data['name']}"
+    try:
+        with torch.device("meta"):
+            model = build_model(
+                cfg["model"],
+                num_classes=shape.classes,
+                in_channels=shape.channels,
+                image_size=shape.size,
+                act=make_act(cfg["act"]),
+            )
+            model(torch.zeros(2, shape.channels, shape.size, shape.size))
+            part = f"schedule={cfg['schedule']['name']} with optim={cfg['optim']['name']}"
+            optimizer = build_optimizer(model, cfg["optim"], cfg["optim"]["lr"])
+            schedule = build_schedule(optimizer, cfg["schedule"], 100, cfg["model"]["name"])
+            schedule.iteration(1, 50.0)
+            schedule.epoch_end(50.0)
+        part = f"dataset.augment={data['augment']!r} of dataset={data['name']}"
+        _dry_augment(data, shape.channels, shape.size)
+    except (ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise ConfigError(f"{part}: {_first_line(e)}") from None
+
+
+def _dry_augment(data: dict[str, Any], channels: int, size: int) -> None:
+    """One pass of the training and test views: over a dummy image (folder sets), or a dummy batch."""
+    import random
+
+    import torch
+
+    from runner.config import FOLDER_DATASETS
+
+    if data["name"] in FOLDER_DATASETS:
+        from PIL import Image
+
+        from runner.data.augment import TEST_VIEWS, TRAIN_VIEWS
+
+        image, rng = Image.new("RGB", (500, 375)), random.Random(0)
+        TRAIN_VIEWS[data["augment"]](data)(image, rng)
+        TEST_VIEWS[data["test_view"]](data)(image, rng)
+        return
+    from runner.data.tensor_loader import AUGMENTS
+
+    batch, gen = torch.zeros(2, channels, size, size), torch.Generator().manual_seed(0)
+    for name in data["augment"]:
+        batch = AUGMENTS[name](batch, gen, 0, 2)
+
+
 def prepare(cfg: DictConfig) -> Spec:
     """Validate the config, the devices, the model, the data, the store and an explicit checkpoint."""
     from hydra.core.hydra_config import HydraConfig
 
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if k in GROUPS or k == "experiment"}
+    return prepare_spec(cfg, choices, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.cwd))
+
+
+def prepare_spec(
+    cfg: DictConfig, choices: dict[str, str], overrides: list[str], cwd: Path, check_files: bool = True
+) -> Spec:
+    """`prepare` without Hydra's job context (runner --plan composes its jobs itself). check_files=False
+    leaves the data files alone (a plan must not download them)."""
     from runner import checkpoint
     from runner.data import check_data
     from runner.device import resolve_devices
     from runner.launch import under_torchrun, worker_env
     from runner.tracking import check_reachable, resolve_uri
 
-    hydra_cfg = HydraConfig.get()
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if k in GROUPS or k == "experiment"}
-    overrides = list(hydra_cfg.overrides.task)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     validate(resolved)
     check_registered(resolved)
-    cwd = Path(hydra_cfg.runtime.cwd)
     devices = worker_env()[1] if under_torchrun() else resolve_devices(resolved["trainer"])
     check_model(resolved)
-    check_data(resolved["dataset"], cwd)  # missing or corrupt data: one line, before any MLflow run exists
+    check_parts(resolved)
+    if check_files:  # missing or corrupt data: one line, before any MLflow run exists
+        check_data(resolved["dataset"], cwd)
     tracking = resolved["tracking"]
     uri = resolve_uri(tracking["uri"], cwd)
     check_reachable(uri)
@@ -192,6 +267,7 @@ def run_tags(spec: Spec) -> dict[str, str]:
         "runner.torch": torch_version(),
         "runner.device": device_name(spec.resolved["trainer"]),
         "runner.devices": spec.devices,
+        "runner.cuda_visible_devices": os.environ.get(env.CUDA_VISIBLE_DEVICES, "all"),
         "runner.command": command,
         "mlflow.note.content": f"Produced by:\n\n    {command}",
         **{f"runner.{k}": v for k, v in spec.choices.items()},
@@ -210,7 +286,8 @@ def train_and_record(spec: Spec, tracker: Any, resume: bool) -> int:
     console.config_tree({k: v for k, v in spec.resolved.items() if k != "expected"}, spec.choices)
     status, code = "FAILED", 1
     try:
-        outcome = run_training(spec.resolved, job, spec.devices)
+        with system_metrics(spec, tracker, resume):
+            outcome = run_training(spec.resolved, job, spec.devices)
         if outcome.status == "diverged":  # FAILED, with the step
             detail = {"runner.diverged_detail": outcome.detail, "runner.diverged_step": outcome.steps}
             tracker.set_tags({"runner.status": "diverged", **detail})
@@ -234,6 +311,15 @@ def train_and_record(spec: Spec, tracker: Any, resume: bool) -> int:
     finally:
         code = max(code, close_run(spec, tracker, status))
     return code
+
+
+def system_metrics(spec: Spec, tracker: Any, resume: bool) -> contextlib.AbstractContextManager[None]:
+    """MLflow's system metrics while the job trains (tracking.system_metrics), sampled by this process: the
+    machine's CPU, memory and GPUs, whichever processes (DDP workers too) use them."""
+    tracking = spec.resolved["tracking"]
+    if not tracking["system_metrics"]:
+        return contextlib.nullcontext()
+    return tracker.system_metrics(tracking["system_metrics_seconds"], resume)
 
 
 def close_run(spec: Spec, tracker: Any, status: str) -> int:

@@ -335,6 +335,17 @@ class Tracker:
             ),
         )
 
+    def download_artifact(self, run_id: str, path: str, dst: Path) -> Path | None:
+        """A run's artifact file (`checkpoint/last.pt`) downloaded into `dst`; None when the run has none."""
+        folder = path.rpartition("/")[0] or None
+        listed = self._retry("list artifacts", lambda: self.client.list_artifacts(run_id, folder))
+        if path not in {info.path for info in listed}:
+            return None
+        local = self._retry(
+            "download artifact", lambda: self.client.download_artifacts(run_id, path, str(dst))
+        )
+        return Path(local)
+
     def run_id_or_none(self, run_id: str) -> str | None:
         """`run_id` if the store holds that run, else None (a final answer: not retried)."""
         from mlflow.exceptions import MlflowException

@@ -30,6 +30,17 @@ class Loader(Protocol):
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """What a run trained on, logged as its MLflow dataset input: two copies of a data set whose contents
+    differ get different digests."""
+
+    source: str  # the folder (or files) read; for generated data, how it was generated
+    digest: str  # of the arrays read (resident sets), or of the file list with sizes and mtimes (folders)
+    sizes: dict[str, int]  # images per split as this run uses them: train, val, test
+    generated: bool = False  # no files: synthetic data, or arrays a builder made in memory
+
+
 @dataclass
 class Data:
     train: Loader
@@ -39,6 +50,7 @@ class Data:
     in_channels: int
     image_size: int  # of the training input
     train_size: int  # images per epoch, all ranks together
+    provenance: Provenance | None = None  # None: the builder does not say (the run logs no dataset input)
 
 
 @dataclass(frozen=True)

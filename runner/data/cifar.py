@@ -143,4 +143,7 @@ def check(cfg: Mapping[str, Any], cwd: Path) -> None:
 @register_dataset("cifar100", shape=Shape(3, 32, 100), check=check)
 def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
     train_x, train_y, test_x, test_y, num_classes = load(cfg, ctx.cwd)
-    return resident_data(train_x, train_y, test_x, test_y, num_classes=num_classes, cfg=cfg, ctx=ctx)
+    folder = str(locate(cfg, ctx.cwd)[1])
+    return resident_data(
+        train_x, train_y, test_x, test_y, num_classes=num_classes, cfg=cfg, ctx=ctx, source=folder
+    )

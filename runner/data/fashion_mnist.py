@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from runner.data import Context, Data, Shape, register_dataset
-from runner.data.common import fetch, read_once
+from runner.data.common import common_folder, fetch, read_once
 from runner.data.tensor_loader import check_options, resident_data
 from runner.errors import DataError
 
@@ -85,6 +85,12 @@ def _decode(paths: dict[str, Path]) -> Arrays:
 
 def load(cfg: Mapping[str, Any], cwd: Path) -> Arrays:
     """(train_x, train_y, test_x, test_y), decoded once while the files stay unchanged."""
+    paths = locate(cfg, cwd)
+    return read_once("fashion_mnist", list(paths.values()), lambda: _decode(paths))
+
+
+def locate(cfg: Mapping[str, Any], cwd: Path) -> dict[str, Path]:
+    """The four files by name (downloaded first if asked and missing); DataError saying where it looked."""
     root = cfg["root"]
     if root and not (cwd / root).is_dir() and not cfg["download"]:  # a typo must not fall back silently
         raise DataError(
@@ -101,7 +107,7 @@ def load(cfg: Mapping[str, Any], cwd: Path) -> Arrays:
             looked = " and ".join(str(d) for d in dirs)
             raise DataError(f"Fashion-MNIST file {name}.gz not found in {looked}; {HOW_TO_GET}")
         paths[name] = path
-    return read_once("fashion_mnist", list(paths.values()), lambda: _decode(paths))
+    return paths
 
 
 def check(cfg: Mapping[str, Any], cwd: Path) -> None:
@@ -111,4 +117,5 @@ def check(cfg: Mapping[str, Any], cwd: Path) -> None:
 
 @register_dataset("fashion_mnist", shape=Shape(1, 32, 10), check=check)
 def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
-    return resident_data(*load(cfg, ctx.cwd), num_classes=10, cfg=cfg, ctx=ctx)
+    source = common_folder(list(locate(cfg, ctx.cwd).values()))
+    return resident_data(*load(cfg, ctx.cwd), num_classes=10, cfg=cfg, ctx=ctx, source=source)

@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from runner.data import Context, Data, Shape, register_dataset
+from runner.data import Context, Data, Provenance, Shape, register_dataset
 from runner.data.augment import IMAGENET_MEAN, IMAGENET_STD, TEST_VIEWS, TRAIN_VIEWS, Transform, lighting
-from runner.data.common import Shard, check_split, epoch_order, holdout, mix_seed
+from runner.data.common import Shard, check_split, epoch_order, files_digest, holdout, mix_seed
 from runner.errors import ConfigError, DataError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -202,12 +202,12 @@ def shape(cfg: Mapping[str, Any]) -> Shape:
 @register_dataset("imagenet", shape=shape, check=check)
 def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
     check(cfg, ctx.cwd)
-    _, samples, test = _scan_both(cfg, ctx.cwd)
+    root, samples, every_test = _scan_both(cfg, ctx.cwd)
     train_idx, val_idx = holdout(len(samples), cfg["val_split"] or 0, cfg["split_seed"])
     val = [samples[i] for i in val_idx]
     train = [samples[i] for i in train_idx]
     train = [train[i] for i in _pick(len(train), cfg["subset"], cfg["split_seed"])]
-    test = [test[i] for i in _pick(len(test), cfg["test_subset"], cfg["split_seed"])]
+    test = [every_test[i] for i in _pick(len(every_test), cfg["test_subset"], cfg["split_seed"])]
     if len(train) < ctx.batch_size * ctx.world_size:
         raise ConfigError(
             f"trainer.batch_size={ctx.batch_size} × {ctx.world_size} device(s) is larger than the "
@@ -241,4 +241,14 @@ def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
         in_channels=3,
         image_size=cfg["crop"],
         train_size=len(train),
+        provenance=provenance(
+            root, samples + every_test, {"train": len(train), "val": len(val), "test": len(test)}
+        )
+        if ctx.rank == 0  # only rank 0 logs it: the other ranks skip 1.3M stat calls
+        else None,
     )
+
+
+def provenance(root: Path, samples: list[tuple[str, int]], sizes: dict[str, int]) -> Provenance:
+    """The folder, and a digest of every image of train/ and val/ (path, size, mtime), not of every byte."""
+    return Provenance(str(root), files_digest(root, [path for path, _ in samples]), sizes)

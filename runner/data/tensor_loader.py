@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from runner.data.common import (
     NORMALIZE_MODES,
     Shard,
+    arrays_digest,
     check_split,
     epoch_order,
     holdout,
@@ -137,12 +138,14 @@ def resident_data(
     num_classes: int,
     cfg: Mapping[str, Any],  # conf/dataset
     ctx: Any,  # runner.data.Context
+    source: str | None = None,  # the folder the arrays were read from; None: made in memory (synthetic)
 ) -> Any:  # runner.data.Data
     """Split off the validation set, compute the normalisation, move to the device, build the loaders.
     The input tensors may be shared (common.read_once): only copies of them are kept or changed here."""
-    from runner.data import Data
+    from runner.data import Data, Provenance
 
     check_options(cfg, len(train_x))
+    digest = arrays_digest((train_x, train_y, test_x, test_y))  # all that was read, before any subset
     if cfg["subset"]:
         train_x, train_y = train_x[: cfg["subset"]], train_y[: cfg["subset"]]
     if cfg["test_subset"]:
@@ -174,6 +177,7 @@ def resident_data(
             flip_view=TEST_VIEWS[cfg["test_view"]] == 2,
         )
 
+    sizes = {"train": len(train_x), "val": len(val_idx), "test": len(test_x)}
     return Data(
         train=loader(train_x, train_y, True),
         val=loader(val_x, val_y, False) if len(val_idx) else None,
@@ -182,4 +186,5 @@ def resident_data(
         in_channels=train_x.shape[1],
         image_size=train_x.shape[-1],
         train_size=len(train_x),
+        provenance=Provenance(source or "in memory", digest, sizes, generated=source is None),
     )

@@ -1,0 +1,81 @@
+"""`runner-eval` (issue 18): a finished run's checkpoint, or a checkpoint file, evaluated on the test set and
+logged to a new run linked to its source. The numbers are the run's own: same code, same view, same device."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY, mlflow_runs
+from test_tracking_extras import run_in_process
+
+from runner.errors import CheckpointError, ConfigError
+from runner.evaluate import run as evaluate
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
+    """A finished tiny run (test metrics logged at the end) and its directory."""
+    cwd = tmp_path_factory.mktemp("eval")
+    (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
+    run_in_process(cwd, [*TINY, "tracking.system_metrics=false"])
+    (run,) = mlflow_runs(cwd)
+    assert run.info.status == "FINISHED"
+    return cwd, run
+
+
+def newest(cwd: Path):
+    return mlflow_runs(cwd)[-1]
+
+
+def test_eval_of_a_finished_run_reproduces_its_logged_test_error_exactly(finished) -> None:
+    cwd, source = finished
+    assert evaluate([source.info.run_id], cwd) == 0
+    run = newest(cwd)
+    assert run.info.run_id != source.info.run_id and run.info.status == "FINISHED"
+    assert run.info.experiment_id == source.info.experiment_id
+    assert (
+        run.data.tags["runner.eval_of"] == source.info.run_id and run.data.tags["runner.eval_view"] == "whole"
+    )
+    assert "runner.config_hash" not in run.data.tags  # a re-run of the training command never finds this run
+    for name in ("loss", "top1_error", "top5_error"):
+        assert run.data.metrics[f"eval_{name}"] == source.data.metrics[f"final_test_{name}"], name
+
+
+def test_eval_of_a_checkpoint_file_checks_its_config_and_takes_another_view(finished) -> None:
+    cwd, source = finished
+    (ckpt,) = (cwd / "checkpoints").rglob("last.pt")
+    assert evaluate([str(ckpt), *TINY, "--view", "dense"], cwd) == 0
+    run = newest(cwd)
+    assert (
+        run.data.tags["runner.eval_of"] == str(ckpt.resolve())
+        and run.data.tags["runner.eval_view"] == "dense"
+    )
+    assert {"eval_loss", "eval_top1_error", "eval_top5_error"} <= set(run.data.metrics)
+    before = len(mlflow_runs(cwd))
+    with pytest.raises(CheckpointError, match="belongs to another config"):
+        evaluate([str(ckpt), *TINY, "model.width=8"], cwd)  # not the config it was trained with
+    with pytest.raises(ConfigError, match="dataset.test_view='sideways' is not allowed"):
+        evaluate([source.info.run_id, "--view", "sideways"], cwd)
+    with pytest.raises(ConfigError, match="model.width=8: a run's own config.yaml decides"):
+        evaluate([source.info.run_id, "model.width=8"], cwd)
+    with pytest.raises(ConfigError, match="no run with that id"):
+        evaluate(["0123456789abcdef0123456789abcdef"], cwd)
+    assert len(mlflow_runs(cwd)) == before  # nothing written
+
+
+@pytest.mark.e2e
+def test_the_console_script_says_a_bad_source_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "runner.evaluate", "no-such-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "no such checkpoint file, and no MLflow store" in result.stderr + result.stdout
+    assert len((result.stderr + result.stdout).strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
