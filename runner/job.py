@@ -354,6 +354,9 @@ def run_job(cfg: DictConfig) -> int:
         tracker = Tracker(spec.uri, root, tracking["retry_seconds"])
         experiment_id = tracker.experiment_id(tracking["experiment"])
         decision = decide(spec, tracker, experiment_id)
+        parent = os.environ.get(env.PARENT_RUN_ID)
+        if parent and decision.run_id:  # a re-run sweep adopts its earlier runs: its report sees every job
+            tracker.adopt(decision.run_id, parent)
         if decision.action == "skip":
             from runner.launch import release_torchrun_ranks
 

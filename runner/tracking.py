@@ -199,6 +199,10 @@ class Tracker:
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self._retry("log metrics", lambda: self.client.log_batch(self.run_id, metrics=items))
 
+    def adopt(self, run_id: str, parent_id: str) -> None:
+        """Nest an existing run under another parent (a sweep run again skips or resumes its jobs)."""
+        self._retry("set parent", lambda: self.client.set_tag(run_id, "mlflow.parentRunId", parent_id))
+
     def log_series(self, points: Sequence[tuple[int, Mapping[str, float]]]) -> None:
         """Many steps' metrics in as few calls as MLflow allows (1000 values a batch), not one call a point."""
         from mlflow.entities import Metric

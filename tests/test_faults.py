@@ -176,6 +176,10 @@ def test_interrupted_sweep_skips_the_finished_job_and_completes_the_rest(work: P
     assert job1.info.end_time == first[0].info.end_time  # not trained again
     for run in runs:
         assert_clean_history(work, run.info.run_id, 3)
+    # The re-run sweep's parent holds all three jobs (the skipped and the resumed one too): its report is whole.
+    parents = [r for r in mlflow_runs(work) if r.data.tags.get("runner.sweep") == "parent"]
+    newest = max(parents, key=lambda r: r.info.start_time)
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {newest.info.run_id}
 
 
 @pytest.mark.slow

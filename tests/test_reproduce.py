@@ -57,7 +57,7 @@ def test_init_depth_30_layers_xavier_stalls_kaiming_converges(workdir: Path) -> 
         else _artifact(workdir, parent)
     )
     assert "| ± |" in report.replace("±  |", "± |")  # the seed spread column
-    line = next(x for x in report.splitlines() if "30 layers" in x)
+    line = next(x for x in report.splitlines() if x.startswith("- **30 layers"))
     assert "reproduced at reduced scale (" in line and "p = " in line, line
     print(report)
 
