@@ -13,7 +13,7 @@ STATE ?= .state
 ALLOWED_HOSTS ?=
 ARGS ?=
 
-.PHONY: install data run test test-fast test-deps lint format bench ui server clean
+.PHONY: install data run test test-fast test-deps lint format bench gpu-check ui server clean
 
 install: $(STAMP)
 
@@ -45,15 +45,50 @@ test-fast: install
 	$(PY) -m pytest -q -m "not e2e and not slow" tests
 
 lint: install
-	$(VENV)/bin/ruff check runner tests benchmarks
-	$(VENV)/bin/ruff format --check runner tests benchmarks
+	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins
+	$(VENV)/bin/ruff format --check runner tests benchmarks hydra_plugins
 
 format: install
-	$(VENV)/bin/ruff format runner tests benchmarks
-	$(VENV)/bin/ruff check --fix runner tests benchmarks
+	$(VENV)/bin/ruff format runner tests benchmarks hydra_plugins
+	$(VENV)/bin/ruff check --fix runner tests benchmarks hydra_plugins
 
 bench: install data
 	$(PY) -m benchmarks $(ARGS)
+
+# The CUDA paths on a GPU machine: `pytest -m gpu` and the GPU benchmark, as JSON lines in $(GPU_CHECK_OUT).
+# Without a GPU: one line, exit 0 (nothing installed). With one: the `gpu` extra (torchvision for the JPEG
+# path, the GPU launcher's joblib), torchvision held to the installed torch so that pip never swaps it.
+GPU_CHECK_OUT ?= gpu-check.jsonl
+gpu-check:
+	@if ! nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "gpu-check: no CUDA GPU on this machine (nvidia-smi finds none); nothing to check"; exit 0; fi; \
+	$(MAKE) --no-print-directory install && \
+	$(PY) -m pip install -q $(CONSTRAINTS) "torch==$$($(PY) -c 'import torch; print(torch.__version__)')" \
+	  -e '.[dev,slurm,gpu]' && \
+	$(PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT) $(ARGS)
+
+# Every claim at small scale: each `_small` preset in turn, then docs/results.md (and README's summary) from
+# the store. Re-running is the resume: runner skips finished configs and resumes interrupted ones. Safe to
+# stop (Ctrl-C, or kill -TERM -- -<make's pid>) and start again; each preset's time goes to $(STATE)/reproduce.log.
+#   nohup make reproduce > reproduce.out 2>&1 &
+#   make reproduce PRESETS="init_depth_small" STORE=runs.db    # one preset; STORE: a sqlite file or a URI
+PRESETS ?= init_depth_small alexnet_relu_tanh_small alexnet_ablations_small prelu_vs_relu_small \
+	resnet_cifar_small resnet_shortcuts_small vgg_depth_small
+STORE ?=
+STORE_URI = $(if $(STORE),$(if $(findstring ://,$(STORE)),$(STORE),sqlite:///$(STORE)),sqlite:///mlflow.db)
+.PHONY: reproduce
+reproduce: install data
+	@mkdir -p $(STATE); failed=""; \
+	for p in $(PRESETS); do \
+	  cmd="$(VENV)/bin/runner -m +experiment=$$p$(if $(STORE), tracking.uri=$(STORE_URI))"; \
+	  echo "== $$cmd"; start=$$(date +%s); \
+	  $$cmd; rc=$$?; \
+	  printf '%s\t%s\t%ss\trc=%s\n' "$$(date -Iseconds)" "$$p" "$$(( $$(date +%s) - start ))" "$$rc" >> $(STATE)/reproduce.log; \
+	  if [ $$rc -eq 130 ] || [ $$rc -eq 143 ]; then echo "reproduce: stopped in $$p; run the same command to go on"; exit $$rc; fi; \
+	  [ $$rc -eq 0 ] || failed="$$failed $$p"; \
+	done; \
+	$(PY) -m runner.results --uri $(STORE_URI) || exit 1; \
+	if [ -n "$$failed" ]; then echo "reproduce: these exited non-zero (see the page; a diverged seed counts):$$failed"; exit 1; fi
 
 # The MLflow UI over the default store (./mlflow.db, ./mlartifacts) on 127.0.0.1:$(PORT).
 # No GenAI job runners: MLflow 3 would start several processes of them for nothing here.

@@ -1,20 +1,37 @@
-"""`make bench`: the runner's real training path against a bare PyTorch loop, in one process, interleaved.
+"""`make bench`: the runner's real training path against a bare PyTorch loop, in one process, paired.
 
     python -m benchmarks               # CPU: ResNet-20 on Fashion-MNIST (the default config); GPU: the GPU table
-    python -m benchmarks --quick       # fewer steps and repeats
-    python -m benchmarks --repeats 7 --steps 100 --cases resnet20_fmnist
+    python -m benchmarks --quick       # fewer steps and repeats (checks that it runs; not a measurement)
+    python -m benchmarks --repeats 11 --steps 60 --cases resnet20_fmnist
 
-Per case and repeat, interleaved in ABBA order (runner, bare, bare, runner, ...) so machine noise hits both:
+What is compared:
   runner  `runner.train.train(cfg, JobInfo)` on a config composed from conf/ (Hydra compose API), logging to
           a temporary MLflow sqlite store: its model builder and init, its resident data path with the
           configured augmentation, its loop, its host syncs, its progress bars (drawn into a buffer, so their
-          cost counts even when this output is piped). The steady-state rate is read at the loop's own log
-          points (each right after its one host sync per `log_every` steps): from the first log point, which
-          ends the warm-up, to the last. Evaluation and checkpoints after the last step are not timed.
+          cost counts even when this output is piped). Evaluation and checkpoints after the last step are
+          not timed.
   bare    the same model (same builder, init, memory format, precision), plain torch.optim.SGD, batches already
           on the device: pre-augmented, normalised tensors taken from the runner's loader before timing. No
           logging, no loss accumulation. So the runner's on-device augmentation counts as its overhead.
-The ratio is runner / bare per repeat; the table shows the median over repeats.
+
+How (a measuring instrument for a 2 % gap on a shared 2-core machine, where other processes come and go on
+a scale of seconds and made the old one-rate-per-run ratio swing from 0.875 to 1.002):
+  - Paired windows. The runner's loop syncs the host every `window` steps (its trainer.log_every); at each of
+    those log points the bare loop runs `window` steps of its own, then hands back. So runner window k and
+    bare window k run seconds apart, under the same load: the ratio is taken per pair of windows, and a
+    repeat's ratio is the median over its pairs (a burst of load spoils a pair or two, not the median). A
+    runner window runs from the moment the loop gets control back to its next log point, progress bar
+    included, so every cost of the runner's loop is inside it.
+  - Warm-up excluded: the first `warm` steps of each repeat (allocator, caches, lazy init) on both sides.
+  - ≥ 9 repeats on the CPU (11 by default), each a fresh train() call (fresh model, data, MLflow run) and a
+    fresh bare model: what varies between runs (memory layout, init) is sampled, not just the load.
+  - Threads pinned: torch uses a fixed number of threads (the cores this process may run on, or --threads),
+    the same for both sides. The garbage collector is off inside each timed repeat (collected before), so a
+    collection pause cannot land in one side's window only.
+  - The spread judged is the interquartile range of the per-repeat ratios (with ≥ 9 repeats); max − min is
+    printed beside it. Both are in ratio units (0.02 = 2 %).
+A case that compares the runner with itself on another case (the JPEG folder against resident tensors)
+alternates whole runs in ABBA order instead, each run's rate the median over its windows.
 
 Also measured: time from `runner` process start to the end of training step 1 (the real CLI in a subprocess,
 no compile), and the projected wall time of the ResNet CIFAR protocol (ResNet-20, 64k steps of batch 128).
@@ -24,8 +41,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -60,17 +79,22 @@ out = Console(highlight=False)
 class Case:
     name: str
     overrides: list[str]  # Hydra overrides on conf/config.yaml
-    warm: int  # steps before the first timed point; also the runner's log_every (its host-sync interval)
-    steps: int  # timed steps (a multiple of warm)
+    warm: int  # steps not timed at the start of each repeat (a multiple of the window)
+    steps: int  # timed steps (a multiple of the window)
     batch: int
     compare: str = "bare"  # bare: against the bare loop | <case name>: runner against runner on that case
     note: str = ""
-    runner: list[float] = field(default_factory=list)  # img/s per repeat
+    window: int = 0  # steps per timed window: the runner's log_every (its host-sync interval); 0: warm // 2
+    runner: list[float] = field(default_factory=list)  # img/s per repeat (median over its windows)
     other: list[float] = field(default_factory=list)
+    paired: list[float] = field(default_factory=list)  # per repeat: median of the per-window ratios
     data_ms: float | None = None  # the runner's data path alone, ms per batch
 
+    def __post_init__(self) -> None:
+        self.window = self.window or max(1, self.warm // 2)
+
     def ratios(self) -> list[float]:
-        return [r / o for r, o in zip(self.runner, self.other, strict=False)]
+        return self.paired or [r / o for r, o in zip(self.runner, self.other, strict=False)]
 
 
 # --- config -----------------------------------------------------------------------------------------------
@@ -97,7 +121,7 @@ def case_config(case: Case, tmp: Path) -> dict[str, Any]:
             "dataset.test_subset=256",
             f"trainer.batch_size={case.batch}",
             f"trainer.max_steps={case.warm + case.steps}",
-            f"trainer.log_every={case.warm}",
+            f"trainer.log_every={case.window}",
             "trainer.progress=true",
             f"trainer.ckpt_dir={tmp / 'checkpoints'}",
             f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
@@ -124,11 +148,42 @@ class _Tty(io.TextIOBase):
         self.inner.flush()
 
 
-MARKS: list[tuple[float, int, int]] = []  # (perf_counter, epoch, step in epoch) at each log point
+class Windows:
+    """The seconds of each timed window: the runner's (log point to log point, measured from the moment its
+    loop got control back) and, when paired, the bare loop's, run at each log point."""
+
+    def __init__(self, window: int, bare: BareLoop | None) -> None:
+        self.window, self.bare = window, bare
+        self.runner: list[float] = []  # runner[k]: the window that ends at log point k + 1
+        self.other: list[float] = []  # other[k]: the bare window run at log point k
+        self.resumed: float | None = None
+        self.epoch = -1
+
+    def log_point(self, epoch: int) -> None:
+        now = time.perf_counter()
+        if self.resumed is not None and epoch == self.epoch:
+            self.runner.append(now - self.resumed)
+        elif self.resumed is not None:  # a new epoch: the window held its evaluation; not a training window
+            self.runner.append(math.nan)
+        self.epoch = epoch
+        if self.bare is not None:
+            self.other.append(self.bare.window(self.window))
+        self.resumed = time.perf_counter()
+
+    def timed(self, warm: int) -> tuple[list[float], list[float]]:
+        """(runner seconds, bare seconds) of the pairs after the warm-up; bare empty when not paired."""
+        skip = warm // self.window - 1  # runner[0] ends at step 2 × window
+        runner = self.runner[max(0, skip) :]
+        other = self.other[max(0, skip) + 1 : max(0, skip) + 1 + len(runner)] if self.bare else []
+        keep = [i for i, r in enumerate(runner) if not math.isnan(r)]
+        return [runner[i] for i in keep], [other[i] for i in keep] if other else []
+
+
+WINDOWS: Windows | None = None  # the recorder of the runner_rate call in progress
 
 
 class TimedProgress(runner_console.TrainProgress):
-    """The runner's progress bars, plus a timestamp at each log point (called right after the host sync)."""
+    """The runner's progress bars; after each log point's drawing, WINDOWS records it (and runs the bare side)."""
 
     epoch = 0
 
@@ -137,8 +192,9 @@ class TimedProgress(runner_console.TrainProgress):
         super().start_epoch(epoch, step_in_epoch)
 
     def steps(self, completed: int, loss: float, lr: float, images_per_s: float) -> None:
-        MARKS.append((time.perf_counter(), self.epoch, completed))
         super().steps(completed, loss, lr, images_per_s)
+        if WINDOWS is not None:
+            WINDOWS.log_point(self.epoch)
 
 
 @contextlib.contextmanager
@@ -153,15 +209,15 @@ def offscreen_progress() -> Iterator[None]:
         runner_console.console, runner_console.TrainProgress, sys.stdout = saved
 
 
-def rate_from_marks(batch: int) -> float:
-    """Images/s between the first and the last log point, over consecutive points of the same epoch."""
-    images, seconds = 0, 0.0
-    for (t0, e0, s0), (t1, e1, s1) in zip(MARKS, MARKS[1:], strict=False):
-        if e0 == e1:
-            images, seconds = images + (s1 - s0) * batch, seconds + (t1 - t0)
-    if seconds <= 0:
-        raise RuntimeError("fewer than two log points: raise --steps")
-    return images / seconds
+@contextlib.contextmanager
+def quiet_gc() -> Iterator[None]:
+    """The garbage collector off while timing (collected first): its pauses would hit one side only."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class Store:
@@ -173,7 +229,11 @@ class Store:
         self.experiment = self.tracker.experiment_id("bench")
 
 
-def runner_rate(case: Case, cfg: dict[str, Any], store: Store, tmp: Path, repeat: int) -> float:
+def runner_windows(
+    case: Case, cfg: dict[str, Any], store: Store, tmp: Path, repeat: int, bare: BareLoop | None
+) -> tuple[list[float], list[float]]:
+    """One train() run of the case; the seconds of its timed windows (and of the paired bare windows)."""
+    global WINDOWS
     run_id = store.tracker.start(store.experiment, f"{case.name}-{repeat}", {"bench": case.name})
     job = JobInfo(
         config_hash=config_hash(cfg),
@@ -182,13 +242,19 @@ def runner_rate(case: Case, cfg: dict[str, Any], store: Store, tmp: Path, repeat
         run_id=run_id,
         tracking_uri=store.uri,
     )
-    MARKS.clear()
-    with offscreen_progress():
-        outcome = train(cfg, job)
+    WINDOWS = Windows(case.window, bare)
+    try:
+        with offscreen_progress(), quiet_gc():
+            outcome = train(cfg, job)
+    finally:
+        windows, WINDOWS = WINDOWS, None
     store.tracker.end("FINISHED")
     if outcome.status != "finished":
         raise RuntimeError(f"{case.name}: the runner's run ended {outcome.status}: {outcome.detail}")
-    return rate_from_marks(case.batch)
+    runner, other = windows.timed(case.warm)
+    if not runner:
+        raise RuntimeError(f"{case.name}: no timed window: raise --steps")
+    return runner, other
 
 
 # --- the bare side ------------------------------------------------------------------------------------------
@@ -222,66 +288,99 @@ def resident_batches(
     return batches, data, 1000 * (time.perf_counter() - t0) / count
 
 
-def bare_rate(cfg: dict[str, Any], batches: list[tuple[torch.Tensor, torch.Tensor]], data: Any, warm: int,
-              steps: int) -> float:  # fmt: skip
-    """A plain PyTorch loop over tensors already on the device; the device is synchronised at both ends."""
-    trainer, device = cfg["trainer"], device_of(cfg)
-    torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["model"], num_classes=data.num_classes, in_channels=data.in_channels,
-                        image_size=data.image_size, act=make_act(cfg["act"]))  # fmt: skip
-    init_weights(model, cfg["init"], cfg["act"])
-    fmt = torch.channels_last if trainer["channels_last"] else torch.preserve_format
-    model = model.to(device, memory_format=fmt).train()
-    net = torch.compile(model) if trainer["compile"] else model
-    optim = cfg["optim"]
-    opt = torch.optim.SGD(model.parameters(), lr=optim["lr"], momentum=optim["momentum"],
-                          weight_decay=optim["weight_decay"])  # fmt: skip
-    bf16 = trainer["precision"] == "bf16"
+class BareLoop:
+    """A plain PyTorch loop over tensors already on the device, run one window at a time; the device is
+    synchronised at both ends of each window."""
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(net(x), y)
-        opt.zero_grad(set_to_none=True)
+    def __init__(
+        self, cfg: dict[str, Any], batches: list[tuple[torch.Tensor, torch.Tensor]], data: Any
+    ) -> None:
+        trainer, self.device = cfg["trainer"], device_of(cfg)
+        torch.manual_seed(cfg["seed"])
+        model = build_model(cfg["model"], num_classes=data.num_classes, in_channels=data.in_channels,
+                            image_size=data.image_size, act=make_act(cfg["act"]))  # fmt: skip
+        init_weights(model, cfg["init"], cfg["act"])
+        fmt = torch.channels_last if trainer["channels_last"] else torch.preserve_format
+        model = model.to(self.device, memory_format=fmt).train()
+        self.net = torch.compile(model) if trainer["compile"] else model
+        optim = cfg["optim"]
+        self.opt = torch.optim.SGD(model.parameters(), lr=optim["lr"], momentum=optim["momentum"],
+                                   weight_decay=optim["weight_decay"])  # fmt: skip
+        self.bf16 = trainer["precision"] == "bf16"
+        self.batches, self.i = batches, 0
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = F.cross_entropy(self.net(x), y)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        self.opt.step()
 
-    for i in range(warm):
-        step(*batches[i % len(batches)])
-    sync(device)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(*batches[i % len(batches)])
-    sync(device)
-    return steps * trainer["batch_size"] / (time.perf_counter() - t0)
+    def window(self, steps: int) -> float:
+        """Seconds for `steps` steps."""
+        sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step(*self.batches[self.i % len(self.batches)])
+            self.i += 1
+        sync(self.device)
+        return time.perf_counter() - t0
 
 
-def measure(case: Case, store: Store, tmp: Path, repeats: int, base: Case | None) -> None:
-    """`repeats` interleaved pairs in ABBA order: a load that rises or falls during the run hits both alike."""
+def measure_paired(case: Case, store: Store, tmp: Path, repeats: int) -> None:
+    """Runner against bare: each repeat one train() run with the bare loop's windows between its own."""
     cfg = case_config(case, tmp)
-    if base is None:  # against the bare loop, on batches taken from the runner's own loader
-        batches, data, case.data_ms = resident_batches(cfg, min(case.steps, 32))
+    batches, data, case.data_ms = resident_batches(cfg, min(case.steps, 32))
+    for r in range(repeats):
+        runner, bare = runner_windows(case, cfg, store, tmp, r, BareLoop(cfg, batches, data))
+        images = case.window * case.batch
+        case.runner.append(statistics.median(images / t for t in runner))
+        case.other.append(statistics.median(images / t for t in bare))
+        case.paired.append(statistics.median(b / t for t, b in zip(runner, bare, strict=True)))
+        report_repeat(case, r, repeats, len(runner))
+
+
+def measure_runs(case: Case, base: Case, store: Store, tmp: Path, repeats: int) -> None:
+    """Runner against runner on another case: whole runs alternated in ABBA order."""
+    cfg, base_cfg = case_config(case, tmp), case_config(base, tmp)
+    images = case.window * case.batch
 
     def mine(r: int) -> None:
-        case.runner.append(runner_rate(case, cfg, store, tmp, r))
+        case.runner.append(
+            statistics.median(images / t for t in runner_windows(case, cfg, store, tmp, r, None)[0])
+        )
 
     def theirs(r: int) -> None:
-        if base is None:
-            case.other.append(bare_rate(cfg, batches, data, min(case.warm, 10), case.steps))
-        else:  # another case's runner rate, re-measured here so that the two interleave
-            case.other.append(runner_rate(base, case_config(base, tmp), store, tmp, 100 + r))
+        windows = runner_windows(base, base_cfg, store, tmp, 100 + r, None)[0]
+        case.other.append(statistics.median(base.window * base.batch / t for t in windows))
 
     for r in range(repeats):
         for run in (mine, theirs) if r % 2 == 0 else (theirs, mine):
             run(r)
-        out.print(f"  {case.name} repeat {r + 1}/{repeats}: runner {case.runner[-1]:,.0f} img/s, "
-                  f"{case.compare} {case.other[-1]:,.0f} img/s, ratio {case.ratios()[-1]:.3f}")  # fmt: skip
+        report_repeat(case, r, repeats, case.steps // case.window)
+
+
+def report_repeat(case: Case, r: int, repeats: int, windows: int) -> None:
+    out.print(f"  {case.name} repeat {r + 1}/{repeats}: runner {case.runner[-1]:,.0f} img/s, "
+              f"{case.compare} {case.other[-1]:,.0f} img/s, ratio {case.ratios()[-1]:.3f} "
+              f"({windows} windows of {case.window} steps)")  # fmt: skip
+
+
+def spread(ratios: list[float]) -> tuple[float, float]:
+    """(interquartile range, max − min) of the per-repeat ratios; the IQR is the range below 4 repeats."""
+    full = max(ratios) - min(ratios)
+    if len(ratios) < 4:
+        return full, full
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q3 - q1, full
 
 
 # --- cases ----------------------------------------------------------------------------------------------
 def cpu_cases(quick: bool, steps: int | None) -> list[Case]:
-    n = steps or (25 if quick else 50)
+    n = steps or (20 if quick else 60)
     # The default config (conf/config.yaml: ResNet-20, Fashion-MNIST, crop+flip, batch 128, channels_last, fp32).
-    return [Case("resnet20_fmnist", ["trainer.accelerator=cpu"], warm=25, steps=n, batch=128,
+    # Windows of 10 steps (~2 s here): short enough to pair under the same load, long enough to time well.
+    return [Case("resnet20_fmnist", ["trainer.accelerator=cpu"], warm=20, steps=n, batch=128, window=10,
                  note="default config")]  # fmt: skip
 
 
@@ -386,113 +485,118 @@ def fmt_h(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer timed steps and repeats")
     parser.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="interleaved repeats per case (CPU 5, quick 3; GPU 3, quick 2)",
+        "--repeats", type=int, default=None, help="repeats per case (CPU 11, quick 3; GPU 5, quick 2)"
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="timed steps per repeat (a multiple of the warm-up)"
+        "--steps", type=int, default=None, help="timed steps per repeat (a multiple of the window)"
     )
     parser.add_argument(
         "--cases", default="", help="comma-separated case names (default: all for the device)"
     )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable cores)")
     parser.add_argument("--no-ttfs", action="store_true", help="skip the time-to-first-step subprocess runs")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def result_row(case: Case, device: str, threads: int) -> dict[str, Any]:
+    iqr, full = spread(case.ratios())
+    return {
+        "case": case.name,
+        "device": device,
+        "runner_img_s": round(statistics.median(case.runner), 1),
+        "bare_img_s" if case.compare == "bare" else f"{case.compare}_img_s": round(
+            statistics.median(case.other), 1
+        ),
+        "ratio": round(statistics.median(case.ratios()), 4),
+        "spread_iqr": round(iqr, 4),
+        "spread_range": round(full, 4),
+        "ratios": [round(x, 4) for x in case.ratios()],
+        "repeats": len(case.ratios()),
+        "method": "paired windows" if case.compare == "bare" else "ABBA runs",
+        "window_steps": case.window,
+        "batch": case.batch,
+        "timed_steps": case.steps,
+        "threads": threads,
+        "data_ms_per_batch": None if case.data_ms is None else round(case.data_ms, 2),
+    }
+
+
+def print_table(cases: list[Case], results: list[dict[str, Any]], device: str) -> None:
+    table = Table(title=f"runner vs bare PyTorch — {device}")
+    columns = ("case", "runner img/s", "baseline img/s", "ratio (median)", "spread (IQR)", "max − min", "ratios",
+               "data ms/batch", "note")  # fmt: skip
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("case", "ratios", "note") else "right")
+    for case, row in zip(cases, results, strict=True):
+        baseline = f"{statistics.median(case.other):,.0f}" + (
+            "" if case.compare == "bare" else f" ({case.compare})"
+        )
+        table.add_row(case.name, f"{row['runner_img_s']:,.0f}", baseline, f"{row['ratio']:.3f}",
+                      f"{row['spread_iqr']:.3f}", f"{row['spread_range']:.3f}",
+                      " ".join(f"{x:.3f}" for x in sorted(row["ratios"])),
+                      "" if case.data_ms is None else f"{case.data_ms:.1f}", case.note)  # fmt: skip
+    out.print(table)
+
+
+def extras(cases: list[Case], tmp: Path, ttfs: bool) -> list[dict[str, Any]]:
+    """The protocol projection and the time to first step (printed here, returned as JSON lines)."""
+    items: list[dict[str, Any]] = []
+    protocol_case = next((c for c in cases if "protocol" in c.note or c.note == "default config"), None)
+    if protocol_case is not None:
+        img_s = statistics.median(protocol_case.runner)
+        seconds = PROTOCOL_STEPS * PROTOCOL_BATCH / img_s
+        items.append({"case": "protocol_projection", "from": protocol_case.name, "runner_img_s": round(img_s, 1),
+                      "steps": PROTOCOL_STEPS, "batch": PROTOCOL_BATCH, "train_seconds": round(seconds)})  # fmt: skip
+        out.print(f"ResNet CIFAR protocol ({PROTOCOL_STEPS:,} steps × {PROTOCOL_BATCH}) at {img_s:,.0f} img/s "
+                  f"({protocol_case.name}): {fmt_h(seconds)} of training steps (evaluation not included)")  # fmt: skip
+    if ttfs:
+        cold = time_to_first_step(tmp, "cold")  # creates the sqlite store (MLflow's migrations)
+        warm = time_to_first_step(tmp, "warm")  # the store exists, as on every later run
+        items.append({"case": "time_to_first_step", "step1_s": round(warm[0], 2), "exit_s": round(warm[1], 2),
+                      "step1_s_new_store": round(cold[0], 2)})  # fmt: skip
+        out.print(f"time to first step (`runner` process start → end of step 1, no compile): "
+                  f"{warm[0]:.1f} s (new MLflow store: {cold[0]:.1f} s)")  # fmt: skip
+    return items
+
+
+def main() -> None:
+    args = parse_args()
     gpu = torch.cuda.is_available()
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)  # both sides, every repeat: the same threads
     repeats = (
         args.repeats
-        or {(False, False): 5, (False, True): 3, (True, False): 3, (True, True): 2}[gpu, args.quick]
+        or {(False, False): 11, (False, True): 3, (True, False): 5, (True, True): 2}[gpu, args.quick]
     )
-    device = (
-        torch.cuda.get_device_name(0)
-        if gpu
-        else f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-    )
-    results: list[dict[str, Any]] = []
-
+    device = torch.cuda.get_device_name(0) if gpu else f"cpu ({os.cpu_count()} cores, {threads} threads)"
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as name:
         tmp = Path(name)
         cases = gpu_cases(args.quick, args.steps, tmp) if gpu else cpu_cases(args.quick, args.steps)
+        by_name = {c.name: c for c in cases}  # a compared case runs even when --cases leaves it out
         if args.cases:
-            wanted = set(args.cases.split(","))
-            cases = [c for c in cases if c.name in wanted]
+            cases = [c for c in cases if c.name in set(args.cases.split(","))]
         out.print(f"[bold]runner vs bare PyTorch[/] on {device}, torch {torch.__version__}: "
-                  f"{len(cases)} case(s) × {repeats} interleaved repeats")  # fmt: skip
+                  f"{len(cases)} case(s) × {repeats} repeats")  # fmt: skip
         if any(c.name.endswith("_jpeg") for c in cases):
             jpeg = next(c for c in cases if c.name.endswith("_jpeg"))
             count = (jpeg.warm + jpeg.steps) * jpeg.batch
             out.print(f"generating {count} JPEGs (500×375) ...")
             make_jpegs(tmp / "imagenet", count, max(1, (os.cpu_count() or 2) - 1))
         store = Store(tmp)
-        by_name = {c.name: c for c in cases}
-
         for case in cases:
-            measure(case, store, tmp, repeats, by_name.get(case.compare))
-            results.append({
-                "case": case.name,
-                "device": device,
-                "runner_img_s": round(statistics.median(case.runner), 1),
-                "bare_img_s" if case.compare == "bare" else f"{case.compare}_img_s": round(
-                    statistics.median(case.other), 1),
-                "ratio": round(statistics.median(case.ratios()), 4),
-                "ratios": [round(x, 4) for x in case.ratios()],
-                "repeats": repeats,
-                "batch": case.batch,
-                "timed_steps": case.steps,
-                "data_ms_per_batch": None if case.data_ms is None else round(case.data_ms, 2),
-            })  # fmt: skip
-
-        extra: list[dict[str, Any]] = []
-        protocol_case = next((c for c in cases if "protocol" in c.note or c.note == "default config"), None)
-        if protocol_case is not None:
-            img_s = statistics.median(protocol_case.runner)
-            seconds = PROTOCOL_STEPS * PROTOCOL_BATCH / img_s
-            extra.append({"case": "protocol_projection", "from": protocol_case.name, "runner_img_s": round(img_s, 1),
-                          "steps": PROTOCOL_STEPS, "batch": PROTOCOL_BATCH, "train_seconds": round(seconds)})  # fmt: skip
-        if not args.no_ttfs:
-            cold = time_to_first_step(tmp, "cold")  # creates the sqlite store (MLflow's migrations)
-            warm = time_to_first_step(tmp, "warm")  # the store exists, as on every later run
-            extra.append({"case": "time_to_first_step", "step1_s": round(warm[0], 2), "exit_s": round(warm[1], 2),
-                          "step1_s_new_store": round(cold[0], 2)})  # fmt: skip
-
-    table = Table(title=f"runner vs bare PyTorch — {device}")
-    for col in (
-        "case",
-        "runner img/s",
-        "baseline img/s",
-        "ratio (median)",
-        "ratios",
-        "data ms/batch",
-        "note",
-    ):
-        table.add_column(col, justify="left" if col in ("case", "ratios", "note") else "right")
-    for case, row in zip(cases, results, strict=True):
-        table.add_row(
-            case.name,
-            f"{row['runner_img_s']:,.0f}",
-            f"{statistics.median(case.other):,.0f}"
-            + ("" if case.compare == "bare" else f" ({case.compare})"),
-            f"{row['ratio']:.3f}",
-            " ".join(f"{x:.3f}" for x in row["ratios"]),
-            "" if case.data_ms is None else f"{case.data_ms:.1f}",
-            case.note,
-        )
-    out.print(table)
-    for item in extra:
-        if item["case"] == "protocol_projection":
-            out.print(f"ResNet CIFAR protocol ({PROTOCOL_STEPS:,} steps × {PROTOCOL_BATCH}) at "
-                      f"{item['runner_img_s']:,.0f} img/s ({item['from']}): {fmt_h(item['train_seconds'])} "
-                      "of training steps (evaluation not included)")  # fmt: skip
-        else:
-            out.print(f"time to first step (`runner` process start → end of step 1, no compile): "
-                      f"{item['step1_s']:.1f} s (new MLflow store: {item['step1_s_new_store']:.1f} s)")  # fmt: skip
+            if case.compare == "bare":
+                measure_paired(case, store, tmp, repeats)
+            else:
+                measure_runs(case, by_name[case.compare], store, tmp, repeats)
+        results = [result_row(c, device, threads) for c in cases]
+        print_table(cases, results, device)
+        extra = extras(cases, tmp, not args.no_ttfs)
     for item in results + extra:
         print(json.dumps(item), flush=True)
 

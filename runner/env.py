@@ -10,6 +10,10 @@ SWEPT_KEYS = "RUNNER_SWEPT_KEYS"  # comma-separated: a job's run name shows only
 # job process → the DDP workers it spawns (runner/launch.py)
 SPAWNED = "RUNNER_SPAWNED"  # set: this process is one of our workers, not a rank started by torchrun/Slurm
 
+# hydra/launcher=gpus (runner/gpu_launcher.py) → each job: the GPU(s) its worker process owns, set before
+# CUDA starts there; read back into the MLflow tag runner.cuda_visible_devices (runner/job.py run_tags).
+CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
+
 # tests → a `runner` subprocess (test-only)
 FAULT = "RUNNER_FAULT"  # "<rank>:<step>": that rank raises right after that optimizer step, in the next job
 

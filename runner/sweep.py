@@ -75,11 +75,12 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.tracker is None:
             return
-        status = "FINISHED"
+        status, failed = "FINISHED", 0
         try:
             from runner import report
 
             report.sweep_report(self.tracker, config)
+            failed = self.failed_jobs()
         except Exception as e:  # the report must never hide the sweep's own results
             from runner.console import error
 
@@ -96,3 +97,11 @@ class SweepCallback(Callback):
                 + (f": {url}" if url else "; browse it with `make ui`")
             )
             os.environ.pop(env.SWEPT_KEYS, None)
+        if failed:  # parallel launchers run jobs in other processes: their exit codes never reach runner.cli
+            raise SystemExit(1)
+
+    def failed_jobs(self) -> int:
+        """Jobs of this sweep that diverged or failed, read from the store (whichever process ran them)."""
+        parent = self.tracker.get_run(self.tracker.run_id)
+        runs = self.tracker.child_runs(parent)
+        return sum(r.data.tags.get("runner.status") in ("diverged", "failed") for r in runs)
