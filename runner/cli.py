@@ -4,10 +4,13 @@
     runner model=vgg_e init=kaiming act=prelu
     runner --multirun act=relu,prelu init=kaiming,xavier_he
     runner -m +experiment=init_depth                   # a paper's table, with the verdict
+    runner --plan -m +experiment=init_depth            # what it would do: train / resume / skip, and how long
 
 Before Hydra starts, the overrides are composed and validated here (every value of a sweep too), so a
 typo prints one line naming the key and what is allowed, exits 2, and leaves no run and no output dir.
-torch and mlflow are imported only once a job really starts.
+A config error the schema finds costs no torch or mlflow import; once it passes, each variant is also
+built on torch's meta device (a model too deep for its input, a builder that rejects a value), still
+before Hydra's output directory exists.
 """
 
 from __future__ import annotations
@@ -112,11 +115,13 @@ def precheck(argv: list[str]) -> str | None:
     except HydraException as e:
         return f"cannot parse the overrides: {_first_line(str(e))}"
     uris: set[str] = set()
+    configs: list[dict[str, Any]] = []
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="runner"):
         for variant in variants:
             try:
                 cfg = compose(config_name="config", overrides=variant)
-                validate(OmegaConf.to_container(cfg, resolve=True))
+                configs.append(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+                validate(configs[-1])
                 uris.add(str(cfg.tracking.uri))
             except ConfigError as e:
                 return str(e)
@@ -129,6 +134,24 @@ def precheck(argv: list[str]) -> str | None:
         try:
             check_reachable(uri)
         except TrackingError as e:
+            return str(e)
+    return dry_build(configs)
+
+
+def dry_build(configs: list[dict[str, Any]]) -> str | None:
+    """What only torch can tell, once the torch-free checks passed and still before Hydra creates its output
+    directory: each variant's model, forward pass, optimizer, schedule and augmentation, built on the meta
+    device (runner/job.py: check_model, check_parts). The error line, or None."""
+    from runner.config import check_registered
+    from runner.errors import ConfigError
+    from runner.job import check_model, check_parts
+
+    for cfg in configs:
+        try:
+            check_registered(cfg)
+            check_model(cfg)
+            check_parts(cfg)
+        except ConfigError as e:
             return str(e)
     return None
 
@@ -148,15 +171,22 @@ def _hydra_entry(exit_codes: list[int]) -> None:
     task()
 
 
+PLAN_FLAG = "--plan"  # print what the command would do (runner/plan.py) and exit: nothing runs
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if not any(a.split("=")[0] in INFO_FLAGS for a in argv):
-        problem = precheck(argv)
+        problem = precheck([a for a in argv if a != PLAN_FLAG])
         if problem:
             from runner.console import error
 
             error(problem)
             sys.exit(2)
+    if PLAN_FLAG in argv:  # before Hydra's main: its launcher would create an output directory
+        from runner.plan import main as plan
+
+        sys.exit(plan([a for a in argv if a != PLAN_FLAG]))
     if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other ranks: no output dir, no logging setup
         import atexit
         import shutil

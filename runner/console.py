@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,8 +24,9 @@ errors = Console(stderr=True, highlight=False)
 
 
 def error(message: str) -> None:
-    """One line on stderr: the user-facing error format."""
-    errors.print(f"[bold red]runner: error:[/] {message}", soft_wrap=True)
+    """One line on stderr: the user-facing error format. The message is text, not markup: a value such as
+    `psycopg[binary]` or `[crop, flop]` is printed as it is."""
+    errors.print(f"[bold red]runner: error:[/] {escape(message)}", soft_wrap=True)
 
 
 def info(message: str) -> None:
@@ -87,19 +89,47 @@ class TrainProgress:
 
 
 def summary(title: str, rows: Mapping[str, Any]) -> None:
-    table = Table(title=title, show_header=False)
-    table.add_column("", style="cyan")
-    table.add_column("")
-    for key, value in rows.items():
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
+    """The end-of-run table: metric, value."""
+    cells = [[key, f"{value:.4g}" if isinstance(value, float) else str(value)] for key, value in rows.items()]
+    if not console.is_terminal:
+        _plain(title, ["metric", "value"], cells)
+        return
+    grid = Table(title=title, show_header=False)
+    grid.add_column("", style="cyan", overflow="fold")
+    grid.add_column("", overflow="fold")
+    for row in cells:
+        grid.add_row(*(escape(c) for c in row))  # cells are text: `[crop, flip]` is a value, not markup
+    console.print(grid)
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> None:
-    """A table with a header row (the sweep report)."""
+    """A table with a header row (the sweep report, the plan)."""
+    if not console.is_terminal:
+        _plain(title, header, rows, caption)
+        return
     grid = Table(title=title, caption=caption or None)
     for name in header:
-        grid.add_column(name)
+        grid.add_column(name, overflow="fold")  # a narrow terminal wraps a cell, never cuts it to "plai…"
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(escape(str(c)) for c in row))
     console.print(grid)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table, columns padded to their widest cell: readable as plain text."""
+
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = [[cell(h) for h in header], *[[cell(c) for c in row] for row in rows]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in lines]
+    out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def _plain(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> None:
+    """No terminal (a SLURM output file, a CI log, `| tee`): a markdown table at its full width, no markup, so
+    no cell is cut to the 80 columns rich assumes there."""
+    text = f"\n{title}\n\n{markdown_table(header, rows)}\n" + (f"\n{caption}\n" if caption else "")
+    console.out(text, highlight=False)

@@ -153,7 +153,7 @@ def _band(cell: Cell, metric: str) -> tuple[list[int], list[float], list[float],
     )
 
 
-def plot_curves(cells: Sequence[Cell], path: Path, title: str) -> None:
+def plot_curves(cells: Sequence[Cell], path: Path, title: str, dpi: int = 100) -> None:
     """Training error, test error and training loss vs iteration: per cell the mean over its seeds, and a
     band from the lowest to the highest seed (the papers' figures, with the seed spread)."""
     import matplotlib
@@ -179,5 +179,5 @@ def plot_curves(cells: Sequence[Cell], path: Path, title: str) -> None:
         axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title} — mean over seeds, band: min–max")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)  # docs/results/*.png: smaller, they are committed
     plt.close(fig)

@@ -1,9 +1,11 @@
 """Property (issue 7): any override drawn from the config schema either runs or is refused in one line.
 
 Draws are keys of runner.config.SCHEMA and group choices (conf/<group>/*.yaml), each with a valid or an
-invalid value. Most draws are checked in-process by `runner.cli.precheck` (the same code the command runs
-first); a handful go through the real entry point at tiny scale, where a run must finish or exit with the
-one-line error, never a Python traceback.
+invalid value; and (issue 18) every leaf of every option of every group, with that option chosen
+(`model=alexnet model.lrn=…`, `dataset=imagenet dataset.scale=…`). Most draws are checked in-process by
+`runner.cli.precheck` (the same code the command runs first: the schema, the rules between keys, then the
+meta-device dry build); a handful go through the real entry point at tiny scale, where a run must finish or
+exit 2 with the one-line error, never a Python traceback, and leave no run, checkpoint or output directory.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY, mlflow_runs, options, run_runner
+from conftest import CONF_DIR, TINY, mlflow_runs, options, run_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.cli import precheck
-from runner.config import GROUPS, SCHEMA
+from runner.config import GROUPS, SCHEMA, flatten
 
 # The config groups of conf/config.yaml's defaults list (presets are `+experiment=...`, not a group).
 GROUP_CHOICES = {g: options(g) for g in GROUPS}
@@ -30,6 +32,33 @@ ANY_VALUE = st.one_of(
 )
 
 
+def _leaves() -> list[tuple[str, str, str]]:
+    """(group, option, key) for every leaf of every option of every group (conf/<group>/<option>.yaml)."""
+    from omegaconf import OmegaConf
+
+    out = []
+    for group in GROUPS:
+        for option in GROUP_CHOICES[group]:
+            content = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))
+            content = {k: v for k, v in content.items() if k != "defaults"}
+            out += [(group, option, key) for key in flatten(content, f"{group}.") if key != f"{group}.name"]
+    return out
+
+
+LEAVES = _leaves()
+# Values aimed at the list-valued and name-valued leaves: elements that exist and do not, in and out of
+# order, and numbers that are not finite.
+LEAF_VALUES = st.sampled_from(
+    [
+        "nan", "inf", "-inf", "1e309", "[crop,flip]", "[flip,crop]", "[crop,crop]", "[crop,flop]", "[1]",
+        "scale_jitter", "alexnet", "random_resized_crop", "[256,512]", "[512,256]", "[0,1]", "[100,50]",
+        "[10,20,30]", "[8,6,6]", "[0,6,6]", "[resnet110]", "[nope]", "1.5", "0.99", "2", "4", "8", "16",
+        "227", "224", "A", "C", "3x3", "fan_out", "uniform", "bf16", "cpu", "dense", "ten_crop", "center",
+        "per_pixel", "black",
+    ]
+)  # fmt: skip
+
+
 @st.composite
 def override(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
@@ -40,37 +69,59 @@ def override(draw: st.DrawFn) -> str:
     return f"{key}={draw(ANY_VALUE)}"
 
 
+@st.composite
+def leaf_draw(draw: st.DrawFn) -> list[str]:
+    """An option of a group (not only the default) and a value for one of its leaves, plus maybe another."""
+    group, option, key = draw(st.sampled_from(LEAVES))
+    value = draw(st.one_of(ANY_VALUE, LEAF_VALUES))
+    extra = draw(st.lists(override(), max_size=1))
+    return [f"{group}={option}", f"{key}={value}", *extra]
+
+
+def assert_one_line_naming_a_key(overrides: list[str], problem: str) -> None:
+    assert "\n" not in problem and problem.strip(), problem
+    named = {o.split("=", 1)[0] for o in overrides} | {o.split("=", 1)[0].split(".")[0] for o in overrides}
+    assert any(key in problem for key in named), (overrides, problem)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(override(), min_size=1, max_size=3))
 def test_every_draw_is_accepted_or_refused_in_one_line(overrides: list[str]) -> None:
     problem = precheck(overrides)  # must not raise
     if problem is not None:
-        assert "\n" not in problem and problem.strip(), problem
-        named = {o.split("=", 1)[0] for o in overrides} | {
-            o.split("=", 1)[0].split(".")[0] for o in overrides
-        }
-        assert any(key in problem for key in named), (overrides, problem)
+        assert_one_line_naming_a_key(overrides, problem)
 
 
-# Through the real entry point: a draw that runs (tiny), and draws refused in the job or before Hydra.
-REAL = [
-    ["act=prelu", "init=xavier_he", "schedule=cosine", "optim.nesterov=true"],
-    ["dataset.val_split=100000"],
-]
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(leaf_draw())
+def test_every_leaf_of_every_option_is_refused_in_one_line_or_builds(overrides: list[str]) -> None:
+    problem = precheck(overrides)  # the schema, the rules between keys, then the dry build: must not raise
+    if problem is not None:
+        assert_one_line_naming_a_key(overrides, problem)
+
+
+# Through the real entry point: a draw that runs (tiny), and draws refused before Hydra (schema, between keys)
+# or by the dry build (PReLU-14's 7×7 conv on a 4×4 input), each in one line with nothing left behind.
+REAL = {
+    "runs": ["act=prelu", "init=xavier_he", "schedule=cosine", "optim.nesterov=true"],
+    "val-split": ["dataset.val_split=100000"],
+    "milestones": ["schedule=multistep", "schedule.milestones=[5,2]"],
+    "augment-element": ["dataset.augment=[crop,flop]"],
+    "dry-build": ["dataset=synthetic", "model=prelu_14", "model.width_mult=0.0625", "dataset.image_size=4"],
+}
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", REAL, ids=["runs", "refused-in-job"])
-def test_real_entry_point_runs_or_refuses_without_traceback(extra: list[str], workdir: Path) -> None:
-    done = run_runner([*TINY, "trainer.max_steps=2", *extra], workdir, {"OMP_NUM_THREADS": "1"})
+@pytest.mark.parametrize("name", list(REAL))
+def test_real_entry_point_runs_or_refuses_without_traceback(name: str, workdir: Path) -> None:
+    done = run_runner([*TINY, "trainer.max_steps=2", *REAL[name]], workdir, {"OMP_NUM_THREADS": "1"})
     assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
-    if precheck(extra) is None and "val_split" not in extra[0]:
+    if name == "runs":
         assert done.returncode == 0, done.stderr[-3000:]
         assert [r.info.status for r in mlflow_runs(workdir)] == ["FINISHED"]
-    else:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("runner: error: "), (
-            done.stderr
-        )
-        assert mlflow_runs(workdir) == []
+        return
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("runner: error: "), done.stderr
+    assert mlflow_runs(workdir) == [] and not (workdir / "checkpoints").exists()
+    assert not (workdir / "outputs").exists() and not (workdir / "multirun").exists()

@@ -1,0 +1,90 @@
+"""Every bad value caught before a run exists (issue 18): list-valued keys element by element, names against
+what exists, the rules between keys, and the meta-device dry build, each refused by the pre-check in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.cli import precheck
+from runner.config import (
+    FOLDER_NORMALIZE,
+    FOLDER_TEST_VIEWS,
+    FOLDER_VIEWS,
+    RESIDENT_AUGMENTS,
+    declared_names,
+)
+
+# (overrides, what the one line must say)
+REFUSED = [
+    (["dataset.augment=[crop,flop]"], "dataset.augment[1]='flop' is not allowed; expected one of crop, flip"),
+    (
+        ["dataset.augment=[crop,crop]"],
+        "dataset.augment=['crop', 'crop'] is not allowed; expected a list of distinct",
+    ),
+    (["dataset.augment=scale_jitter"], "dataset.augment='scale_jitter' is not offered for fashion_mnist"),
+    (["dataset=imagenet", "dataset.augment=[crop]"], "is not offered for imagenet; allowed: alexnet"),
+    (
+        ["dataset=imagenet", "dataset.test_view=whole"],
+        "dataset.test_view='whole' is not offered for imagenet",
+    ),
+    (["dataset=imagenet", "dataset.scale=[512,256]"], "dataset.scale=[512, 256] is not allowed"),
+    (
+        ["dataset=imagenet", "dataset.crop=300"],
+        "dataset.scale=[256, 512] is not allowed; the shorter side must be ≥",
+    ),
+    (["dataset=imagenet", "dataset.test_resize=200"], "dataset.test_resize=200 is not allowed"),
+    (["schedule=multistep", "schedule.milestones=[48000,32000]"], "expected a list of increasing iterations"),
+    (["schedule=multistep", "schedule.milestones=[0]"], "schedule.milestones[0]=0 is not allowed"),
+    (["schedule=multistep", "schedule.warmup_models=[resnet111]"], "schedule.warmup_models[0]='resnet111'"),
+    (
+        ["schedule=cosine", "schedule.eta_min=1"],
+        "schedule.eta_min=1 is not allowed; expected a number in [0, optim.lr",
+    ),
+    (["optim.lr=nan"], "optim.lr=nan is not allowed"),
+    (["init=gaussian", "init.std=1e30"], "init.std=1e+30 is not allowed"),
+    (["dataset=imagenet", "dataset.lighting=inf"], "dataset.lighting=inf is not allowed"),
+    (["model=plain_deep22", "model.convs=[8,0,6]"], "model.convs[1]=0 is not allowed"),
+    (
+        ["dataset.subset=512", "dataset.val_split=128", "trainer.batch_size=1000"],
+        "trainer.batch_size=1000 × 1 device(s) is not allowed",
+    ),
+    (["dataset=synthetic", "dataset.train_size=100", "dataset.val_split=100"], "dataset.val_split=100"),
+    (["trainer.ddp_timeout_s=1e30"], "trainer.ddp_timeout_s=1e+30 is not allowed"),
+    # the dry build on the meta device: only torch can tell
+    (["dataset=synthetic", "model=prelu_14", "dataset.image_size=4"], "model=prelu_14 on the 4×4 input"),
+    (["dataset=synthetic", "model=vgg_a", "dataset.image_size=8"], "model (vgg_a): VGG's five 2×2 pools"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"), REFUSED, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
+def test_a_bad_value_is_refused_in_one_line(overrides: list[str], says: str) -> None:
+    problem = precheck(overrides)
+    assert problem is not None and "\n" not in problem, overrides
+    assert says in problem, problem
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["dataset=imagenet", "dataset.augment=alexnet", "dataset.test_view=ten_crop"],
+        ["schedule=multistep", "schedule.warmup_models=[resnet110]", "schedule.milestones=[10,20]"],
+        ["dataset.augment=[]"],
+        ["+experiment=alexnet_ablations_smoke"],
+    ],
+)
+def test_good_values_pass(overrides: list[str]) -> None:
+    assert precheck(overrides) is None
+
+
+def test_the_pipeline_names_in_the_schema_are_the_data_modules() -> None:
+    """The pre-check names the augmentations and views without importing the data modules (torch)."""
+    from runner.data.augment import TEST_VIEWS, TRAIN_VIEWS
+    from runner.data.imagenet import NORMALIZE
+    from runner.data.tensor_loader import AUGMENTS
+
+    assert set(RESIDENT_AUGMENTS) == set(AUGMENTS)
+    assert set(FOLDER_VIEWS) == set(TRAIN_VIEWS) and set(FOLDER_TEST_VIEWS) == set(TEST_VIEWS)
+    assert set(FOLDER_NORMALIZE) == set(NORMALIZE)
+    assert "imagenet" in declared_names("dataset")

@@ -1,0 +1,96 @@
+"""tracking.uri=postgresql://… (issue 18): SQLAlchemy ≥ 2.1 reads a bare postgresql:// as psycopg (v3), which the
+project does not install; the runner names the psycopg2 driver its extras install, and a driver that is missing
+stops the command in one line naming the package to install."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.cli import precheck
+from runner.errors import TrackingError
+from runner.tracking import database_uri, resolve_uri
+
+HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
+
+
+@pytest.mark.skipif(not HAS_PSYCOPG2, reason="psycopg2-binary (the dev extra) is not installed")
+def test_a_bare_postgresql_uri_names_the_installed_driver() -> None:
+    assert database_uri("postgresql://mlflow@127.0.0.1:5432/mlflow") == (
+        "postgresql+psycopg2://mlflow@127.0.0.1:5432/mlflow"
+    )
+    assert resolve_uri("postgres://u@h/db", Path.cwd()) == "postgresql+psycopg2://u@h/db"
+    assert database_uri("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert database_uri("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+
+
+def test_a_missing_driver_stops_the_command_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+
+    def without_drivers(name: str, *args: object) -> object:
+        return None if name in ("psycopg", "psycopg2") else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_drivers)
+    with pytest.raises(
+        TrackingError, match=r"needs the PostgreSQL driver psycopg2.*pip install psycopg2-binary"
+    ):
+        database_uri("postgresql://u@h/db")
+    problem = precheck(["tracking.uri=postgresql+psycopg://u@127.0.0.1/db"])
+    assert problem is not None and "\n" not in problem
+    assert (
+        problem.startswith("tracking.uri=postgresql+psycopg://") and "pip install psycopg[binary]" in problem
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on loopback (trust auth), its database `mlflow`; the bare URI."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not bins or not HAS_PSYCOPG2:
+        pytest.skip("PostgreSQL or psycopg2 missing: `make test-deps` installs them")
+    pgbin = bins[-1]
+    state = Path(tempfile.mkdtemp(prefix="runner-pgtest-"))
+    state.chmod(0o755)  # as root the cluster belongs to `postgres`, who must reach it
+    data, port = state / "data", _free_port()
+    as_db_user = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    data.mkdir()
+    if os.getuid() == 0:
+        shutil.chown(data, "postgres")
+    run = lambda *a: subprocess.run([*as_db_user, *a], check=True, capture_output=True, timeout=60)  # noqa: E731
+    run(str(pgbin / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8")
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {data}"
+    run(str(pgbin / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-s", "-o", opts, "start")
+    try:
+        run(str(pgbin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        run(str(pgbin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-s", "stop")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_a_bare_postgresql_uri_logs_a_run_through_the_installed_driver(postgres: str, tmp_path: Path) -> None:
+    from runner.tracking import Tracker
+
+    assert precheck([f"tracking.uri={postgres}"]) is None
+    tracker = Tracker(resolve_uri(postgres, tmp_path), str(tmp_path / "mlartifacts"), retries=())
+    experiment = tracker.experiment_id("runner")
+    run_id = tracker.start(experiment, "pg", {"runner.status": "finished"})
+    tracker.log_metrics({"images_per_s": 123.0}, step=1)
+    tracker.end("FINISHED")
+    (run,) = tracker.find_runs(experiment, {"runner.status": "finished"})
+    assert run.info.run_id == run_id and run.data.metrics["images_per_s"] == 123.0
