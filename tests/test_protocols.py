@@ -41,3 +41,37 @@ def test_the_warm_up_reads_the_recent_training_error_not_the_epochs_mean() -> No
     interval.previous = first
     second = {"loss": 180.0, "error": 160.0, "images": 200.0}  # the epoch so far: 160 / 200 = 80 %
     assert interval.recent(sums, second) == pytest.approx({"loss": 0.8, "error": 70.0})
+
+
+@pytest.mark.parametrize(
+    ("preset", "normalize", "extra"),
+    [
+        (
+            "alexnet_ablations",
+            "per_channel_mean",
+            {"augment": "alexnet", "test_view": "ten_crop", "lighting": 0.1},
+        ),
+        ("alexnet_relu_tanh", "per_pixel_mean", {"augment": []}),
+        ("vgg_depth", "per_channel_mean", {"test_view": "dense", "test_resize": 256, "scale": [256, 256]}),
+        ("resnet_cifar", "per_pixel_mean", {"crop_pad": "mean", "augment": ["crop", "flip"], "val_split": 0}),
+        ("resnet_shortcuts", "per_channel_mean", {"test_view": "ten_crop", "scale": [256, 480]}),
+        ("prelu_vs_relu", "per_channel_mean", {"test_view": "ten_crop"}),
+    ],
+)
+def test_each_preset_composes_to_its_papers_input_scaling_and_views(
+    preset: str, normalize: str, extra: dict
+) -> None:
+    """AlexNet and VGG subtract a mean only (the raw pixel scale stays, as LRN's constants and the fixed
+    N(0, 0.01²) init expect); ResNet on CIFAR subtracts the per-pixel mean image; the test views are the
+    papers' (AlexNet's 10 views, VGG's dense evaluation at Q = S)."""
+    dataset = compose([f"+experiment={preset}"])["dataset"]
+    assert dataset["normalize"] == normalize
+    assert {k: dataset[k] for k in extra} == extra
+
+
+def test_init_depth_sweeps_the_prelu_papers_xavier_and_vgg_uses_glorots() -> None:
+    """He et al. 2015b, Sec. 2.2 call std = sqrt(1/n) "Xavier" (xavier_he); VGG cites Glorot & Bengio's own."""
+    for preset in ("init_depth", "init_depth_small"):
+        sweep = compose([f"+experiment={preset}"], hydra=True).hydra.sweeper.params
+        assert sweep["init"] == "kaiming,xavier_he", preset
+    assert compose(["+experiment=vgg_depth"])["init"]["name"] == "glorot"
