@@ -122,11 +122,12 @@ def evaluate_checkpoint(cfg: dict[str, Any], saved: dict[str, Any], cwd: Path) -
     from runner.checkpoint import CheckpointError
     from runner.config import validate
     from runner.data import check_data
-    from runner.job import check_model
+    from runner.job import check_model, check_parts
     from runner.train import JobInfo, build_parts, evaluate
 
     validate(cfg)
-    check_model(cfg)  # a test view the model has no form for (dense on the SPP nets) stops here
+    check_model(cfg)
+    check_parts(cfg)  # a test view the model has no form for (dense on the SPP nets) stops here
     check_data(cfg["dataset"], cwd)
     parts = build_parts(cfg, JobInfo(saved["config_hash"], "", str(cwd)))
     try:

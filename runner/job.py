@@ -54,12 +54,8 @@ class Decision:
 
 
 def check_model(cfg: dict[str, Any]) -> None:
-    """Build the model on the meta device with the data set's shape: bad model options fail here."""
-    import torch
-
-    from runner.data import dataset_shape
-    from runner.models import build_model, model_names, model_options
-    from runner.nn import make_act
+    """The model's name and options: one line naming the key and what is allowed (check_parts builds it)."""
+    from runner.models import model_names, model_options
 
     name = cfg["model"]["name"]
     if name not in model_names():
@@ -68,23 +64,6 @@ def check_model(cfg: dict[str, Any]) -> None:
     if unknown:
         allowed = ", ".join(sorted(model_options(name)))
         raise ConfigError(f"model.{sorted(unknown)[0]} is not an option of {name}; allowed: {allowed}")
-    shape = dataset_shape(cfg["dataset"])
-    try:
-        with torch.device("meta"):
-            act = make_act(cfg["act"])
-            model = build_model(
-                cfg["model"],
-                num_classes=shape.classes,
-                in_channels=shape.channels,
-                image_size=shape.size,
-                act=act,
-            )
-            if cfg["dataset"]["test_view"] == "dense":  # a head without a dense form fails here, not at test
-                from runner.models.dense import dense_scores
-
-                dense_scores(model.eval(), torch.zeros(1, shape.channels, shape.size, shape.size))
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"model ({name}): {e}") from None
 
 
 def _first_line(error: Exception) -> str:
@@ -100,8 +79,7 @@ def check_parts(cfg: dict[str, Any]) -> None:
     import torch
 
     from runner.data import dataset_shape
-    from runner.models import build_model
-    from runner.nn import make_act
+    from runner.models import build_for
     from runner.optim import build_optimizer
     from runner.schedule import build_schedule
 
@@ -110,14 +88,13 @@ def check_parts(cfg: dict[str, Any]) -> None:
     part = f"model={cfg['model']['name']} on the {size} input of dataset={data['name']}"
     try:
         with torch.device("meta"):
-            model = build_model(
-                cfg["model"],
-                num_classes=shape.classes,
-                in_channels=shape.channels,
-                image_size=shape.size,
-                act=make_act(cfg["act"]),
-            )
+            model = build_for(cfg, shape.classes, shape.channels, shape.size)
             model(torch.zeros(2, shape.channels, shape.size, shape.size))
+            if data["test_view"] == "dense":  # a head without a dense form fails here, not at test time
+                from runner.models.dense import dense_scores
+
+                part = f"dataset.test_view=dense with model={cfg['model']['name']}"
+                dense_scores(model.eval(), torch.zeros(1, shape.channels, shape.size, shape.size))
             part = f"schedule={cfg['schedule']['name']} with optim={cfg['optim']['name']}"
             optimizer = build_optimizer(model, cfg["optim"], cfg["optim"]["lr"])
             schedule = build_schedule(optimizer, cfg["schedule"], 100, cfg["model"]["name"])

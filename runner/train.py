@@ -30,8 +30,8 @@ from runner.data import Context, Data, build_data
 from runner.data.augment import average_views
 from runner.device import pick_device
 from runner.metrics import Sums, headline
-from runner.models import build_model
-from runner.nn import init_weights, make_act
+from runner.models import build_for
+from runner.nn import init_weights
 from runner.optim import build_optimizer
 from runner.schedule import Schedule, build_schedule
 from runner.sync_bn import convert_sync_batchnorm
@@ -121,13 +121,7 @@ def build_parts(cfg: dict[str, Any], job: JobInfo) -> Parts:
         device, job.rank, world, trainer["batch_size"], cfg["seed"], trainer["channels_last"], Path(job.cwd)
     )
     data = build_data(cfg["dataset"], context)
-    model = build_model(
-        cfg["model"],
-        num_classes=data.num_classes,
-        in_channels=data.in_channels,
-        image_size=data.image_size,
-        act=make_act(cfg["act"]),
-    )
+    model = build_for(cfg, data.num_classes, data.in_channels, data.image_size)
     init_weights(model, cfg["init"], cfg["act"])
     memory_format = torch.channels_last if trainer["channels_last"] else torch.preserve_format
     model = model.to(device, memory_format=memory_format)

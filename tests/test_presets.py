@@ -90,7 +90,7 @@ def test_preset_composes_and_its_expected_block_is_consistent(name: str) -> None
 @pytest.mark.parametrize("name", [p for p in PRESETS if p.endswith(("_smoke", "_small"))])
 def test_every_job_of_a_smoke_variant_builds(name: str) -> None:
     """The model of every sweep variant is built (on the meta device): bad options fail here, not in a sweep."""
-    from runner.job import check_model
+    from runner.job import check_model, check_parts
 
     values = sweep_values(compose_preset(name))
     keys = [k for k in values if k != "seed"]  # the seed changes no shape
@@ -102,6 +102,7 @@ def test_every_job_of_a_smoke_variant_builds(name: str) -> None:
         resolved = job_config(cfg)
         assert resolved["dataset"]["name"] == "fashion_mnist"  # smoke variants run without CIFAR/ImageNet
         check_model(resolved)
+        check_parts(resolved)
 
 
 # --- end to end through `runner -m` ----------------------------------------------------------------------

@@ -68,3 +68,16 @@ def build_model(
     options = {k: v for k, v in cfg.items() if k != "name"}
     args = ModelArgs(num_classes=num_classes, in_channels=in_channels, image_size=image_size, act=act)
     return MODELS[cfg["name"]](args, **options)
+
+
+def build_for(cfg: Mapping[str, Any], num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """The model of a whole run config (`model` with the activation of `act`) for a data set's shape."""
+    from runner.nn import make_act
+
+    return build_model(
+        cfg["model"],
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        act=make_act(cfg["act"]),
+    )
