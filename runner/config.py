@@ -222,7 +222,9 @@ SCHEMA: dict[str, Rule] = {
     "dataset.data_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     # conf/optim (runner/optim.py)
     "optim.name": _named("optim"),
-    "optim.lr": _num(lambda v: 0 < v <= 10, "a number > 0 and ≤ 10"),
+    "optim.lr": _num(
+        lambda v: v > 0, "a finite number > 0"
+    ),  # no upper bound: a diverging lr is a result to record
     "optim.momentum": FRACTION,
     "optim.weight_decay": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "optim.nesterov": BOOL,
@@ -236,7 +238,7 @@ SCHEMA: dict[str, Rule] = {
         POSITIVE_INT, "a list of increasing iterations, each ≥ 1", whole=_increasing
     ),
     "schedule.gamma": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
-    "schedule.warmup_lr": _num(lambda v: 0 < v <= 10, "a number > 0 and ≤ 10", nullable=True),
+    "schedule.warmup_lr": _num(lambda v: v > 0, "a finite number > 0", nullable=True),
     "schedule.warmup_until_error": _num(lambda v: 0 < v <= 100, "a number in (0, 100]"),
     "schedule.warmup_models": _list(
         _named("model"), "a list of distinct model names", whole=_distinct, nullable=True

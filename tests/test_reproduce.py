@@ -58,7 +58,7 @@ def test_init_depth_30_layers_xavier_stalls_kaiming_converges(workdir: Path) -> 
     )
     assert "| ± |" in report.replace("±  |", "± |")  # the seed spread column
     line = next(x for x in report.splitlines() if x.startswith("- **30 layers"))
-    assert "reproduced at reduced scale (" in line and "p = " in line, line
+    assert "reproduced at reduced scale (" in line and ("p = " in line or "p < " in line), line
     print(report)
 
 

@@ -52,7 +52,10 @@ REFUSED = [
     (["trainer.ddp_timeout_s=1e30"], "trainer.ddp_timeout_s=1e+30 is not allowed"),
     # the dry build on the meta device: only torch can tell
     (["dataset=synthetic", "model=prelu_14", "dataset.image_size=4"], "model=prelu_14 on the 4×4 input"),
-    (["dataset=synthetic", "model=vgg_a", "dataset.image_size=8"], "model (vgg_a): VGG's five 2×2 pools"),
+    (
+        ["dataset=synthetic", "model=vgg_a", "dataset.image_size=8"],
+        "model=vgg_a on the 8×8 input of dataset=synthetic: VGG's five 2×2 pools",
+    ),
 ]
 
 
