@@ -267,3 +267,21 @@ def test_a_malformed_claim_is_refused() -> None:
         v.Check.parse({"check": "bigger", "rows": ["a"]})
     with pytest.raises(ValueError, match="tolerance"):
         v.Check.parse({"check": "equivalent", "metric": "test_top1_error", "rows": ["a", "b"]})
+
+
+def test_the_curves_band_is_the_mean_with_the_min_and_max_over_a_cells_seeds(tmp_path: Path) -> None:
+    """curves.png per cell: the mean line over the seeds that logged each step, the band from the lowest to
+    the highest seed; a diverged seed's non-finite point leaves the band, its finite ones stay."""
+    from runner import render
+
+    histories = [
+        {"train_error": [(10, 90.0), (20, 60.0)]},
+        {"train_error": [(10, 80.0), (20, 40.0)]},
+        {"train_error": [(10, 70.0), (20, float("nan"))]},
+    ]
+    runs = [v.Run(f"r{i}", "c", "finished", {"seed": str(i)}, {}, h) for i, h in enumerate(histories)]
+    steps, mean, lo, hi = render._band(v.Cell("kaiming", "c", runs), "train_error")
+    assert (steps, mean, lo, hi) == ([10, 20], [80.0, 50.0], [70.0, 40.0], [90.0, 60.0])
+    png = tmp_path / "curves.png"
+    render.plot_curves([v.Cell("kaiming", "c", runs)], png, "t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
