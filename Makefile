@@ -42,7 +42,7 @@ test: install data lint test-deps
 
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), under a minute.
 test-fast: install
-	$(PY) -m pytest -q -m "not e2e and not slow" tests
+	TEST_FAST=1 $(PY) -m pytest -q -m "not e2e and not slow" tests
 
 lint: install
 	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins

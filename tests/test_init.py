@@ -218,6 +218,7 @@ def geometric_mean_over_seeds(scheme: dict, seeds: int = 8) -> tuple[float, floa
     return forward, backward
 
 
+@pytest.mark.slow  # 5 s: in `make test`, not in the edit loop
 def test_thirty_layer_relu_net_kaiming_keeps_the_signal_xavier_loses_it() -> None:
     """He et al. 2015, Sec. 2.2: their "Xavier" std is 1/√2 of Kaiming's per layer, so the variance halves at
     every ReLU layer (Fig. 3: the 30-layer net stalls); Kaiming's ½·n·Var[w] = 1 keeps it. 30 weight layers."""

@@ -10,6 +10,7 @@ exit 2 with the one-line error, never a Python traceback, and leave no run, chec
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ from hypothesis import strategies as st
 
 from runner.cli import precheck
 from runner.config import GROUPS, SCHEMA, flatten
+
+
+def examples(full: int) -> int:
+    """Draws per property: all of them in `make test`, a sixth in `make test-fast` (TEST_FAST=1), the edit loop."""
+    return max(10, full // 6) if os.environ.get("TEST_FAST") == "1" else full
+
 
 # The config groups of conf/config.yaml's defaults list (presets are `+experiment=...`, not a group).
 GROUP_CHOICES = {g: options(g) for g in GROUPS}
@@ -84,7 +91,7 @@ def assert_one_line_naming_a_key(overrides: list[str], problem: str) -> None:
     assert any(key in problem for key in named), (overrides, problem)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(override(), min_size=1, max_size=3))
 def test_every_draw_is_accepted_or_refused_in_one_line(overrides: list[str]) -> None:
     problem = precheck(overrides)  # must not raise
@@ -92,7 +99,7 @@ def test_every_draw_is_accepted_or_refused_in_one_line(overrides: list[str]) -> 
         assert_one_line_naming_a_key(overrides, problem)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(leaf_draw())
 def test_every_leaf_of_every_option_is_refused_in_one_line_or_builds(overrides: list[str]) -> None:
     problem = precheck(overrides)  # the schema, the rules between keys, then the dry build: must not raise
