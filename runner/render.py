@@ -18,6 +18,8 @@ import numpy as np
 from runner.verdicts import Cell, Expected, Verdict, protocol_differences
 
 CURVES = ("train_error", "test_top1_error", "train_loss")  # the papers' figures: error vs iteration
+# The training curves at iteration resolution (every trainer.log_every steps), drawn where the runs logged them.
+INTERVAL = {"train_error": "train_error_interval", "train_loss": "train_loss_interval"}
 METRICS_WITHOUT_PRESET = ("test_top1_error", "test_top5_error")  # the table of a sweep with no expected block
 
 
@@ -162,7 +164,9 @@ def plot_curves(cells: Sequence[Cell], path: Path, title: str, dpi: int = 100) -
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 4), squeeze=False)
-    for ax, metric in zip(axes[0], CURVES, strict=True):
+    for ax, curve in zip(axes[0], CURVES, strict=True):
+        fine = INTERVAL.get(curve)
+        metric = fine if fine and any(_band(c, fine)[0] for c in cells) else curve
         for cell in cells:
             steps, mean, lo, hi = _band(cell, metric)
             if not steps:

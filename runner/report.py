@@ -54,7 +54,7 @@ class Report:
 def _history_metrics(expected: Expected | None) -> list[str]:
     """The curves, and every metric a claim reads over iterations (reaches_first)."""
     named = [c.metric for claim in (expected.claims if expected else ()) for c in claim.checks]
-    return list(dict.fromkeys([*render.CURVES, *named]))
+    return list(dict.fromkeys([*render.CURVES, *render.INTERVAL.values(), *named]))
 
 
 def to_run(tracker: Any, mlflow_run: Any, history_metrics: Sequence[str]) -> Run:
