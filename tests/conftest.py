@@ -139,3 +139,28 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to start `runner` in: its mlflow.db, checkpoints and outputs land here."""
     return tmp_path
+
+
+def run_in_process(cwd: Path, args: list[str]) -> None:
+    """`runner <args>` in `cwd`, in this process through `runner.cli.main` (no subprocess: the fast tier may
+    run it, and what a test registers is what the runner sees)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runner.cli import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", ["runner", *args])
+        try:
+            main()  # exits only on an error
+        finally:
+            GlobalHydra.instance().clear()
+
+
+def finished_tiny_run(cwd: Path, empty_store: Path, overrides: list[str]):
+    """A TINY run with `overrides`, in-process, in a copy of the empty store under `cwd`; its MLflow run."""
+    (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
+    run_in_process(cwd, [*TINY, *overrides])
+    (run,) = mlflow_runs(cwd)
+    assert run.info.status == "FINISHED"
+    return run

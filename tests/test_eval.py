@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, mlflow_runs
-from test_tracking_extras import run_in_process
+from conftest import ROOT, TINY, finished_tiny_run, mlflow_runs
 
 from runner.errors import CheckpointError, ConfigError
 from runner.evaluate import run as evaluate
@@ -19,11 +18,7 @@ from runner.evaluate import run as evaluate
 def finished(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     """A finished tiny run (test metrics logged at the end) and its directory."""
     cwd = tmp_path_factory.mktemp("eval")
-    (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
-    run_in_process(cwd, [*TINY, "tracking.system_metrics=false"])
-    (run,) = mlflow_runs(cwd)
-    assert run.info.status == "FINISHED"
-    return cwd, run
+    return cwd, finished_tiny_run(cwd, empty_store, ["tracking.system_metrics=false"])
 
 
 def newest(cwd: Path):

@@ -4,13 +4,12 @@ in-process, so that what this test registers is what the runner sees)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR, mlflow_runs
+from conftest import CONF_DIR, mlflow_runs, run_in_process
 from torch import nn
 
 MODEL_YAML = "name: toy_mlp\nhidden: 16   # the one option of the toy model\n"
@@ -29,8 +28,6 @@ test_view: whole
 @pytest.fixture
 def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Register the toy parts and write their YAML options; take all of it away afterwards."""
-    from hydra.core.global_hydra import GlobalHydra
-
     from runner import config, metrics
     from runner.data import DATASETS, Shape, register_dataset
     from runner.data.tensor_loader import resident_data
@@ -71,18 +68,11 @@ def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         MODELS.pop("toy_mlp", None)
         DATASETS.pop("toy_blobs", None)
         config.declared_names.cache_clear()
-        GlobalHydra.instance().clear()
 
 
-def test_a_toy_model_dataset_and_metric_train_through_the_cli(
-    contribution: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from runner.cli import main
-
-    monkeypatch.chdir(tmp_path)
+def test_a_toy_model_dataset_and_metric_train_through_the_cli(contribution: None, tmp_path: Path) -> None:
     argv = ["model=toy_mlp", "dataset=toy_blobs", "trainer.epochs=3", "trainer.batch_size=32"]
-    monkeypatch.setattr(sys, "argv", ["runner", *argv, "trainer.progress=false", "optim.lr=0.05"])
-    main()  # exits only on an error
+    run_in_process(tmp_path, [*argv, "trainer.progress=false", "optim.lr=0.05"])
     (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED" and run.data.params["model"] == "toy_mlp"
     assert run.data.params["model.hidden"] == "16" and run.data.params["dataset.name"] == "toy_blobs"

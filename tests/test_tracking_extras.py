@@ -5,40 +5,20 @@ through `runner.cli.main`); and the digest that tells two copies of a data set a
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, compose, mlflow_runs
+from conftest import TINY, compose, finished_tiny_run, mlflow_runs, run_in_process
 
 from runner.data import Context, build_data, dataset_config
-
-
-def run_in_process(cwd: Path, args: list[str]) -> None:
-    """`runner <args>` in `cwd`, in this process (no subprocess: the fast tier may run it)."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from runner.cli import main
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(cwd)
-        patch.setattr(sys, "argv", ["runner", *args])
-        try:
-            main()  # exits only on an error
-        finally:
-            GlobalHydra.instance().clear()
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     """One finished tiny run, system metrics sampled every 0.2 s so that even a few seconds log points."""
     cwd = tmp_path_factory.mktemp("run")
-    (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
-    run_in_process(cwd, [*TINY, "tracking.system_metrics_seconds=0.2"])
-    (run,) = mlflow_runs(cwd)
-    assert run.info.status == "FINISHED"
-    return cwd, run
+    return cwd, finished_tiny_run(cwd, empty_store, ["tracking.system_metrics_seconds=0.2"])
 
 
 def client(cwd: Path):
