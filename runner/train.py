@@ -27,10 +27,10 @@ from runner import checkpoint, console, env
 from runner import metrics as named_metrics
 from runner.checkpoint import TrainState
 from runner.data import Context, Data, build_data
-from runner.data.augment import average_views
 from runner.device import pick_device
 from runner.metrics import Sums, headline
 from runner.models import build_for
+from runner.models.dense import predict
 from runner.nn import init_weights
 from runner.optim import build_optimizer
 from runner.schedule import Schedule, build_schedule
@@ -155,20 +155,6 @@ def build_parts(cfg: dict[str, Any], job: JobInfo) -> Parts:
     )
 
 
-def predict(model: nn.Module, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
-    """Class scores of a batch. Multi-view batches (N, views, C, H, W) — 10-crop, or an image and its flip —
-    give the log of the views' averaged softmax, which argmax and cross-entropy read like logits."""
-    views = x.shape[1] if x.dim() == 5 else 1
-    flat = x.flatten(0, 1) if x.dim() == 5 else x
-    if dense:
-        from runner.models.dense import dense_scores
-
-        out = dense_scores(model, flat)
-    else:
-        out = model(flat)
-    return average_views(out, views) if x.dim() == 5 else out
-
-
 @torch.no_grad()
 def evaluate(
     model: nn.Module, loader: Any, autocast: Callable[[], Any], world_size: int, dense: bool = False
@@ -284,13 +270,13 @@ def end_epoch(parts: Parts, state: TrainState, sums: Sums, job: JobInfo, trainer
     if parts.data.val is not None:
         val = evaluate(parts.model, parts.data.val, parts.autocast, job.world_size)
         metrics.update({f"val_{k}": v for k, v in val.items()})
-    last = state.epoch + 1 >= parts.epochs or state.global_step >= parts.max_steps
+    monitored = metrics["val_top1_error"] if parts.data.val is not None else metrics["train_error"]
+    state.best = min(state.best, monitored)
+    parts.schedule.epoch_end(monitored)  # first: a plateau after the last drop makes this the last epoch
+    last = state.epoch + 1 >= parts.epochs or state.global_step >= parts.max_steps or parts.schedule.stop
     if trainer["eval_test_every_epoch"] or last:
         test = evaluate(parts.model, parts.data.test, parts.autocast, job.world_size, parts.dense_test)
         metrics.update({f"test_{k}": v for k, v in test.items()})
-    monitored = metrics["val_top1_error"] if parts.data.val is not None else metrics["train_error"]
-    state.best = min(state.best, monitored)
-    parts.schedule.epoch_end(monitored)
     return metrics
 
 

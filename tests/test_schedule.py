@@ -134,3 +134,36 @@ def test_schedules_scale_every_param_group() -> None:
     schedule = build_schedule(opt, RESNET_CIFAR, total_steps=64000, model="resnet20")
     schedule.iteration(48000)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.001, 0.001])
+
+
+def test_plateau_counts_patience_afresh_after_a_drop() -> None:
+    """Patience 2: after a drop the net gets two more stalled epochs before the next one."""
+    lrs = [lr for lr, _ in run_plateau([50, 50, 50, 50, 50, 50, 50])]
+    assert lrs == pytest.approx([0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5])
+
+
+def test_plateau_improvement_by_exactly_the_threshold_is_a_stall() -> None:
+    """An improvement means better than the best by *more* than the threshold (exact binary fractions here)."""
+    cfg = {**PLATEAU, "patience": 1, "threshold": 0.25}
+    assert [lr for lr, _ in run_plateau([10.0, 9.75], cfg)] == pytest.approx([0.01, 0.001])
+    assert [lr for lr, _ in run_plateau([10.0, 9.5], cfg)] == pytest.approx([0.01, 0.01])
+
+
+def test_multistep_starts_at_the_base_lr_even_with_a_milestone_at_iteration_1() -> None:
+    schedule = build_schedule(optimizer(0.1), {**RESNET_CIFAR, "milestones": [1]}, total_steps=10, model="x")
+    assert schedule.lr == pytest.approx(0.1)
+    assert lr_at(schedule, 1) == pytest.approx(0.01)
+
+
+def test_cosine_ends_at_eta_min_and_stays_there() -> None:
+    """A one-step run is at eta_min after its step; steps past the end (a run extended) stay at the floor."""
+    cfg = {**option("cosine"), "eta_min": 0.001}
+    assert lr_at(build_schedule(optimizer(0.1), cfg, total_steps=1, model="x"), 1) == pytest.approx(0.001)
+    schedule = build_schedule(optimizer(0.1), cfg, total_steps=100, model="x")
+    assert lr_at(schedule, 150) == pytest.approx(0.001)
+
+
+def test_schedule_state_holds_its_own_counters_only() -> None:
+    """The checkpoint keeps the schedule's state, not the optimizer or config it was built with."""
+    schedule = build_schedule(optimizer(0.01), PLATEAU, total_steps=1000, model="x")
+    assert set(schedule.state_dict()) == {"base_lrs", "factor", "stop", "best", "bad_epochs", "drops"}

@@ -3,8 +3,8 @@ convolutions over the whole test image, class scores averaged over space.
 
 "The fully-connected layers are first converted to convolutional layers (the first FC layer to a 7 × 7
 conv. layer, the last two FC layers to 1 × 1 conv. layers) ... the class score map is spatially averaged
-(sum-pooled)." The flip half of Sec. 3.2 (soft-max averaged over the image and its flip) is the
-evaluation's: it calls this once per view.
+(sum-pooled)." The flip half of Sec. 3.2 (soft-max averaged over the image and its flip) is `predict`'s,
+which takes every multi-view batch the test loaders give (AlexNet's 10 crops, the dense image and its flip).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runner.data.augment import average_views
 from runner.models.head import ConvNet
 from runner.models.resnet import ResNet
 
@@ -56,3 +57,12 @@ def dense_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
             f"average pool (ResNets); this {type(model).__name__} has neither (the PReLU nets' SPP head)"
         )
     return class_score_map(model, x).mean(dim=(2, 3))
+
+
+def predict(model: nn.Module, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
+    """Class scores of a batch. Multi-view batches (N, views, C, H, W) — 10-crop, or an image and its flip —
+    give the log of the views' averaged softmax, which argmax and cross-entropy read like logits."""
+    views = x.shape[1] if x.dim() == 5 else 1
+    flat = x.flatten(0, 1) if x.dim() == 5 else x
+    out = dense_scores(model, flat) if dense else model(flat)
+    return average_views(out, views) if x.dim() == 5 else out
