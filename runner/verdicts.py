@@ -15,6 +15,8 @@ runner/render.py draws them. How each verdict is decided (README, "Paper presets
 - `converges` / `stalls`: a one-sample t-test of every seed's training loss against a level set by chance,
   ln(number of classes) of the data set that ran; `reaches_first`: Welch on the iteration where each seed
   first gets below the threshold.
+- Comparisons among rows that all learned nothing (every seed's final training loss within CHANCE_BAND of
+  ln K) read "not measured: no row learned": an ordering of chance-level nets is noise, not evidence.
 - A row with one finished seed reads "single run: direction only"; a run whose protocol differs from the
   preset's `expected.protocol` is never compared with the paper's numbers; a smoke preset never reproduces.
 """
@@ -42,6 +44,7 @@ SINGLE = "single run: direction only"
 NOT_COMPARABLE = "different protocol: not comparable"
 SMOKE = "smoke: pipeline only"
 NOT_RUN = "not run"
+NOT_LEARNED = "not measured: no row learned"
 AMBIGUOUS = "ambiguous rows"
 # How step outcomes combine into a claim's: the most severe wins.
 SEVERITY = (REPRODUCED, INCONCLUSIVE, SINGLE, NOT_REPRODUCED)
@@ -58,6 +61,9 @@ CHECK_KEYS: dict[str, tuple[set[str], set[str]]] = {
     "reaches_first": ({"metric", "below"}, set()),
 }
 PAPER_NUMBER_CHECKS = ("matches", "best_of_n")
+# Checks that compare rows with each other: meaningless when no row learned anything.
+COMPARISONS = ("increasing", "decreasing", "equivalent", "reaches_first")
+CHANCE_BAND = 0.05  # a final training loss above ln K − this: the net learned nothing (as `stalls` reads it)
 
 
 # --- the runs and their cells ---------------------------------------------------------------------------
@@ -541,7 +547,8 @@ assert set(CHECKS) == set(CHECK_KEYS)
 class Verdict:
     claim: str
     text: str
-    kind: str  # REPRODUCED, REDUCED, INCONCLUSIVE, NOT_REPRODUCED, SINGLE, NOT_COMPARABLE, SMOKE, NOT_RUN, AMBIGUOUS
+    kind: str  # REPRODUCED, REDUCED, INCONCLUSIVE, NOT_REPRODUCED, SINGLE, NOT_COMPARABLE, SMOKE, NOT_RUN,
+    # NOT_LEARNED, AMBIGUOUS
     p: float | None
     detail: str  # what was measured
     scale: str = ""  # the protocol differences, where the runs are not the paper's experiment
@@ -553,6 +560,21 @@ class Verdict:
         p = fmt_p(self.p) if self.kind in (*SEVERITY, REDUCED) else ""  # a smoke run's p means nothing
         inside = "; ".join(x for x in (scale, p) if x)
         return f"{self.kind} ({inside})" if inside else self.kind
+
+
+def _final_losses(cell: Cell) -> list[float]:
+    return [x for x in (r.final("train_loss") for r in cell.finished) if x is not None]
+
+
+def learned_nothing(cell: Cell) -> bool:
+    """Every finished seed ended with a training loss within CHANCE_BAND of chance, ln K."""
+    finals = _final_losses(cell)
+    return bool(finals) and min(finals) > chance_loss(cell.runs[0].params) - CHANCE_BAND
+
+
+def _at_chance(cell: Cell) -> str:
+    chance = chance_loss(cell.runs[0].params)
+    return f"{cell.label} final train loss {Stats.of(_final_losses(cell))} (chance ln {round(math.exp(chance))} = {chance:.2f})"
 
 
 def _rows_of(checks: Sequence[Check]) -> list[str]:
@@ -602,6 +624,9 @@ def judge_claim(claim: Claim, ex: Expected, cells: Sequence[Cell]) -> Verdict:
         kind, _, detail = problem.partition(": ")
         return Verdict(claim.id, claim.text, SMOKE if ex.scale == "smoke" else kind, None, detail)
     row_cells = {r: by_label[r][0] for r in metric_of}
+    if all(c.check in COMPARISONS for c in checks) and all(map(learned_nothing, row_cells.values())):
+        kind = SMOKE if ex.scale == "smoke" else NOT_LEARNED
+        return Verdict(claim.id, claim.text, kind, None, "; ".join(map(_at_chance, row_cells.values())))
     out = combine([CHECKS[c.check](c, row_cells, ex, claim.alpha) for c in checks])
     detail = (f"{family} nets: " if family else "") + out.detail
     runs = [run for cell in row_cells.values() for run in cell.runs]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import random
@@ -598,3 +599,107 @@ def test_runner_without_cifar_fails_in_one_line_and_leaves_no_run(workdir):
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and str(workdir / "empty" / "cifar-10-batches-py") in errors[0], result.stderr
     assert "Traceback" not in result.stderr and mlflow_runs(workdir) == []
+
+
+@pytest.mark.parametrize("name", ["crop", "flip", "lighting"])
+def test_each_rank_augments_its_slice_of_the_global_batch_as_one_process_would(name):
+    """DDP: rank r holds images [lo, lo + n) of the global batch; the draws are made for the whole batch, so two
+    ranks' halves put together are the one-process batch, image for image."""
+    from runner.data.tensor_loader import AUGMENTS
+
+    aug = A.lighting(0.1) if name == "lighting" else AUGMENTS[name]
+    x = torch.randn(8, 3, 6, 6) * 50
+
+    def run(part: torch.Tensor, lo: int) -> torch.Tensor:
+        return aug(part, torch.Generator().manual_seed(5), lo, 8)
+
+    whole = run(x, 0)
+    assert torch.equal(torch.cat([run(x[:3], 0), run(x[3:], 3)]), whole)
+    assert not torch.equal(run(x[3:], 3), run(x[3:], 0))  # the offset picks the rank's own draws
+
+
+class ScriptedRng:
+    """A random.Random stand-in: uniform() returns the next scripted value, randint() its lower bound, and both
+    record the range they were asked for (an unscripted draw raises IndexError)."""
+
+    def __init__(self, uniforms: list[float]) -> None:
+        self.uniforms, self.ranges = list(uniforms), []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.ranges.append(("uniform", a, b))
+        return self.uniforms.pop(0)
+
+    def randint(self, a: int, b: int) -> int:
+        self.ranges.append(("randint", a, b))
+        return b
+
+
+def coded_image(w: int, h: int) -> Image.Image:
+    """Every pixel different (red = column, green = row): a crop and a resize show where they came from."""
+    x, y = np.meshgrid(np.arange(w) * 6, np.arange(h) * 6)
+    return Image.fromarray(np.stack([x, y, np.full_like(x, 9)], -1).astype(np.uint8))
+
+
+def test_random_resized_crop_takes_the_drawn_area_and_aspect():
+    """40×30 image, area 25 % (300 px), aspect 4/3: a 20×15 box at the far corner the draws allow, resized."""
+    img = coded_image(40, 30)
+    rng = ScriptedRng([0.25, math.log(4 / 3)])
+    out = A.random_resized_crop(img, 8, rng)
+    assert rng.ranges == [("uniform", 0.08, 1.0), ("uniform", math.log(3 / 4), math.log(4 / 3)),
+                          ("randint", 0, 20), ("randint", 0, 15)]  # fmt: skip
+    assert np.array_equal(
+        np.asarray(out), np.asarray(img.crop((20, 15, 40, 30)).resize((8, 8), Image.BILINEAR))
+    )
+
+
+def test_random_resized_crop_may_take_the_whole_image_or_a_single_pixel():
+    whole = coded_image(40, 30)
+    out = A.random_resized_crop(whole, 8, ScriptedRng([1.0, math.log(4 / 3)]))  # 40×30: exactly the image
+    assert np.array_equal(np.asarray(out), np.asarray(whole.resize((8, 8), Image.BILINEAR)))
+    tiny = coded_image(4, 4)  # 16 px × 8 % at aspect 3/4: round(√0.96) = 1 by round(√1.71) = 1
+    out = A.random_resized_crop(tiny, 2, ScriptedRng([0.08, math.log(3 / 4)]))
+    assert np.array_equal(np.asarray(out), np.asarray(tiny.crop((3, 3, 4, 4)).resize((2, 2), Image.BILINEAR)))
+
+
+def test_random_resized_crop_falls_back_to_the_centre_square_after_ten_misses():
+    """A 30×40 portrait cannot hold a 40-wide box: ten tries (no eleventh draw), then its 30×30 centre; a box
+    that rounds to 0 pixels (2×2 image, 8 %) is a miss too."""
+    img = coded_image(30, 40)
+    out = A.random_resized_crop(img, 8, ScriptedRng([1.0, math.log(4 / 3)] * 10))
+    assert np.array_equal(
+        np.asarray(out), np.asarray(img.crop((0, 5, 30, 35)).resize((8, 8), Image.BILINEAR))
+    )
+    small = coded_image(2, 2)  # round(√(0.32 · 3/4)) = 0 wide
+    out = A.random_resized_crop(small, 2, ScriptedRng([0.08, math.log(3 / 4)] * 10))
+    assert np.array_equal(np.asarray(out), np.asarray(small.resize((2, 2), Image.BILINEAR)))
+
+
+def test_fetch_downloads_through_a_part_file_into_new_folders(tmp_path, monkeypatch):
+    """The download lands in `<name>.part` (folders made as needed) and becomes `<name>` once its md5 matches."""
+    asked = []
+
+    def download(url: str, target: str) -> None:
+        asked.append((url, Path(target).name))
+        Path(target).write_bytes(b"payload")
+
+    monkeypatch.setattr(common.urllib.request, "urlretrieve", download)
+    target = tmp_path / "a" / "b" / "data.tar.gz"
+    common.fetch("https://x/data.tar.gz", target, hashlib.md5(b"payload").hexdigest(), "get it by hand")
+    assert asked == [("https://x/data.tar.gz", "data.tar.gz.part")]
+    assert target.read_bytes() == b"payload" and sorted(p.name for p in target.parent.iterdir()) == [
+        "data.tar.gz"
+    ]
+
+
+def test_files_digest_depends_on_the_files_not_on_where_the_tree_sits(tmp_path, monkeypatch):
+    """The same files (names relative to the root, sizes, mtimes) under two roots give one digest, from any cwd."""
+    for root in (tmp_path / "one", tmp_path / "two"):
+        (root / "train").mkdir(parents=True)
+        (root / "train" / "a.jpg").write_bytes(b"abc")
+        os.utime(root / "train" / "a.jpg", ns=(1_000_000_000, 1_000_000_000))
+    digest = [common.files_digest(r, [r / "train" / "a.jpg"]) for r in (tmp_path / "one", tmp_path / "two")]
+    monkeypatch.chdir(tmp_path / "one")
+    again = common.files_digest(tmp_path / "two", [tmp_path / "two" / "train" / "a.jpg"])
+    assert digest[0] == digest[1] == again
+    (tmp_path / "two" / "train" / "a.jpg").write_bytes(b"abcd")  # one more byte
+    assert common.files_digest(tmp_path / "two", [tmp_path / "two" / "train" / "a.jpg"]) != digest[0]

@@ -313,3 +313,39 @@ def test_dense_refuses_the_spp_head() -> None:
         dense_scores(
             initialised("prelu_14", width_mult=1 / 32), torch.randn(1, 3, 64, 64, dtype=torch.float64)
         )
+
+
+def tiny_convnet(channels: int = 1, side: int = 2) -> torch.nn.Module:
+    """conv 3×3 → an fc head over a side×side map, random biases (init_weights would zero them)."""
+    from runner.models.head import ConvNet
+
+    torch.manual_seed(0)
+    features = torch.nn.Sequential(torch.nn.Conv2d(1, channels, 3, padding=1), torch.nn.ReLU())
+    classifier = torch.nn.Sequential(
+        torch.nn.Linear(channels * side * side, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)
+    )
+    for layer in (*features, *classifier):
+        if hasattr(layer, "bias"):
+            torch.nn.init.uniform_(layer.bias, 0.5, 1.0)
+    return ConvNet(features, torch.nn.AdaptiveAvgPool2d(side), classifier, fc_map=side).eval()
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (1, 3), (3, 1), (1, 1)])
+def test_dense_scores_of_a_map_no_larger_than_the_fc_window_are_the_forward_pass(shape) -> None:
+    """A map smaller than the 2×2 window in either direction is pooled to it, as the forward pass does;
+    one exactly 2×2 is the fc layer's own input: either way dense = model(x), biases included."""
+    model = tiny_convnet()
+    x = torch.randn(4, 1, *shape)
+    torch.testing.assert_close(dense_scores(model, x), model(x), rtol=0, atol=1e-6)
+
+
+def test_dense_scores_of_a_larger_map_average_every_window_position() -> None:
+    """A 3×4 map and a 2×2 fc window: 2×3 positions, one class score each, averaged (one channel: the channel
+    count is smaller than the window, so no dimension but the map's may decide the pooling)."""
+    model = tiny_convnet(channels=1, side=2)
+    x = torch.randn(2, 1, 3, 4)
+    maps = model.features(x)
+    windows = [
+        model.classifier(maps[:, :, i : i + 2, j : j + 2].flatten(1)) for i in range(2) for j in range(3)
+    ]
+    torch.testing.assert_close(dense_scores(model, x), torch.stack(windows).mean(0), rtol=0, atol=1e-6)

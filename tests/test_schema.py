@@ -3,16 +3,22 @@ what exists, the rules between keys, and the meta-device dry build, each refused
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from runner import config
 from runner.cli import precheck
 from runner.config import (
     FOLDER_NORMALIZE,
     FOLDER_TEST_VIEWS,
     FOLDER_VIEWS,
     RESIDENT_AUGMENTS,
+    check_value,
     declared_names,
+    passes,
 )
+from runner.errors import ConfigError
 
 # (overrides, what the one line must say)
 REFUSED = [
@@ -91,3 +97,62 @@ def test_the_pipeline_names_in_the_schema_are_the_data_modules() -> None:
     assert set(FOLDER_VIEWS) == set(TRAIN_VIEWS) and set(FOLDER_TEST_VIEWS) == set(TEST_VIEWS)
     assert set(FOLDER_NORMALIZE) == set(NORMALIZE)
     assert "imagenet" in declared_names("dataset")
+
+
+# --- the rule builders, called here (the schema calls them once, at import) ------------------------------------
+
+
+def test_int_and_num_rules_accept_refuse_and_describe() -> None:
+    positive = config._int(lambda v: v > 0, "an integer ≥ 1")
+    assert [passes(v, positive) for v in (1, 0, 1.5, True, None, "1")] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
+    assert positive.describe() == "an integer ≥ 1"
+    assert config._int().describe() == "an integer" and passes(-3, config._int())
+    assert (
+        passes(None, config._int(nullable=True))
+        and config._int(nullable=True).describe() == "an integer or null"
+    )
+    rate = config._num(lambda v: v > 0)
+    assert [passes(v, rate) for v in (0.5, 2, 0, -1.0, math.inf, math.nan, None, "1")] == [
+        True, True, False, False, False, False, False, False,
+    ]  # fmt: skip
+    assert [passes(v, config._num()) for v in (-1e30, 0, math.inf, math.nan)] == [True, True, False, False]
+    assert (
+        config._num().describe() == "a number" and config._num(nullable=True).describe() == "a number or null"
+    )
+    assert passes(None, config._num(nullable=True))
+
+
+def test_choice_and_named_rules_list_what_is_allowed() -> None:
+    pad = config._choice("mean", "black")
+    assert [passes(v, pad) for v in ("mean", "black", "zero", None, 1)] == [True, True, False, False, False]
+    assert pad.describe() == "one of mean, black"
+    assert config._choice("a", nullable=True).describe() == "one of a or null"
+    act = config._named("act")
+    assert [passes(v, act) for v in ("relu", "prelu", "gelu", None)] == [True, True, False, False]
+    assert act.describe() == "one of lrelu, prelu, relu, tanh"
+
+
+def test_list_rules_check_length_elements_and_the_whole() -> None:
+    rule = config._list(config._int(lambda v: v > 0), "2 or 3 increasing counts", 2, 3, config._increasing)
+    verdicts = [passes(v, rule) for v in ([1, 2], [1, 2, 3], [1], [1, 2, 3, 4], [2, 1], [0, 1], None, (1, 2))]
+    assert verdicts == [True, True, False, False, False, False, False, False]
+    assert rule.describe() == "2 or 3 increasing counts"
+    assert passes([], config._list(config._int(), "any")) and not passes(
+        [1] * 1001, config._list(config._int(), "x")
+    )
+    assert passes([1] * 1000, config._list(config._int(), "x"))
+    assert config._ordered([1, 1, 2]) and not config._increasing([1, 1, 2]) and not config._ordered([2, 1])
+    assert config._distinct([1, 2]) and not config._distinct([1, 1])
+    with pytest.raises(
+        ConfigError, match=r"^m\[1\]=0 is not allowed; expected an integer ≥ 1 \(m: counts\)$"
+    ):
+        check_value("m", [1, 0], config._list(config._int(lambda v: v > 0, "an integer ≥ 1"), "counts"))
+    with pytest.raises(ConfigError, match=r"^m=\[2, 1\] is not allowed; expected counts$"):
+        check_value("m", [2, 1], config._list(config._int(), "counts", whole=config._increasing))

@@ -285,3 +285,146 @@ def test_the_curves_band_is_the_mean_with_the_min_and_max_over_a_cells_seeds(tmp
     png = tmp_path / "curves.png"
     render.plot_curves([v.Cell("kaiming", "c", runs)], png, "t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def chance_cell(label: str, errors: Sequence[float], losses: Sequence[float]) -> v.Cell:
+    """A Fashion-MNIST cell whose seeds end at these test errors and final training losses."""
+    params = {**SMALL, "model": label}
+    runs = [
+        v.Run(
+            f"{label}-{i}",
+            label,
+            "finished",
+            {**params, "seed": str(i)},
+            {"test_top1_error": e, "train_loss": x},
+        )
+        for i, (e, x) in enumerate(zip(errors, losses, strict=True))
+    ]
+    return v.Cell(label, label, runs)
+
+
+def test_an_ordering_of_nets_that_all_learned_nothing_is_not_measured() -> None:
+    """Every seed of both rows ends within 0.05 of ln 10 = 2.303: a 'significant' 0.4-point gap between
+    chance-level nets is not evidence either way (alexnet_ablations_small, 2026-11-25)."""
+    chance = [2.3026, 2.3030, 2.2999]
+    out = verdict(
+        ordering(["a", "b"]),
+        chance_cell("a", [89.6, 89.7, 89.8], chance),
+        chance_cell("b", [90.1, 90.0, 90.2], chance),
+    )
+    assert out.kind == v.NOT_LEARNED and out.p is None
+    assert "a final train loss 2.30 ± 0.00 (3) (chance ln 10 = 2.30)" in out.detail
+    # one row below the band (2.25 is 0.053 under ln 10): the comparison is measured again
+    learned = chance_cell("a", [89.6, 89.7, 89.8], [2.25, 2.25, 2.25])
+    assert (
+        verdict(ordering(["a", "b"]), learned, chance_cell("b", [90.1, 90.0, 90.2], chance)).kind == v.REDUCED
+    )
+
+
+def test_tost_p_values_of_equivalence_in_both_directions() -> None:
+    """TOST at ±0.5: the larger of the two one-sided p's decides "inside", the smaller opposite one "outside";
+    a difference of either sign inside the band is equivalence (values pinned from scipy's Welch test)."""
+    claim = {
+        "id": "lrn",
+        "text": "t",
+        "data": "any",
+        "checks": [
+            {"check": "equivalent", "metric": "test_top1_error", "tolerance": 0.5, "rows": ["a", "b"]}
+        ],
+    }
+
+    def judged(a: tuple, b: tuple) -> v.Verdict:
+        return verdict(claim, cell("a", spread(*a)), cell("b", spread(*b)))
+
+    below = judged((29.6, 0.1, 5), (29.7, 0.1, 5))
+    assert below.kind == v.REPRODUCED and below.p == pytest.approx(1.1335837e-4, rel=1e-6)
+    assert below.detail == (
+        "test_top1_error: a 29.60 ± 0.10 (5) vs b 29.70 ± 0.10 (5), Δ -0.10 (tolerance ±0.5) (TOST p = 0.00011)"
+    )
+    above = judged((29.6, 0.1, 5), (29.3, 0.1, 5))
+    assert above.kind == v.REPRODUCED and above.p == pytest.approx(6.6745317e-3, rel=1e-6)
+    apart = judged((29.6, 0.1, 5), (31.0, 0.1, 5))
+    assert apart.kind == v.NOT_REPRODUCED and apart.p == pytest.approx(2.8966152e-7, rel=1e-6)
+    assert apart.detail.endswith("Δ -1.40 (tolerance ±0.5) (TOST p = 1)")
+    noisy = judged((29.6, 1.0, 3), (29.7, 1.0, 3))
+    assert noisy.kind == v.INCONCLUSIVE and noisy.p == pytest.approx(0.32493012, rel=1e-6)
+    single = judged((29.6, 0.0, 1), (29.7, 0.0, 1))
+    assert single.kind == v.SINGLE and single.p is None
+
+
+def curve_cell(label: str, curves: list[list[tuple[int, float]]]) -> v.Cell:
+    """A Fashion-MNIST cell whose seeds logged these (iteration, train_error) points."""
+    params = {**SMALL, "model": label}
+    runs = [
+        v.Run(f"{label}{i}", label, "finished", params, {"train_error": c[-1][1]}, {"train_error": c})
+        for i, c in enumerate(curves)
+    ]
+    return v.Cell(label, label, runs)
+
+
+def test_reaches_first_compares_the_iteration_each_seed_gets_below_the_bound() -> None:
+    """AlexNet Fig. 1's question: which unit's training error gets under 25 % first. "Below" is strict (a
+    seed at exactly 25.0 has not got there); a seed that never does counts as its last iteration + 1."""
+
+    def claim(rows: list[str]) -> dict:
+        check = {"check": "reaches_first", "metric": "train_error", "below": 25, "rows": rows}
+        return {"id": "r", "text": "t", "data": "any", "checks": [check]}
+
+    relu = curve_cell(
+        "relu", [[(10, 24.0), (20, 20.0), (30, 18.0)], [(10, 24.9), (20, 22.0), (30, 19.0)],
+                 [(10, 26.0), (20, 24.0), (30, 24.0)]]
+    )  # fmt: skip
+    tanh = curve_cell(
+        "tanh", [[(10, 60.0), (20, 40.0), (30, 24.0)], [(10, 50.0), (20, 25.0), (30, 24.5)],
+                 [(10, 70.0), (20, 30.0), (30, 23.0)]]
+    )  # fmt: skip
+    out = verdict(claim(["relu", "tanh"]), relu, tanh)
+    assert out.kind == v.REDUCED and out.p == pytest.approx(0.018874776, rel=1e-6)
+    assert out.detail.startswith(
+        "train_error < 25: relu at iteration 10, 10, 20; tanh at iteration 30, 30, 30, 2.2× sooner (p = 0.019)"
+    )
+    backwards = verdict(claim(["tanh", "relu"]), relu, tanh)
+    assert backwards.kind == v.NOT_REPRODUCED and backwards.p == pytest.approx(0.98112522, rel=1e-6)
+    late = curve_cell(
+        "tanh", [[(10, 60.0), (20, 40.0), (30, 24.0)], [(10, 50.0), (20, 30.0), (30, 25.0)],
+                 [(10, 70.0), (20, 30.0), (30, 26.0)]]
+    )  # fmt: skip
+    never = verdict(claim(["relu", "tanh"]), relu, late)
+    assert never.p == pytest.approx(0.016968498, rel=1e-6)  # "never" = iteration 31
+    assert "tanh at iteration 30, never, never (p = 0.017)" in never.detail and "sooner" not in never.detail
+
+
+def test_t_interval_is_the_two_sided_90_percent_interval_of_the_mean() -> None:
+    """t(0.95, n − 1) · s / √n either side: 2.132 · 0.1 / √5 and 6.314 · 0.1414 / √2 (scipy's t quantiles)."""
+    assert v.t_interval(spread(6.6, 0.1, 5), 0.05) == pytest.approx((6.5046609, 6.6953391), rel=1e-7)
+    assert v.t_interval([6.6, 6.4], 0.05) == pytest.approx((5.8686248, 7.1313752), rel=1e-7)
+    with pytest.raises(AssertionError):
+        v.t_interval([6.6], 0.05)  # one value has no interval
+
+
+def test_paper_number_checks_at_their_boundaries() -> None:
+    """Tolerance 0.25 around 6.5 (binary-exact numbers): a best of n exactly 0.25 away still matches; two
+    seeds are enough for an interval; zero spread makes the interval the mean itself."""
+    numbers = {"resnet110": 6.5}
+
+    def judged(check: str, values: list[float], **extra: object) -> v.Verdict:
+        return verdict(
+            matches_claim(check, tolerance=0.25, **extra), cell("resnet110", values), numbers=numbers
+        )
+
+    two = judged("matches", [6.6, 6.4])
+    assert two.kind == v.INCONCLUSIVE and "(90% CI 5.87–7.13)" in two.detail
+    flat = judged("matches", [6.5, 6.5, 6.5])
+    assert flat.kind == v.REPRODUCED and "(90% CI 6.50–6.50)" in flat.detail
+    one = judged("matches", [6.75])
+    assert one.kind == v.SINGLE and one.detail.endswith("— the paper's direction holds")
+    assert judged("matches", [6.875]).detail.endswith("— the paper's direction does not hold")
+    edge = judged("best_of_n", [6.75, 7.0], n=2)
+    assert edge.kind == v.REPRODUCED and edge.detail.endswith("best of 2 6.75 vs paper's best of 2 6.5")
+    assert judged("best_of_n", [6.875, 7.0], n=2).kind == v.NOT_REPRODUCED
+    single = judged("best_of_n", [6.75], n=1)
+    assert single.kind == v.SINGLE and single.detail.endswith("— the paper's direction holds")
+    with pytest.raises(
+        ValueError, match=r"^no paper number for resnet110 \(test_top1_error\) in expected.numbers$"
+    ):
+        verdict(matches_claim("best_of_n", n=2), cell("resnet110", [6.5, 6.6]), numbers={})

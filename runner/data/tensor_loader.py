@@ -32,21 +32,21 @@ from runner.errors import ConfigError
 Augment = Callable[[torch.Tensor, torch.Generator, int, int], torch.Tensor]
 
 
-def random_crop(pad: int) -> Augment:
-    """Pad `pad` zeros on each side, then a random crop of the original size (ResNet Sec. 4.2). Run after
+CROP_PAD = 4  # pixels of padding on each side (ResNet Sec. 4.2)
+
+
+def random_crop(x: torch.Tensor, gen: torch.Generator, lo: int, total: int) -> torch.Tensor:
+    """Pad CROP_PAD zeros on each side, then a random crop of the original size (ResNet Sec. 4.2). Run after
     centring (crop_pad: mean) the zeros are the mean; run on the raw uint8 (crop_pad: black) they are black."""
-
-    def crop(x: torch.Tensor, gen: torch.Generator, lo: int, total: int) -> torch.Tensor:
-        n, _, h, w = x.shape
-        padded = F.pad(x, (pad, pad, pad, pad))
-        offsets = torch.randint(0, 2 * pad + 1, (2, total), generator=gen, device=x.device)[:, lo : lo + n]
-        oy, ox = offsets[0].view(n, 1, 1), offsets[1].view(n, 1, 1)
-        rows = oy + torch.arange(h, device=x.device).view(1, h, 1)
-        cols = ox + torch.arange(w, device=x.device).view(1, 1, w)
-        batch = torch.arange(n, device=x.device).view(n, 1, 1)
-        return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-
-    return crop
+    pad = CROP_PAD
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (2, total), generator=gen, device=x.device)[:, lo : lo + n]
+    oy, ox = offsets[0].view(n, 1, 1), offsets[1].view(n, 1, 1)
+    rows = oy + torch.arange(h, device=x.device).view(1, h, 1)
+    cols = ox + torch.arange(w, device=x.device).view(1, 1, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
 def random_flip(x: torch.Tensor, gen: torch.Generator, lo: int, total: int) -> torch.Tensor:
@@ -55,7 +55,7 @@ def random_flip(x: torch.Tensor, gen: torch.Generator, lo: int, total: int) -> t
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 
-AUGMENTS: dict[str, Augment] = {"crop": random_crop(4), "flip": random_flip}
+AUGMENTS: dict[str, Augment] = {"crop": random_crop, "flip": random_flip}
 CROP_PADS = ("mean", "black")
 # Views per test image. ImageNet presets run with dataset=fashion_mnist or cifar10 carry their ImageNet
 # test_view along: a 32×32 image has no 224 crop, so center and ten_crop read as the whole image there.

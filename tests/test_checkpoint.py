@@ -1,0 +1,102 @@
+"""The checkpoint file in-process (runner/checkpoint.py): what it restores, and each file it refuses, by its
+exact line. The kill/resume tests through the real `runner` are in test_faults.py."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from runner import checkpoint
+from runner.checkpoint import TrainState
+from runner.errors import CheckpointError
+from runner.schedule import build_schedule
+
+
+def draws() -> tuple:
+    """One draw from every generator a run uses, the cached Gaussians included."""
+    return (random.random(), random.gauss(0, 1), np.random.rand(), np.random.normal(), torch.rand(2).tolist())
+
+
+def test_a_checkpoint_brings_back_state_rng_and_weights(tmp_path: Path) -> None:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    plateau = {"name": "plateau", "factor": 0.1, "patience": 1, "threshold": 0.01, "max_drops": 3}
+    schedule = build_schedule(optimizer, plateau, total_steps=10, model="x")
+    schedule.epoch_end(50.0)
+    schedule.epoch_end(50.0)  # one drop
+    state = TrainState(epoch=3, step_in_epoch=7, global_step=97, best=12.5, epoch_seconds=4.25,
+                       sums={"loss": 1.5, "error": 3.0, "images": 64.0})  # fmt: skip
+    random.gauss(0, 1), np.random.normal()  # leave a cached Gaussian in both generators
+    path = tmp_path / "ck" / "last.pt"
+    checkpoint.save(path, checkpoint.snapshot("abc", "run1", model, optimizer, schedule, state))
+    expected = draws()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temporary file left
+
+    draws()  # move every generator on
+    saved = checkpoint.load(path, "abc")
+    checkpoint.set_rng_state(saved["rng"])
+    assert draws() == expected
+    assert checkpoint.train_state(saved) == state
+    assert saved["run_id"] == "run1" and saved["format"] == checkpoint.FORMAT == 2
+    again = build_schedule(torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1), plateau, 10, "x")
+    again.load_state_dict(saved["schedule"])
+    assert (again.lr, again.drops, again.best) == (pytest.approx(0.01), 1, 50.0)
+    assert torch.equal(saved["model"]["weight"], model.weight.detach())
+    assert saved["optimizer"]["state"][0]["momentum_buffer"].shape == (2, 3)
+
+
+def test_a_new_checkpoint_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, {"n": 1})
+    checkpoint.save(path, {"n": 2})
+    assert torch.load(path, weights_only=True) == {"n": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def valid(**changes: object) -> dict:
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = build_schedule(optimizer, {"name": "constant"}, 10, "x")
+    return {**checkpoint.snapshot("abc", "run1", model, optimizer, schedule, TrainState()), **changes}
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (None, "checkpoint {path} does not exist"),
+        (b"PK\x03\x04 truncated", "checkpoint {path} cannot be read ("),
+        ({"partial": [1.0, 2.0, 3.0], "model": {}},
+         "checkpoint {path} was written by an older runner (running sums by position, format 1; this runner "
+         "reads format 2); delete it to start afresh"),
+        ({"format": 2, "config_hash": "abc"},
+         "checkpoint {path} is not a runner checkpoint (no run_id); delete it to start afresh"),
+        ([1, 2], "checkpoint {path} is not a runner checkpoint (no everything); delete it to start afresh"),
+        ("format3", "checkpoint {path} has format 3; this runner reads format 2; delete it to start afresh"),
+        ("other", "checkpoint {path} belongs to another config (hash zzz, this one is abc); delete it to start "
+                  "afresh"),
+    ],
+)  # fmt: skip
+def test_each_file_that_is_not_this_configs_checkpoint_is_refused_in_one_line(
+    tmp_path: Path, content: object, line: str
+) -> None:
+    path = tmp_path / "last.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "format3":
+        checkpoint.save(path, valid(format=3))
+    elif content == "other":
+        checkpoint.save(path, valid(config_hash="zzz"))
+    elif content is not None:
+        checkpoint.save(path, content)
+    with pytest.raises(CheckpointError) as refused:
+        checkpoint.load(path, "abc")
+    message = str(refused.value)
+    assert message.startswith(line.format(path=path)) and "\n" not in message
+    checkpoint.save(path, valid())
+    assert checkpoint.load(path, "abc")["config_hash"] == "abc"
