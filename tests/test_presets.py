@@ -87,6 +87,7 @@ def test_preset_composes_and_its_expected_block_is_consistent(name: str) -> None
         assert set(expected.numbers) <= names, set(expected.numbers) - names
 
 
+@pytest.mark.slow  # ~9 s over the 14 presets: make test runs it, make test-fast stays under a minute
 @pytest.mark.parametrize("name", [p for p in PRESETS if p.endswith(("_smoke", "_small"))])
 def test_every_job_of_a_smoke_variant_builds(name: str) -> None:
     """The model of every sweep variant is built (on the meta device): bad options fail here, not in a sweep."""
