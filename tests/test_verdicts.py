@@ -130,15 +130,16 @@ def test_a_protocol_difference_is_named_in_the_verdict() -> None:
     assert out.kind == v.NOT_COMPARABLE and "width ÷16" in out.headline
 
 
+EQUIVALENCE = {  # "no difference beyond ±0.5" between rows a and b
+    "id": "lrn",
+    "text": "t",
+    "data": "any",
+    "checks": [{"check": "equivalent", "metric": "test_top1_error", "tolerance": 0.5, "rows": ["a", "b"]}],
+}
+
+
 def test_equivalence_inside_and_outside_its_tolerance() -> None:
-    claim = {
-        "id": "lrn",
-        "text": "t",
-        "data": "any",
-        "checks": [
-            {"check": "equivalent", "metric": "test_top1_error", "tolerance": 0.5, "rows": ["a", "b"]}
-        ],
-    }
+    claim = EQUIVALENCE
     same = verdict(claim, cell("a", spread(29.6, 0.1, 5)), cell("b", spread(29.7, 0.1, 5)))
     assert same.kind == v.REPRODUCED and same.p < 0.05
     apart = verdict(claim, cell("a", spread(29.6, 0.1, 5)), cell("b", spread(31.0, 0.1, 5)))
@@ -324,14 +325,7 @@ def test_an_ordering_of_nets_that_all_learned_nothing_is_not_measured() -> None:
 def test_tost_p_values_of_equivalence_in_both_directions() -> None:
     """TOST at ±0.5: the larger of the two one-sided p's decides "inside", the smaller opposite one "outside";
     a difference of either sign inside the band is equivalence (values pinned from scipy's Welch test)."""
-    claim = {
-        "id": "lrn",
-        "text": "t",
-        "data": "any",
-        "checks": [
-            {"check": "equivalent", "metric": "test_top1_error", "tolerance": 0.5, "rows": ["a", "b"]}
-        ],
-    }
+    claim = EQUIVALENCE
 
     def judged(a: tuple, b: tuple) -> v.Verdict:
         return verdict(claim, cell("a", spread(*a)), cell("b", spread(*b)))
