@@ -446,18 +446,33 @@ def make_jpegs(root: Path, images: int, procs: int) -> None:
 
 
 # --- time to first step ---------------------------------------------------------------------------------
-# The real CLI, plus one global optimizer hook (a public torch API) that writes the time of step 1's end.
+# The real CLI (`runner.cli:run`, the console script), plus one global optimizer hook (a public torch API)
+# that writes the time of step 1's end. The hook is registered when the runner itself imports
+# torch.optim.optimizer: importing torch here first would move torch's import ahead of the MLflow helper's
+# start, which is not what the command does.
 BOOT = """
-import os, sys, time
-from torch.optim.optimizer import register_optimizer_step_post_hook
+import importlib.abc, importlib.util, os, sys, time
 def first(opt, args, kwargs):
     with open(os.environ["BENCH_STEP1"], "w") as f:
         f.write(repr(time.time()))
     handle.remove()
-handle = register_optimizer_step_post_hook(first)
+class HookOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "torch.optim.optimizer":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run_module = spec.loader.exec_module
+        def exec_module(module):
+            global handle
+            run_module(module)
+            handle = module.register_optimizer_step_post_hook(first)
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, HookOnImport())
 sys.argv = ["runner", *sys.argv[1:]]
-from runner.cli import main
-sys.exit(main())
+from runner.cli import run
+sys.exit(run())
 """
 
 

@@ -213,5 +213,17 @@ def main() -> None:
         sys.exit(max(exit_codes))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `runner` command: MLflow's helper process first (runner/tracking_helper.py), so that MLflow is
+    imported beside the config checks and torch's import, then `main`."""
+    argv = sys.argv[1:]
+    info = PLAN_FLAG in argv or any(a.split("=")[0] in INFO_FLAGS for a in argv)
+    if not info and int(os.environ.get("RANK", "0")) == 0:  # torchrun's other ranks log nothing
+        from runner import tracking_helper
+
+        tracking_helper.start()
     main()
+
+
+if __name__ == "__main__":
+    run()

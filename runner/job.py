@@ -323,12 +323,12 @@ def run_job(cfg: DictConfig) -> int:
             job = JobInfo(spec.config_hash, str(spec.ckpt_path), str(spec.cwd), tracking_uri=spec.uri)
             run_training(spec.resolved, job, spec.devices)
             return 0
-        from runner.tracking import Tracker
+        from runner.tracking_helper import connect
 
         tracking = spec.resolved["tracking"]
         root = tracking["artifact_root"]
         root = root if "://" in root else str((spec.cwd / root).resolve())
-        tracker = Tracker(spec.uri, root, tracking["retry_seconds"])
+        tracker = connect(spec.uri, root, tracking["retry_seconds"])
         experiment_id = tracker.experiment_id(tracking["experiment"])
         decision = decide(spec, tracker, experiment_id)
         parent = os.environ.get(env.PARENT_RUN_ID)

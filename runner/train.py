@@ -351,9 +351,9 @@ def open_tracker(cfg: dict[str, Any], job: JobInfo) -> Any:
     """Rank 0's handle on the job's MLflow run (None on the other ranks, or without a run)."""
     if job.rank != 0 or not job.run_id:
         return None
-    from runner.tracking import Tracker
+    from runner.tracking_helper import connect
 
-    tracker = Tracker(job.tracking_uri, None, cfg["tracking"]["retry_seconds"])
+    tracker = connect(job.tracking_uri, None, cfg["tracking"]["retry_seconds"])
     tracker.run_id = job.run_id
     return tracker
 

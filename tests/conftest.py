@@ -8,6 +8,7 @@ that starts `runner` (or a server, a browser, pip) in a subprocess is marked `e2
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,13 @@ TINY = [
     "trainer.progress=false",
     "trainer.eval_test_every_epoch=true",
 ]
+
+
+def images_wrong(error_percent: float, images: int) -> int:
+    """The number of misclassified images behind an error rate (%) over `images`: a whole number, or it fails."""
+    wrong = error_percent * images / 100
+    assert wrong == pytest.approx(round(wrong), abs=1e-3), f"{error_percent} % of {images} images is no count"
+    return round(wrong)
 
 
 def options(group: str) -> list[str]:
@@ -58,6 +66,20 @@ _current: dict[str, pytest.Item] = {}
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     _current["item"] = item
+
+
+# `make mutants`: mutmut runs each mutant against the tests that cover its function, stopping at the first
+# failure, in the order it lists them (a set's order). Fastest first, by the durations its stats run
+# recorded, makes a killed mutant cost its quickest failing test.
+_MUTMUT_STATS = ROOT / "mutmut-stats.json"  # ROOT is the mutants/ copy while mutmut runs
+_TEST_SECONDS: dict[str, float] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", "") and _MUTMUT_STATS.exists():
+        if not _TEST_SECONDS:
+            _TEST_SECONDS.update(json.loads(_MUTMUT_STATS.read_text())["duration_by_test"])
+        items.sort(key=lambda item: _TEST_SECONDS.get(item.nodeid, 0.0))
 
 
 def run_runner(
