@@ -156,3 +156,24 @@ def test_list_rules_check_length_elements_and_the_whole() -> None:
         check_value("m", [1, 0], config._list(config._int(lambda v: v > 0, "an integer ≥ 1"), "counts"))
     with pytest.raises(ConfigError, match=r"^m=\[2, 1\] is not allowed; expected counts$"):
         check_value("m", [2, 1], config._list(config._int(), "counts", whole=config._increasing))
+
+
+def test_augment_rule_takes_a_folder_view_or_distinct_resident_augments() -> None:
+    rule = config._augment_rule()
+    values = (
+        ["crop", "flip"],
+        ["flip"],
+        [],
+        "scale_jitter",
+        ["crop", "crop"],
+        ["crop", "flop"],
+        "crop",
+        None,
+        ("crop",),
+    )
+    assert [passes(v, rule) for v in values] == [True, True, True, True, False, False, False, False, False]
+    assert rule.describe() == config.AUGMENT_ALLOWED and rule.item is not None
+    assert rule.item.describe() == "one of crop, flip"
+    assert [passes(v, rule.item) for v in ("crop", "flip", "flop", 1)] == [True, True, False, False]
+    with pytest.raises(ConfigError, match=r"^a\[1\]='flop' is not allowed; expected one of crop, flip \(a: "):
+        check_value("a", ["crop", "flop"], rule)

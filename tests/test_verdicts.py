@@ -422,3 +422,152 @@ def test_paper_number_checks_at_their_boundaries() -> None:
         ValueError, match=r"^no paper number for resnet110 \(test_top1_error\) in expected.numbers$"
     ):
         verdict(matches_claim("best_of_n", n=2), cell("resnet110", [6.5, 6.6]), numbers={})
+
+
+# --- converges / stalls: the exact outcome, boundaries included --------------------------------------------
+LN10 = math.log(10)
+CONVERGES = v.Check("converges", ("c",), below_chance=0.87)
+STALLS = v.Check("stalls", ("c",), within=0.05)
+
+
+def loss_outcome(check: v.Check, curves: list[list[float]]) -> v.Outcome:
+    cell = loss_cell("c", curves, "fashion_mnist")
+    run = v.check_stalls if check.check == "stalls" else v.check_converges
+    return run(check, {"c": cell}, expected([]), 0.05)
+
+
+def test_converges_judges_each_seeds_final_loss_against_a_share_of_chance() -> None:
+    # the final losses (1.2, 1.3, 1.4), not the lowest (1.0, 1.1, 0.9) nor the one before last
+    out = loss_outcome(CONVERGES, [[2.3, 1.0, 1.2], [2.3, 1.1, 1.3], [2.3, 0.9, 1.4]])
+    p = 0.0033363118568708254  # scipy: ttest_1samp([1.2, 1.3, 1.4], 0.87 · ln 10, alternative="less")
+    assert out == v.Outcome(
+        v.REPRODUCED,
+        True,
+        pytest.approx(p, rel=1e-9),
+        "c final train loss 1.30 ± 0.10 (3) < 2.00 (chance ln 10 = 2.30) (p = 0.0033)",
+    )
+
+
+def test_stalls_judges_each_seeds_lowest_loss_against_chance_minus_within() -> None:
+    out = loss_outcome(STALLS, [[2.31, 2.29, 2.32], [2.30, 2.28, 2.33], [2.32, 2.27, 2.31]])
+    p = 0.020801531197646977  # scipy: ttest_1samp([2.29, 2.28, 2.27], ln 10 − 0.05, alternative="greater")
+    assert out == v.Outcome(
+        v.REPRODUCED,
+        True,
+        pytest.approx(p, rel=1e-9),
+        "c lowest train loss 2.28 ± 0.01 (3) ≥ 2.25 (chance ln 10 = 2.30) (p = 0.021)",
+    )
+
+
+def test_a_loss_exactly_at_the_level_does_not_hold() -> None:
+    level = 0.87 * LN10  # as the check computes it
+    assert loss_outcome(CONVERGES, [[3.0, level]] * 3) == v.Outcome(
+        v.NOT_REPRODUCED,
+        False,
+        1.0,
+        "c final train loss 2.00 ± 0.00 (3) < 2.00 (chance ln 10 = 2.30) (p = 1)",
+    )
+    level = LN10 - 0.05
+    assert loss_outcome(STALLS, [[3.0, level]] * 3) == v.Outcome(
+        v.NOT_REPRODUCED,
+        False,
+        1.0,
+        "c lowest train loss 2.25 ± 0.00 (3) ≥ 2.25 (chance ln 10 = 2.30) (p = 1)",
+    )
+
+
+def test_one_or_two_seeds_and_no_logged_loss() -> None:
+    one = loss_outcome(CONVERGES, [[2.3, 1.0]])
+    assert one == v.Outcome(
+        v.SINGLE, True, None, "c final train loss 1.00 ± 0.00 (1) < 2.00 (chance ln 10 = 2.30)"
+    )
+    two = loss_outcome(CONVERGES, [[2.3, 1.0], [2.3, 1.2]])
+    assert (two.kind, two.p) == (
+        v.REPRODUCED,
+        pytest.approx(0.035097613849681616, rel=1e-9),
+    )  # t-test with n = 2
+    nothing = v.Cell("c", "c", [v.Run("r0", "c", "finished", {"dataset.name": "fashion_mnist"}, {})])
+    outcome = v.check_converges(CONVERGES, {"c": nothing}, expected([]), 0.05)
+    assert outcome == v.Outcome(v.NOT_REPRODUCED, False, None, "c: no training loss logged")
+
+
+def test_one_sample_p_is_one_sided_and_takes_the_limit_at_zero_variance() -> None:
+    # scipy's one-sided t-test where the values vary (here with a population variance of exactly 1)
+    assert v.one_sample_p([0.0, 2.0], 0.5, greater=True) == pytest.approx(0.35241638234956674, rel=1e-12)
+    assert v.one_sample_p([0.0, 2.0], 0.5, greater=False) == pytest.approx(0.6475836176504333, rel=1e-12)
+    # identical values: 0 when they lie on the claimed side of the level, 1 otherwise (on it included)
+    cases = [([2.0] * 3, 1.0, True), ([2.0] * 3, 1.0, False), ([0.0] * 3, 1.0, False), ([0.0] * 3, 1.0, True),
+             ([1.0] * 3, 1.0, True), ([1.0] * 3, 1.0, False), ([1.5] * 3, 1.0, True), ([1.5] * 3, 1.0, False)]  # fmt: skip
+    assert [v.one_sample_p(a, level, greater) for a, level, greater in cases] == [0, 1, 0, 1, 1, 1, 0, 1]
+
+
+# --- matches / equivalent / reaches_first at their boundaries ----------------------------------------------
+def values_cell(values: Sequence[float]) -> v.Cell:
+    return cell("c", values)
+
+
+def matches(values: Sequence[float], paper: float, tol: float) -> v.Outcome:
+    check = v.Check("matches", ("c",), metric="test_top1_error", tolerance=tol)
+    return v._matches_row(check, values_cell(values), paper, 0.05)
+
+
+def test_matches_reads_the_90_percent_interval_against_paper_plus_minus_tolerance() -> None:
+    cases = {  # values, paper, tolerance → kind, holds (the mean within ±tolerance)
+        "no spread on the lower edge": ([9.5, 9.5], 10.0, 0.5, v.REPRODUCED, True),
+        "no spread on the upper edge": ([10.5, 10.5], 10.0, 0.5, v.REPRODUCED, True),
+        "interval ends inside the upper edge": ([9.0, 9.4], 10.0, 0.5, v.INCONCLUSIVE, False),
+        "interval starts inside the lower edge": ([10.6, 11.0], 10.0, 0.5, v.INCONCLUSIVE, False),
+        "mean exactly at the edge": ([9.25, 9.75], 10.0, 0.5, v.INCONCLUSIVE, True),
+        "far below": ([5.0, 5.2], 10.0, 0.5, v.NOT_REPRODUCED, False),
+        "one seed within": ([10.5], 10.0, 0.5, v.SINGLE, True),
+        "one seed outside": ([10.6], 10.0, 0.5, v.SINGLE, False),
+    }
+    got = {name: (lambda o: (o.kind, o.holds))(matches(a, p, t)) for name, (a, p, t, *_) in cases.items()}
+    assert got == {name: (kind, holds) for name, (*_, kind, holds) in cases.items()}
+    lo, hi = v.t_interval([1.0, 2.0], 0.05)  # an interval that touches the paper's number at one end
+    assert (matches([1.0, 2.0], hi, 0.0).kind, matches([1.0, 2.0], lo, 0.0).kind) == (v.INCONCLUSIVE,) * 2
+    assert matches([9.0, 9.4], 10.0, 0.5) == v.Outcome(
+        v.INCONCLUSIVE, False, None, "c 9.20 ± 0.28 (2) vs paper 10 (90% CI 7.94–10.46)"
+    )
+
+
+def equivalent(a: Sequence[float], b: Sequence[float], tol: float, alpha: float = 0.05) -> v.Outcome:
+    check = v.Check("equivalent", ("a", "b"), metric="test_top1_error", tolerance=tol)
+    return v.check_equivalent(check, {"a": cell("a", a), "b": cell("b", b)}, expected([]), alpha)
+
+
+def test_equivalence_needs_two_seeds_a_strict_tolerance_and_p_below_alpha() -> None:
+    assert equivalent([1.0], [0.5], 0.5) == v.Outcome(
+        v.SINGLE, False, None, "test_top1_error: a 1.00 (1) vs b 0.50 (1), Δ +0.50 (tolerance ±0.5)"
+    )  # a difference of exactly the tolerance is not inside it
+    assert equivalent([1.0, 1.5], [0.5, 1.0], 0.5).holds is False
+    close = equivalent([10.0, 10.1, 10.2], [10.05, 10.1, 10.15], 1.0)
+    assert (close.kind, close.holds) == (v.REPRODUCED, True)
+    two = equivalent([10.0, 10.1], [10.05, 10.15], 1.0)
+    assert two.kind != v.SINGLE and two.p is not None  # two seeds a row: TOST, not a single run
+    at_alpha = equivalent([10.0, 10.1, 10.2], [10.05, 10.1, 10.15], 1.0, alpha=close.p)
+    assert at_alpha.kind == v.INCONCLUSIVE  # p equal to alpha is not below it
+    apart = equivalent([10.0, 10.1, 10.2], [15.0, 15.1, 15.2], 1.0)
+    assert apart.kind == v.NOT_REPRODUCED
+    assert equivalent([10.0, 10.1, 10.2], [15.0, 15.1, 15.2], 1.0, alpha=apart.p).kind == v.INCONCLUSIVE
+
+
+def test_reaches_first_needs_an_earlier_mean_and_says_when_each_seed_got_there() -> None:
+    def reach(a: list[int], b: list[int]) -> v.Outcome:
+        check = v.Check("reaches_first", ("a", "b"), metric="train_error", below=80.0)
+        curves = {
+            name: v.Cell(name, name, [
+                v.Run(f"{name}{i}", name, "finished", {"trainer.max_steps": "200"}, {}, {"train_error": [(s, 50.0)]})
+                for i, s in enumerate(steps)
+            ])
+            for name, steps in (("a", a), ("b", b))
+        }  # fmt: skip
+        return v.check_reaches_first(check, curves, expected([]), 0.05)
+
+    assert reach([40], [80]) == v.Outcome(
+        v.SINGLE, True, None, "train_error < 80: a at iteration 40; b at iteration 80, 2.0× sooner"
+    )
+    assert reach([40, 40], [40, 40]).holds is False  # the same iteration is not sooner
+    two = reach([40, 50], [80, 90])
+    assert (two.kind, two.p) == (v.REPRODUCED, pytest.approx(0.0101, abs=5e-4))
+    assert two.detail.endswith(f"2.0× sooner ({v.fmt_p(two.p)})")
