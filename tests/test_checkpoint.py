@@ -100,3 +100,13 @@ def test_each_file_that_is_not_this_configs_checkpoint_is_refused_in_one_line(
     assert message.startswith(line.format(path=path)) and "\n" not in message
     checkpoint.save(path, valid())
     assert checkpoint.load(path, "abc")["config_hash"] == "abc"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a CPU machine does with a GPU checkpoint's RNG")
+def test_a_gpu_checkpoints_rng_state_restores_on_a_cpu_machine(tmp_path: Path) -> None:
+    """A checkpoint written on a GPU machine carries the CUDA generators' state; resumed on a CPU machine,
+    the CPU generators come back and the CUDA entry is left alone (there is no CUDA to give it to)."""
+    state = checkpoint.rng_state()
+    expected = draws()
+    checkpoint.set_rng_state({**state, "cuda": [torch.zeros(16, dtype=torch.uint8)]})
+    assert draws() == expected

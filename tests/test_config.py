@@ -83,3 +83,27 @@ def test_the_schemas_data_choices_are_the_data_modules() -> None:
     assert allowed("dataset.normalize") == set(NORMALIZE_MODES)
     assert allowed("dataset.crop_pad") == set(CROP_PADS)
     assert allowed("dataset.test_view") == set(TEST_VIEWS)
+
+
+def test_cosine_eta_min_may_reach_the_lr_but_not_pass_it() -> None:
+    from conftest import compose
+
+    from runner.config import validate
+
+    validate(compose(["schedule=cosine", "optim.lr=0.1", "schedule.eta_min=0.1"]))  # equal: fine
+    with pytest.raises(
+        ConfigError,
+        match=r"^schedule\.eta_min=0\.2 is not allowed; expected a number in \[0, optim\.lr=0\.1\]$",
+    ):
+        validate(compose(["schedule=cosine", "optim.lr=0.1", "schedule.eta_min=0.2"]))
+
+
+def test_a_cell_is_the_config_without_its_seed() -> None:
+    from conftest import compose
+
+    from runner.config import cell_id, config_hash
+
+    seed0, seed1 = compose(["seed=0"]), compose(["seed=1"])
+    assert cell_id(seed0) == cell_id(seed1) and config_hash(seed0) != config_hash(seed1)
+    assert cell_id(seed0) != cell_id(compose(["seed=0", "optim.lr=0.05"]))
+    assert cell_id(seed0) == config_hash({k: x for k, x in seed0.items() if k != "seed"})

@@ -620,7 +620,7 @@ def test_each_rank_augments_its_slice_of_the_global_batch_as_one_process_would(n
 
 class ScriptedRng:
     """A random.Random stand-in: uniform() returns the next scripted value, randint() its lower bound, and both
-    record the range they were asked for (an unscripted draw raises IndexError)."""
+    record the range they were asked for (an unscripted draw raises IndexError); random() plays the same list."""
 
     def __init__(self, uniforms: list[float]) -> None:
         self.uniforms, self.ranges = list(uniforms), []
@@ -632,6 +632,9 @@ class ScriptedRng:
     def randint(self, a: int, b: int) -> int:
         self.ranges.append(("randint", a, b))
         return b
+
+    def random(self) -> float:
+        return self.uniforms.pop(0)
 
 
 def coded_image(w: int, h: int) -> Image.Image:
@@ -703,3 +706,39 @@ def test_files_digest_depends_on_the_files_not_on_where_the_tree_sits(tmp_path, 
     assert digest[0] == digest[1] == again
     (tmp_path / "two" / "train" / "a.jpg").write_bytes(b"abcd")  # one more byte
     assert common.files_digest(tmp_path / "two", [tmp_path / "two" / "train" / "a.jpg"]) != digest[0]
+
+
+def numbered(w: int, h: int) -> Image.Image:
+    """An image whose every pixel tells where it is: red = column, green = row."""
+    pixels = np.zeros((h, w, 3), dtype=np.uint8)
+    pixels[..., 0], pixels[..., 1] = np.arange(w)[None, :], np.arange(h)[:, None]
+    return Image.fromarray(pixels)
+
+
+def test_folder_views_crop_where_they_say_and_flip_below_one_half() -> None:
+    img = numbered(7, 9)
+    centre = np.asarray(A.center_crop(img, 2))
+    assert (centre[0, 0, 0], centre[0, 0, 1]) == (2, 3)  # left (7 − 2) // 2, top (9 − 2) // 2
+    rng = ScriptedRng([])
+    A.random_crop(img, 2, rng)
+    assert rng.ranges == [("randint", 0, 5), ("randint", 0, 7)]  # left in [0, w − size], top in [0, h − size]
+    flips = [A.random_flip(img, ScriptedRng([r])) is not img for r in (0.2, 0.4999, 0.5, 0.7)]
+    assert flips == [True, True, False, False]
+    assert A.random_flip(img, ScriptedRng([0.2])).getpixel((0, 0)) == (6, 0, 0)  # the mirror image
+
+
+def test_resize_shorter_is_bilinear_and_to_tensor_keeps_bytes() -> None:
+    img = Image.fromarray(np.random.RandomState(0).randint(0, 256, (2, 4, 3)).astype(np.uint8))
+    out = A.resize_shorter(img, 4)
+    assert out.size == (8, 4)
+    assert out.tobytes() == img.resize((8, 4), Image.BILINEAR).tobytes()
+    assert out.tobytes() != img.resize((8, 4), Image.BICUBIC).tobytes()  # the filter is visible here
+    tensor = A.to_tensor(numbered(4, 2))
+    assert tensor.dtype == torch.uint8 and tensor.shape == (3, 2, 4) and tensor[0, 1, 3] == 3
+
+
+def test_the_dataset_input_source_is_the_folder_holding_its_files(tmp_path: Path) -> None:
+    from runner.data.common import common_folder
+
+    files = [tmp_path / "train" / "a" / "1.jpg", tmp_path / "train" / "b" / "2.jpg"]
+    assert common_folder(files) == str((tmp_path / "train").resolve())

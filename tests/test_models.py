@@ -309,10 +309,30 @@ def test_dense_alexnet_and_small_inputs_and_resnets() -> None:
 
 
 def test_dense_refuses_the_spp_head() -> None:
-    with pytest.raises(ValueError, match="dense evaluation"):
+    message = (
+        "dense evaluation needs an fc head over a fixed-size map (AlexNet, VGG, plain_deep) or a global average "
+        "pool (ResNets); this ConvNet has neither (the PReLU nets' SPP head)"
+    )
+    with pytest.raises(ValueError) as refused:
         dense_scores(
             initialised("prelu_14", width_mult=1 / 32), torch.randn(1, 3, 64, 64, dtype=torch.float64)
         )
+    assert str(refused.value) == message
+
+
+@torch.no_grad()
+def test_dense_looks_through_the_ddp_wrapper(tmp_path) -> None:
+    """Evaluation gets the DDP-wrapped net on every rank: dense scores come from the net inside it."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        vgg = initialised("vgg_b", size=32, width_mult=1 / 16)
+        wrapped = nn.parallel.DistributedDataParallel(vgg)
+        small = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+        torch.testing.assert_close(dense_scores(wrapped, small), dense_scores(vgg, small), rtol=0, atol=0)
+    finally:
+        dist.destroy_process_group()
 
 
 def tiny_convnet(channels: int = 1, side: int = 2) -> torch.nn.Module:

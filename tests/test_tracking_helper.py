@@ -15,7 +15,9 @@ from runner.errors import TrackingError
 from runner.tracking import Tracker
 from runner.tracking_helper import Helper, RemoteTracker, connect
 
-pytestmark = pytest.mark.slow  # each helper imports MLflow in a fresh process (~4 s): make test, not test-fast
+pytestmark = (
+    pytest.mark.slow
+)  # each helper imports MLflow in a fresh process (~4 s): make test, not test-fast
 
 
 @pytest.fixture(scope="module")

@@ -538,7 +538,10 @@ def equivalent(a: Sequence[float], b: Sequence[float], tol: float, alpha: float 
 
 def test_equivalence_needs_two_seeds_a_strict_tolerance_and_p_below_alpha() -> None:
     assert equivalent([1.0], [0.5], 0.5) == v.Outcome(
-        v.SINGLE, False, None, "test_top1_error: a 1.00 (1) vs b 0.50 (1), Δ +0.50 (tolerance ±0.5)"
+        v.SINGLE,
+        False,
+        None,
+        "test_top1_error: a 1.00 ± 0.00 (1) vs b 0.50 ± 0.00 (1), Δ +0.50 (tolerance ±0.5)",
     )  # a difference of exactly the tolerance is not inside it
     assert equivalent([1.0, 1.5], [0.5, 1.0], 0.5).holds is False
     close = equivalent([10.0, 10.1, 10.2], [10.05, 10.1, 10.15], 1.0)
@@ -569,5 +572,50 @@ def test_reaches_first_needs_an_earlier_mean_and_says_when_each_seed_got_there()
     )
     assert reach([40, 40], [40, 40]).holds is False  # the same iteration is not sooner
     two = reach([40, 50], [80, 90])
-    assert (two.kind, two.p) == (v.REPRODUCED, pytest.approx(0.0101, abs=5e-4))
-    assert two.detail.endswith(f"2.0× sooner ({v.fmt_p(two.p)})")
+    assert (two.kind, two.p) == (v.REPRODUCED, pytest.approx(0.014928749927334055, rel=1e-9))
+    assert (
+        two.detail
+        == "train_error < 80: a at iteration 40, 50; b at iteration 80, 90, 1.9× sooner (p = 0.015)"
+    )
+
+
+def test_cells_group_by_label_and_cell_tag_and_a_missing_key_reads_question_mark() -> None:
+    runs = [v.Run(f"r{i}", cell_tag, "finished", params, {}) for i, (cell_tag, params) in enumerate([
+        ("h1", {"model": "a", "seed": "0"}), ("h2", {"model": "b", "seed": "0"}), ("h1", {"model": "a", "seed": "1"}),
+        ("h3", {"seed": "0"}),
+    ])]  # fmt: skip
+    cells = v.group_cells(runs, ["model"])
+    assert [(c.label, c.cell_id, [r.run_id for r in c.runs]) for c in cells] == [
+        ("a", "h1", ["r0", "r2"]), ("b", "h2", ["r1"]), ("?", "h3", ["r3"]),
+    ]  # fmt: skip
+    assert v.label_of({"model": "a"}, ["model", "act"]) == "a/?"
+
+
+def test_family_claims_fill_rows_and_pairs_and_a_missing_paper_number_is_named() -> None:
+    check = v.Check(
+        "increasing", ("{family}20", "{family}56"), metric="m", pairs=(("{family}20", "{family}56"),)
+    )
+    filled = v._fill(check, "plain")
+    assert (filled.rows, filled.pairs) == (("plain20", "plain56"), (("plain20", "plain56"),))
+    ex = expected([], numbers={"a": (10.0,)})
+    short = v.Check("matches", ("a",), metric="test_top5_error", tolerance=0.5)
+    ex2 = v.Expected(**{**ex.__dict__, "metrics": ("test_top1_error", "test_top5_error")})
+    assert ex2.paper_number(short, "a") is None  # the row gives no top-5 number
+    assert ex2.paper_number(v.Check("matches", ("a",), metric="test_top1_error"), "a") == 10.0
+    with pytest.raises(ValueError, match=r"^no paper number for b \(test_top1_error\) in expected\.numbers$"):
+        v.check_matches(v.Check("matches", ("b",), metric="test_top1_error", tolerance=0.5),
+                        {"b": cell("b", [1.0, 2.0])}, ex, 0.05)  # fmt: skip
+
+
+def test_a_single_seed_ordering_step_carries_no_p_and_a_run_without_the_metric_never_gets_there() -> None:
+    out = verdict(ordering(["a", "b"]), cell("a", [10.0]), cell("b", [12.0]))
+    assert out.detail == (
+        "test_top1_error: a 10.00 ± 0.00 (1) → b 12.00 ± 0.00 (1); a < b — the paper's direction holds"
+    )  # no p-value on a step of single runs
+    never = v.Run("r", "c", "finished", {"trainer.max_steps": "200"}, {}, {})
+    assert v._first_below(never, "train_error", 80.0) == (never.iterations + 1, False)
+
+
+def test_a_one_seed_cell_at_chance_is_described_from_its_run() -> None:
+    one = loss_cell("c", [[2.31, 2.302]], "fashion_mnist")
+    assert v._at_chance(one) == "c final train loss 2.30 ± 0.00 (1) (chance ln 10 = 2.30)"
