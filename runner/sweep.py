@@ -38,15 +38,14 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if int(os.environ.get("RANK", "0")) > 0:
             return
-        from runner.tracking import check_reachable, resolve_uri
-        from runner.tracking_helper import connect
+        from runner.tracking import Tracker, check_reachable, resolve_uri
 
         cwd = Path(config.hydra.runtime.cwd)  # HydraConfig is not set yet when a multirun starts
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         uri = resolve_uri(tracking["uri"], cwd)
         check_reachable(uri)
         root = tracking["artifact_root"]
-        self.tracker = connect(uri, root if "://" in root else str((cwd / root).resolve()))
+        self.tracker = Tracker(uri, root if "://" in root else str((cwd / root).resolve()))
         experiment_id = self.tracker.experiment_id(tracking["experiment"])
         choice = config.hydra.runtime.choices.get("experiment")
         command = "runner " + " ".join(shlex.quote(a) for a in sys.argv[1:])
