@@ -135,6 +135,10 @@ def precheck(argv: list[str]) -> str | None:
             check_reachable(uri)
         except TrackingError as e:
             return str(e)
+    if _with_helper:  # the torch-free checks passed: MLflow's import now overlaps torch's and the dry build
+        from runner import tracking_helper
+
+        tracking_helper.start()
     return dry_build(configs)
 
 
@@ -172,6 +176,8 @@ def _hydra_entry(exit_codes: list[int]) -> None:
 
 
 PLAN_FLAG = "--plan"  # print what the command would do (runner/plan.py) and exit: nothing runs
+# Set by `run` (the command): precheck starts MLflow's helper process once the torch-free checks passed.
+_with_helper = False
 
 
 def main() -> None:
@@ -214,14 +220,11 @@ def main() -> None:
 
 
 def run() -> None:
-    """The `runner` command: MLflow's helper process first (runner/tracking_helper.py), so that MLflow is
-    imported beside the config checks and torch's import, then `main`."""
-    argv = sys.argv[1:]
-    info = PLAN_FLAG in argv or any(a.split("=")[0] in INFO_FLAGS for a in argv)
-    if not info and int(os.environ.get("RANK", "0")) == 0:  # torchrun's other ranks log nothing
-        from runner import tracking_helper
-
-        tracking_helper.start()
+    """The `runner` command: `main` with MLflow in a helper process (runner/tracking_helper.py), started as soon
+    as the config passed its torch-free checks, so that MLflow is imported beside torch's import and the dry
+    build. A config error costs no MLflow import; --plan and torchrun's other ranks log nothing."""
+    global _with_helper
+    _with_helper = PLAN_FLAG not in sys.argv[1:] and int(os.environ.get("RANK", "0")) == 0
     main()
 
 

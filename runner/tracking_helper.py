@@ -1,8 +1,8 @@
 """MLflow in a helper process, so that its import (~2 s: MLflow 3 imports pandas, FastAPI, its GenAI judges)
 and its store writes run beside the job instead of before it.
 
-The `runner` command starts the helper first thing (`start`), before Hydra or torch are imported; while the
-command composes and checks its config and imports torch, the helper imports MLflow on the other core. A
+The `runner` command starts the helper (`start`) once its config passed the torch-free checks, before torch is
+imported; while the command imports torch and dry-builds the model, the helper imports MLflow on the other core. A
 job then talks to it through `connect`, whose RemoteTracker has Tracker's methods: each call is one request
 and one answer over a pipe, run by a real Tracker in the helper (retries, TrackingError and all). Where no
 helper was started (tests calling `runner.cli.main` in-process, DDP workers, the report and results tools),

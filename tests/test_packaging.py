@@ -85,7 +85,7 @@ def test_wheel_carries_every_config_and_preset(wheel: Path) -> None:
     assert any(n.startswith("runner/conf/experiment/") for n in in_wheel)  # the paper presets
     (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "runner = runner.cli:main" in scripts and "runner-report = runner.report:main" in scripts
+    assert "runner = runner.cli:run" in scripts and "runner-report = runner.report:main" in scripts
 
 
 def test_installed_runner_composes_and_trains_two_steps_outside_the_checkout(
