@@ -502,13 +502,9 @@ def test_one_sample_p_is_one_sided_and_takes_the_limit_at_zero_variance() -> Non
 
 
 # --- matches / equivalent / reaches_first at their boundaries ----------------------------------------------
-def values_cell(values: Sequence[float]) -> v.Cell:
-    return cell("c", values)
-
-
 def matches(values: Sequence[float], paper: float, tol: float) -> v.Outcome:
     check = v.Check("matches", ("c",), metric="test_top1_error", tolerance=tol)
-    return v._matches_row(check, values_cell(values), paper, 0.05)
+    return v._matches_row(check, cell("c", values), paper, 0.05)
 
 
 def test_matches_reads_the_90_percent_interval_against_paper_plus_minus_tolerance() -> None:
