@@ -475,9 +475,10 @@ def check_best_of_n(check: Check, cells: Mapping[str, Cell], ex: Expected, alpha
     return Outcome(out.kind, out.holds, None, f"{check.metric} within ±{check.tolerance:g}: {out.detail}")
 
 
-def _loss_check(check: Check, cell: Cell, alpha: float, stall: bool) -> Outcome:
+def _loss_check(check: Check, cell: Cell, alpha: float) -> Outcome:
     """converges: every seed's final training loss below below_chance × ln K; stalls: its lowest training
     loss never below ln K − within. K: the classes of the data set that ran."""
+    stall = check.check == "stalls"
     chance = chance_loss(cell.runs[0].params)
     level = chance - check.within if stall else check.below_chance * chance
     curves = [[v for _, v in r.history.get("train_loss", ())] for r in cell.finished]
@@ -493,12 +494,9 @@ def _loss_check(check: Check, cell: Cell, alpha: float, stall: bool) -> Outcome:
     return decide(s.n, holds, p, alpha, detail + (f" ({fmt_p(p)})" if p is not None else ""))
 
 
-def check_converges(check: Check, cells: Mapping[str, Cell], ex: Expected, alpha: float) -> Outcome:
-    return combine([_loss_check(check, cells[r], alpha, stall=False) for r in check.rows])
-
-
-def check_stalls(check: Check, cells: Mapping[str, Cell], ex: Expected, alpha: float) -> Outcome:
-    return combine([_loss_check(check, cells[r], alpha, stall=True) for r in check.rows])
+def check_loss(check: Check, cells: Mapping[str, Cell], ex: Expected, alpha: float) -> Outcome:
+    """converges / stalls, each row on its own."""
+    return combine([_loss_check(check, cells[r], alpha) for r in check.rows])
 
 
 def _first_below(run: Run, metric: str, below: float) -> tuple[int, bool]:
@@ -533,8 +531,8 @@ CHECKS = {
     "equivalent": check_equivalent,
     "matches": check_matches,
     "best_of_n": check_best_of_n,
-    "converges": check_converges,
-    "stalls": check_stalls,
+    "converges": check_loss,
+    "stalls": check_loss,
     "reaches_first": check_reaches_first,
 }
 assert set(CHECKS) == set(CHECK_KEYS)

@@ -107,3 +107,35 @@ def test_a_cell_is_the_config_without_its_seed() -> None:
     assert cell_id(seed0) == cell_id(seed1) and config_hash(seed0) != config_hash(seed1)
     assert cell_id(seed0) != cell_id(compose(["seed=0", "optim.lr=0.05"]))
     assert cell_id(seed0) == config_hash({k: x for k, x in seed0.items() if k != "seed"})
+
+
+def test_a_run_is_named_by_its_choices_then_what_its_overrides_change() -> None:
+    from runner.config import run_name
+
+    vgg = {"model": "vgg_e", "init": "kaiming", "act": "prelu", "dataset": "fashion_mnist"}
+    assert run_name(vgg, []) == "vgg_e-kaiming-prelu"
+    assert run_name({}, []) == "?-?-?"
+    assert run_name({**vgg, "dataset": "cifar10"}, []) == "vgg_e-kaiming-prelu-cifar10"
+    assert run_name(vgg, [], default_dataset="cifar10") == "vgg_e-kaiming-prelu-fashion_mnist"
+    assert run_name({**vgg, "dataset": ""}, []) == "vgg_e-kaiming-prelu"
+    overrides = [
+        "model=vgg_e",  # a group choice: already in the name
+        "+optim.lr=0.01",  # the last key component, the + dropped
+        "~optim.weight_decay=0",
+        "seed=3",
+        "hydra.run.dir=/tmp/x",  # Hydra's own, the experiment, and what is not hashed: not in the name
+        "+experiment=init_depth",
+        "experiment=init_depth",
+        "tracking.uri=sqlite:///x.db",
+        "trainer.log_every=5",
+        "resume=never",
+        "expected.error=10",
+        "dataset.scale=[256,512]",
+        "model.note=a=b",  # the value keeps its own '='
+    ]
+    assert run_name(vgg, overrides) == (
+        "vgg_e-kaiming-prelu-lr=0.01-weight_decay=0-seed=3-scale=[256,512]-note=a=b"
+    )
+    # inside a sweep only the swept keys: the rest is the same for every job
+    assert run_name(vgg, overrides, swept=["optim.lr", "seed"]) == "vgg_e-kaiming-prelu-lr=0.01-seed=3"
+    assert run_name(vgg, overrides, swept=[]) == "vgg_e-kaiming-prelu"

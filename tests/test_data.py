@@ -742,3 +742,50 @@ def test_the_dataset_input_source_is_the_folder_holding_its_files(tmp_path: Path
 
     files = [tmp_path / "train" / "a" / "1.jpg", tmp_path / "train" / "b" / "2.jpg"]
     assert common_folder(files) == str((tmp_path / "train").resolve())
+
+
+def test_resident_data_builds_each_loader_with_the_contexts_rank_seed_and_the_configs_options():
+    """The wiring of resident_data as the mutation run found it unchecked: what each loader is given."""
+    from runner.data import Provenance
+    from runner.data.common import Shard, arrays_digest, normalization
+    from runner.data.tensor_loader import random_crop
+
+    gen = torch.Generator().manual_seed(3)
+    train_x = torch.randint(0, 256, (60, 3, 6, 6), generator=gen, dtype=torch.uint8)
+    train_y, test_x, test_y = torch.arange(60), train_x[:20].flip(0).clone(), torch.arange(100, 120)
+    cfg = dataset_config("synthetic", subset=40, test_subset=12, val_split=8, split_seed=4, augment=["flip"],
+                         crop_pad="black", normalize="per_pixel", test_view="dense")  # fmt: skip
+    two_ranks = Context(torch.device("cpu"), 1, 2, 4, 5, True, Path("."))
+    data = resident_data(train_x, train_y, test_x, test_y, num_classes=7, cfg=cfg, ctx=two_ranks, source="/d")
+    train_ids, val_ids = common.holdout(40, 8, 4)
+    assert data.train.labels.tolist() == train_ids and data.val.labels.tolist() == val_ids
+    assert data.test.labels.tolist() == list(range(100, 112))
+    assert (data.num_classes, data.in_channels, data.image_size, data.train_size) == (7, 3, 6, 32)
+    assert data.provenance == Provenance(
+        "/d", arrays_digest((train_x, train_y, test_x, test_y)), {"train": 32, "val": 8, "test": 12}
+    )
+    mean, std = normalization("per_pixel", train_x[train_ids])
+    for loader, n, train in ((data.train, 32, True), (data.val, 8, False), (data.test, 12, False)):
+        assert loader.shard == Shard(n, 4, 1, 2, train) and loader.train is train and loader.seed == 5
+        assert loader.memory_format == torch.channels_last and loader.pad_with_mean is False
+        assert torch.equal(loader.mean, mean) and torch.equal(loader.std, std)
+        assert loader.augment == ([random_flip] if train else [])
+        assert loader.flip_view is True
+    one_rank = Context(torch.device("cpu"), 0, 1, 4, 0, False, Path("."))
+    cfg = {**cfg, "subset": None, "test_subset": None, "val_split": 0, "augment": ["crop", "flip"],
+           "crop_pad": "mean", "test_view": "whole"}  # fmt: skip
+    data = resident_data(train_x, train_y, test_x, test_y, num_classes=7, cfg=cfg, ctx=one_rank)
+    assert data.val is None and len(data.test.labels) == 20 and data.train.labels.tolist() == list(range(60))
+    assert data.provenance == Provenance(
+        "in memory",
+        arrays_digest((train_x, train_y, test_x, test_y)),
+        {"train": 60, "val": 0, "test": 20},
+        generated=True,
+    )
+    assert data.train.augment == [random_crop, random_flip] and data.train.pad_with_mean is True
+    assert data.test.flip_view is False and data.train.memory_format == torch.contiguous_format
+    with pytest.raises(ConfigError) as refused:
+        resident_data(train_x[:7], train_y[:7], test_x, test_y, num_classes=7, cfg=cfg, ctx=two_ranks)
+    assert str(refused.value) == (
+        "trainer.batch_size=4 × 2 device(s) is larger than the training set (7 images)"
+    )

@@ -369,3 +369,20 @@ def test_dense_scores_of_a_larger_map_average_every_window_position() -> None:
         model.classifier(maps[:, :, i : i + 2, j : j + 2].flatten(1)) for i in range(2) for j in range(3)
     ]
     torch.testing.assert_close(dense_scores(model, x), torch.stack(windows).mean(0), rtol=0, atol=1e-6)
+
+
+def test_predict_averages_the_softmax_of_each_images_views_dense_or_not() -> None:
+    """A plain batch gives the net's scores; a multi-view batch (N, views, C, H, W) the log of each image's
+    view-averaged softmax, the views in their order; dense=True takes the fc head as convolutions."""
+    from runner.models.dense import predict
+
+    model = tiny_convnet(channels=1, side=2)
+    x = torch.randn(3, 2, 1, 3, 4)  # 3 images, 2 views each, 3×4: the dense map has 2×3 window positions
+    torch.testing.assert_close(predict(model, x[:, 0]), model(x[:, 0]), rtol=0, atol=0)
+    torch.testing.assert_close(
+        predict(model, x[:, 0], dense=True), dense_scores(model, x[:, 0]), rtol=0, atol=0
+    )
+    for dense, scores in ((False, model), (True, lambda v: dense_scores(model, v))):
+        probs = torch.stack([scores(x[:, k]).softmax(1) for k in range(2)]).mean(0)
+        torch.testing.assert_close(predict(model, x, dense=dense), probs.log(), rtol=0, atol=1e-6)
+    assert (predict(model, x, dense=True) - predict(model, x)).abs().max() > 1e-3

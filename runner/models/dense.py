@@ -62,7 +62,7 @@ def dense_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def predict(model: nn.Module, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
     """Class scores of a batch. Multi-view batches (N, views, C, H, W) — 10-crop, or an image and its flip —
     give the log of the views' averaged softmax, which argmax and cross-entropy read like logits."""
-    views = x.shape[1] if x.dim() == 5 else 1
-    flat = x.flatten(0, 1) if x.dim() == 5 else x
+    multi_view = x.dim() == 5
+    flat = x.flatten(0, 1) if multi_view else x
     out = dense_scores(model, flat) if dense else model(flat)
-    return average_views(out, views) if x.dim() == 5 else out
+    return average_views(out, x.shape[1]) if multi_view else out
