@@ -589,21 +589,31 @@ def _pick_variant(claim: Claim, by_label: Mapping[str, list[Cell]]) -> tuple[str
     return variants[0]
 
 
-def _missing(rows: Sequence[str], by_label: Mapping[str, list[Cell]], metric_of: Mapping[str, str]) -> str:
-    """Why the claim cannot be judged: rows that did not run, ran in several cells, or have < 1 finished seed."""
-    absent = [r for r in rows if not by_label.get(r)]
+def _absent(rows: Sequence[str], by_label: Mapping[str, list[Cell]]) -> list[str]:
+    return [r for r in rows if not by_label.get(r)]
+
+
+def _missing(
+    rows: Sequence[str], by_label: Mapping[str, list[Cell]], metric_of: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """Why the claim cannot be judged, as (kind, detail): rows that did not run, ran in several cells, or have
+    no finished seed; None when every row can be judged."""
+    absent = _absent(rows, by_label)
     if absent:
-        return f"{NOT_RUN}: no run of {', '.join(absent)}"
+        return NOT_RUN, f"no run of {', '.join(absent)}"
     several = [r for r in rows if len(by_label[r]) > 1]
     if several:
-        return f"{AMBIGUOUS}: {', '.join(several)} ran as several cells (a swept key is missing from expected.key)"
+        return (
+            AMBIGUOUS,
+            f"{', '.join(several)} ran as several cells (a swept key is missing from expected.key)",
+        )
     empty = [r for r in rows if not by_label[r][0].values(metric_of[r])]
     if empty:
         lost = [
             f"{r} ({', '.join(f'{n} {s}' for s, n in by_label[r][0].unfinished().items())})" for r in empty
         ]
-        return f"{NOT_RUN}: no finished seed of {', '.join(lost)}"
-    return ""
+        return NOT_RUN, f"no finished seed of {', '.join(lost)}"
+    return None
 
 
 def judge_claim(claim: Claim, ex: Expected, cells: Sequence[Cell]) -> Verdict:
@@ -613,13 +623,18 @@ def judge_claim(claim: Claim, ex: Expected, cells: Sequence[Cell]) -> Verdict:
     family, checks = _pick_variant(claim, by_label)
     metric_of = {r: c.metric for c in checks for r in _rows_of([c])}
     problem = _missing(_rows_of(checks), by_label, metric_of)
-    if problem.startswith(f"{NOT_RUN}: no run of") and len(claim.variants()) > 1:  # name every family's rows
-        problem = f"{NOT_RUN}: " + "; ".join(
-            _missing(_rows_of(c), by_label, metric_of).partition(": ")[2] + f" ({f} nets)"
-            for f, c in claim.variants()
+    if len(claim.variants()) > 1 and _absent(
+        _rows_of(checks), by_label
+    ):  # no family ran: name each one's rows
+        problem = (
+            NOT_RUN,
+            "; ".join(
+                f"no run of {', '.join(_absent(_rows_of(c), by_label))} ({f} nets)"
+                for f, c in claim.variants()
+            ),
         )
     if problem:
-        kind, _, detail = problem.partition(": ")
+        kind, detail = problem
         return Verdict(claim.id, claim.text, SMOKE if ex.scale == "smoke" else kind, None, detail)
     row_cells = {r: by_label[r][0] for r in metric_of}
     if all(c.check in COMPARISONS for c in checks) and all(map(learned_nothing, row_cells.values())):

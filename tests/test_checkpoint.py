@@ -32,8 +32,10 @@ def test_a_checkpoint_brings_back_state_rng_and_weights(tmp_path: Path) -> None:
     schedule.epoch_end(50.0)  # one drop
     state = TrainState(epoch=3, step_in_epoch=7, global_step=97, best=12.5, epoch_seconds=4.25,
                        sums={"loss": 1.5, "error": 3.0, "images": 64.0})  # fmt: skip
-    random.gauss(0, 1), np.random.normal()  # leave a cached Gaussian in both generators
-    path = tmp_path / "ck" / "last.pt"
+    random.seed(0), np.random.seed(0)  # then one Gaussian each: the second of its pair stays cached
+    random.gauss(0, 1), np.random.normal()
+    assert np.random.get_state(legacy=False)["has_gauss"] == 1 and random.getstate()[2] is not None
+    path = tmp_path / "ck" / "job" / "last.pt"  # folders that do not exist yet
     checkpoint.save(path, checkpoint.snapshot("abc", "run1", model, optimizer, schedule, state))
     expected = draws()
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temporary file left
@@ -110,3 +112,38 @@ def test_a_gpu_checkpoints_rng_state_restores_on_a_cpu_machine(tmp_path: Path) -
     expected = draws()
     checkpoint.set_rng_state({**state, "cuda": [torch.zeros(16, dtype=torch.uint8)]})
     assert draws() == expected
+
+
+class NotATensor:
+    """Pickled by reference: a file holding it is not something weights_only loads."""
+
+
+def test_a_file_that_needs_arbitrary_unpickling_is_refused_not_run(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    torch.save({**valid(), "extra": NotATensor()}, path)
+    with pytest.raises(CheckpointError) as refused:
+        checkpoint.load(path, "abc")
+    assert str(refused.value).startswith(f"checkpoint {path} cannot be read (Weights only load failed")
+
+
+@pytest.mark.parametrize(("error", "shown"), [(ValueError("first line\nsecond line"), "first line"),
+                                              (ValueError("  "), "ValueError")])  # fmt: skip
+def test_an_unreadable_file_is_named_with_the_first_line_of_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, shown: str
+) -> None:
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"x")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(torch, "load", broken)
+    with pytest.raises(CheckpointError) as refused:
+        checkpoint.load(path, "abc")
+    assert str(refused.value) == f"checkpoint {path} cannot be read ({shown}); delete it to start afresh"
+
+
+def test_the_format_number_decides_not_an_old_key(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, valid(partial=[1.0, 2.0, 3.0]))  # format 2 with a key named as format 1's was
+    assert checkpoint.load(path, "abc")["format"] == 2

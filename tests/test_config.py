@@ -139,3 +139,19 @@ def test_a_run_is_named_by_its_choices_then_what_its_overrides_change() -> None:
     # inside a sweep only the swept keys: the rest is the same for every job
     assert run_name(vgg, overrides, swept=["optim.lr", "seed"]) == "vgg_e-kaiming-prelu-lr=0.01-seed=3"
     assert run_name(vgg, overrides, swept=[]) == "vgg_e-kaiming-prelu"
+
+
+def test_the_config_hash_is_stable_and_ignores_what_does_not_change_the_training() -> None:
+    """A re-run finds its interrupted job by this hash: the same config must hash the same across versions."""
+    from pathlib import Path
+
+    from runner.config import config_hash
+
+    cfg = {"a": 1, "b": {"c": [1, 2]}}
+    assert config_hash(cfg) == "6f6c7add149e6fec" and len(config_hash(cfg)) == 16
+    assert config_hash({"b": {"c": [1, 2]}, "a": 1}) == config_hash(cfg)  # key order does not count
+    untracked = {"tracking": {"uri": "x"}, "trainer": {"progress": True}, "resume": "never", "expected": None}
+    assert config_hash({**cfg, **untracked}) == config_hash(cfg)
+    assert config_hash({**cfg, "expected": {"paper": "p"}}) == config_hash(cfg)
+    assert config_hash({**cfg, "root": Path("/data")}) == config_hash({**cfg, "root": "/data"})  # str() of it
+    assert config_hash({**cfg, "a": 2}) != config_hash(cfg)

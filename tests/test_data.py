@@ -672,9 +672,10 @@ def test_random_resized_crop_falls_back_to_the_centre_square_after_ten_misses():
     assert np.array_equal(
         np.asarray(out), np.asarray(img.crop((0, 5, 30, 35)).resize((8, 8), Image.BILINEAR))
     )
-    small = coded_image(2, 2)  # round(√(0.32 · 3/4)) = 0 wide
-    out = A.random_resized_crop(small, 2, ScriptedRng([0.08, math.log(3 / 4)] * 10))
-    assert np.array_equal(np.asarray(out), np.asarray(small.resize((2, 2), Image.BILINEAR)))
+    small = coded_image(2, 2)  # round(√(0.32 · 3/4)) = 0 wide; at aspect 4/3, 1 wide but 0 high
+    for aspect in (3 / 4, 4 / 3):
+        out = A.random_resized_crop(small, 2, ScriptedRng([0.08, math.log(aspect)] * 10))
+        assert np.array_equal(np.asarray(out), np.asarray(small.resize((2, 2), Image.BILINEAR)))
 
 
 def test_fetch_downloads_through_a_part_file_into_new_folders(tmp_path, monkeypatch):
@@ -789,3 +790,118 @@ def test_resident_data_builds_each_loader_with_the_contexts_rank_seed_and_the_co
     assert str(refused.value) == (
         "trainer.batch_size=4 × 2 device(s) is larger than the training set (7 images)"
     )
+
+
+def test_normalization_statistics_broadcast_over_a_batch_and_an_unknown_mode_is_named():
+    x = torch.randint(0, 256, (10, 3, 4, 5), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    shapes = {"per_channel": (1, 3, 1, 1), "per_channel_mean": (1, 3, 1, 1),
+              "per_pixel": (1, 3, 4, 5), "per_pixel_mean": (1, 3, 4, 5)}  # fmt: skip
+    for mode, mean_shape in shapes.items():
+        mean, std = common.normalization(mode, x)
+        assert (tuple(mean.shape), tuple(std.shape)) == (mean_shape, (1, 3, 1, 1)), mode
+    with pytest.raises(ConfigError) as refused:
+        common.normalization("per_image", x)
+    assert str(refused.value) == (
+        "dataset.normalize='per_image' is unknown; allowed: per_channel, per_channel_mean, per_pixel, per_pixel_mean"
+    )
+
+
+def _uniform_loader(seed: int, start: int = 0, train: bool = True) -> list[torch.Tensor]:
+    """Every batch of epoch 0 from `start` on, of 32 identical images: what differs is the augmentation only."""
+    x = torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).expand(32, 1, 8, 8)
+    loader = TensorLoader(x, torch.arange(32), batch_size=8, mean=torch.zeros(1, 1, 1, 1),
+                          std=torch.ones(1, 1, 1, 1), train=train, augment=["crop", "flip"], seed=seed)  # fmt: skip
+    return [b for b, _ in loader.batches(0, start)]
+
+
+def test_the_augmentation_is_a_function_of_the_seed_epoch_and_step_alone():
+    torch.manual_seed(0)
+    first = _uniform_loader(seed=1)
+    torch.manual_seed(1)  # the global generator plays no part
+    assert all(torch.equal(a, b) for a, b in zip(first, _uniform_loader(seed=1), strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(first, _uniform_loader(seed=2), strict=True))
+    # resuming at step 2 gives the batches the whole epoch gave from step 2 on, in training and evaluation
+    assert all(torch.equal(a, b) for a, b in zip(first[2:], _uniform_loader(1, start=2), strict=True))
+    whole = _uniform_loader(1, train=False)
+    assert len(whole) == 4 and all(
+        torch.equal(a, b) for a, b in zip(whole[2:], _uniform_loader(1, 2, False), strict=True)
+    )
+    assert torch.equal(whole[0][0, 0], torch.arange(64.0).view(8, 8))  # evaluation: not augmented
+
+
+def test_a_loader_given_no_rank_options_is_the_single_process_unaugmented_one():
+    x = torch.zeros(10, 1, 4, 4, dtype=torch.uint8)
+    one = torch.ones(1, 1, 1, 1)
+    for train in (True, False):
+        loader = TensorLoader(x, torch.arange(10), batch_size=4, mean=one, std=one, train=train)
+        assert loader.shard == common.Shard(10, 4, 0, 1, train) and loader.seed == 0 and loader.augment == []
+        assert (loader.memory_format, loader.pad_with_mean, loader.flip_view) == (
+            torch.contiguous_format,
+            False,
+            False,
+        )
+
+
+def test_the_resident_options_are_checked_in_one_line_each():
+    from runner.data.tensor_loader import check_options
+
+    cfg = dataset_config("synthetic", val_split=None, subset=None)
+    check_options(cfg, 1)  # no validation split: one training image is enough
+    refused = [
+        ({"normalize": "per_image"}, 100, "dataset.normalize='per_image' is not allowed; allowed: per_channel, "
+                                          "per_channel_mean, per_pixel, per_pixel_mean"),
+        ({"crop_pad": "edge"}, 100, "dataset.crop_pad='edge' is not allowed; allowed: mean, black"),
+        ({"augment": ["crop", "jitter"]}, 100, "dataset.augment: 'jitter' is unknown; allowed: crop, flip"),
+        ({"val_split": 40, "subset": 40}, 100, "dataset.val_split=40 must be smaller than the training set (40 images)"),
+        ({"val_split": 40}, 30, "dataset.val_split=40 must be smaller than the training set (30 images)"),
+    ]  # fmt: skip
+    for change, n_train, says in refused:
+        with pytest.raises(ConfigError) as error:
+            check_options({**cfg, **change}, n_train)
+        assert str(error.value) == says
+    check_options({**cfg, "val_split": 39, "subset": 40}, 100)
+
+
+def test_read_once_keys_by_path_and_keeps_the_two_latest(tmp_path):
+    files = []
+    for name in "abc":
+        path = tmp_path / name
+        path.write_bytes(b"same size")
+        os.utime(path, ns=(10**18, 10**18))  # the same size and mtime: only the path tells them apart
+        files.append(path)
+    reads = []
+
+    def read(path: Path):
+        return lambda: reads.append(path.name) or path.name
+
+    common._CACHE.clear()
+    assert [common.read_once("t", [p], read(p)) for p in files[:2]] == ["a", "b"]
+    assert common.read_once("t", [files[0]], read(files[0])) == "a" and reads == ["a", "b"]  # both kept
+    common.read_once("t", [files[2]], read(files[2]))  # a third: the least recently used (b) goes
+    assert common.read_once("t", [files[0]], read(files[0])) == "a" and reads == ["a", "b", "c"]
+    assert common.read_once("t", [files[1]], read(files[1])) == "b" and reads == ["a", "b", "c", "b"]
+    common._CACHE.clear()
+
+
+def test_center_crop_rounds_an_odd_margin_down():
+    img = coded_image(5, 4)
+    assert np.array_equal(np.asarray(A.center_crop(img, 2)), np.asarray(img.crop((1, 1, 3, 3))))
+
+
+def test_the_augmentation_stream_of_a_seed_is_pinned():
+    """Batch i of epoch e is a fixed function of (seed, e, i), across versions too: a run resumed mid-epoch, or a
+    re-run of an earlier result, sees the same crops and flips (a change in what the crop draws moves the flips)."""
+    first = _uniform_loader(seed=1)[0].to(torch.uint8)
+    assert hashlib.sha256(first.numpy().tobytes()).hexdigest()[:16] == "f853dd69a28b3510"
+
+
+def test_the_crop_runs_on_its_inputs_device_whatever_the_default_device():
+    from runner.data.tensor_loader import random_crop
+
+    x = torch.arange(2 * 6 * 6, dtype=torch.float).view(2, 1, 6, 6)
+    gen = torch.Generator().manual_seed(0)
+    expected = random_crop(x, gen, 0, 2)
+    gen.manual_seed(0)
+    with torch.device("meta"):  # a tensor made without naming the input's device would land here
+        out = random_crop(x, gen, 0, 2)
+    assert out.device == x.device and torch.equal(out, expected)

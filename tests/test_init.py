@@ -279,3 +279,13 @@ def test_prelu_slopes_carry_no_weight_decay() -> None:
     optimizer.step()
     assert all((p.weight == 0.25).all() for p in prelus(model))
     assert torch.allclose(conv.weight, before * (1 - 0.01 * 5e-4))
+
+
+def test_activation_options_reach_the_modules_they_make() -> None:
+    """The YAML's defaults equal torch's (slope 0.01, init 0.25): other values must still get through."""
+    leaky = make_act({"name": "lrelu", "slope": 0.2})(8)
+    assert isinstance(leaky, nn.LeakyReLU) and leaky.negative_slope == 0.2 and leaky.inplace is True
+    prelu = make_act({"name": "prelu", "shared": False, "init": 0.1})(8)
+    assert torch.equal(prelu.weight.detach(), torch.full((8,), 0.1))
+    relu = make_act({"name": "relu"})(8)
+    assert isinstance(relu, nn.ReLU) and relu.inplace is True  # in place: no second activation-sized buffer

@@ -177,3 +177,56 @@ def test_augment_rule_takes_a_folder_view_or_distinct_resident_augments() -> Non
     assert [passes(v, rule.item) for v in ("crop", "flip", "flop", 1)] == [True, True, False, False]
     with pytest.raises(ConfigError, match=r"^a\[1\]='flop' is not allowed; expected one of crop, flip \(a: "):
         check_value("a", ["crop", "flop"], rule)
+
+
+# The cross-key rules, each at its boundary and with its whole line.
+WHOLE_LINES = [
+    (["dataset=imagenet", "dataset.test_view=whole"],
+     "dataset.test_view='whole' is not offered for imagenet; allowed: center, ten_crop, dense"),
+    (["dataset.augment=scale_jitter"],
+     "dataset.augment='scale_jitter' is not offered for fashion_mnist; expected a list of distinct crop, flip "
+     "(e.g. [crop, flip], or [])"),
+    (["dataset.subset=512", "dataset.val_split=128", "trainer.batch_size=400"],
+     "trainer.batch_size=400 × 1 device(s) is not allowed; it must be at most the training set "
+     "(384 images: dataset.subset − dataset.val_split)"),
+    (["dataset=synthetic", "dataset.train_size=100", "trainer.batch_size=64", "trainer.devices=2"],
+     "trainer.batch_size=64 × 2 device(s) is not allowed; it must be at most the training set "
+     "(100 images: dataset.train_size − dataset.val_split)"),
+    (["dataset.subset=100", "dataset.val_split=100"],
+     "dataset.val_split=100 is not allowed; it must be smaller than the training set (100 images, dataset.subset)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"), WHOLE_LINES, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
+def test_a_cross_key_rule_says_its_whole_line(overrides: list[str], line: str) -> None:
+    assert precheck(overrides) == line
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["dataset=imagenet", "dataset.crop=256"],  # the crop may be as large as the shorter side (256)
+        ["dataset.subset=128", "dataset.val_split=0", "trainer.batch_size=128"],  # one batch: the whole set
+        ["dataset.subset=128", "dataset.val_split=null", "trainer.batch_size=128"],
+        ["dataset=synthetic", "dataset.train_size=100", "trainer.batch_size=64", "trainer.devices=auto"],
+    ],
+)
+def test_a_cross_key_rule_lets_its_boundary_pass(overrides: list[str]) -> None:
+    from conftest import compose
+
+    config.validate(compose(overrides))  # raises ConfigError on a refusal
+
+
+def test_an_unregistered_name_and_a_rule_without_words_are_named() -> None:
+    from conftest import compose
+
+    cfg = compose([])
+    cfg["act"]["name"] = "swish"
+    with pytest.raises(ConfigError) as error:
+        config.check_registered(cfg)
+    names = ", ".join(config.registry_names(config.REGISTRIES["act"]))
+    assert str(error.value) == f"act.name='swish' is not registered; allowed: {names}"
+    assert config.Rule((int, float)).describe() == "int or float"
+    assert config.Rule((str,), nullable=True).describe() == "str or null"

@@ -264,10 +264,40 @@ def test_every_claim_of_every_preset_parses() -> None:
 
 
 def test_a_malformed_claim_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown check"):
-        v.Check.parse({"check": "bigger", "rows": ["a"]})
-    with pytest.raises(ValueError, match="tolerance"):
-        v.Check.parse({"check": "equivalent", "metric": "test_top1_error", "rows": ["a", "b"]})
+    def refusal(parse, spec: dict) -> str:
+        with pytest.raises(ValueError) as refused:
+            parse(spec)
+        return str(refused.value)
+
+    known = "increasing, decreasing, equivalent, matches, best_of_n, converges, stalls, reaches_first"
+    assert (
+        refusal(v.Check.parse, {"check": "bigger", "rows": ["a"]})
+        == f"unknown check 'bigger'; known: {known}"
+    )
+    no_tolerance = {"check": "equivalent", "metric": "m", "rows": ["a", "b"]}
+    assert refusal(v.Check.parse, no_tolerance) == (
+        "check equivalent takes rows, metric, tolerance; got check, metric, rows"
+    )
+    extra = {"check": "best_of_n", "metric": "m", "rows": ["a"], "tolerance": 1, "n": 5, "alpha": 0.1}
+    assert refusal(v.Check.parse, extra) == (
+        "check best_of_n takes rows, metric, n, tolerance (optional: paper); got alpha, check, metric, n, rows, "
+        "tolerance"
+    )
+    good = {
+        "id": "x",
+        "text": "t",
+        "data": "any",
+        "checks": [{"check": "converges", "rows": ["a"], "below_chance": 0.5}],
+    }
+    for broken in ({**good, "note": "?"}, {**good, "data": "some"}, {**good, "checks": []}):
+        assert refusal(v.Claim.parse, broken) == (
+            f"claim x: needs id, text, data (any|paper), checks; got {broken}"
+        )  # each fault alone is enough
+    claim = v.Claim.parse({**good, "alpha": 0.01, "families": ["prelu", "plain"]})
+    assert claim == v.Claim(
+        "x", "t", "any", (v.Check("converges", ("a",), below_chance=0.5),), 0.01, ("prelu", "plain")
+    )
+    assert v.Claim.parse(good).alpha == v.ALPHA == 0.05
 
 
 def test_the_curves_band_is_the_mean_with_the_min_and_max_over_a_cells_seeds(tmp_path: Path) -> None:
@@ -615,3 +645,169 @@ def test_a_single_seed_ordering_step_carries_no_p_and_a_run_without_the_metric_n
 def test_a_one_seed_cell_at_chance_is_described_from_its_run() -> None:
     one = loss_cell("c", [[2.31, 2.302]], "fashion_mnist")
     assert v._at_chance(one) == "c final train loss 2.30 ± 0.00 (1) (chance ln 10 = 2.30)"
+
+
+# --- whole verdicts, one per branch of judge_claim ---------------------------------------------------------
+
+
+def small_cell(label: str, values: Sequence[float]) -> v.Cell:
+    """A cell of the SMALL protocol whose runs logged a training loss up to iteration 160."""
+    runs = [
+        v.Run(r.run_id, r.cell, r.status, r.params, r.metrics, {"train_loss": [(10, 2.0), (160, 1.0)]})
+        for r in cell(label, values, SMALL).runs
+    ]
+    return v.Cell(label, label, runs)
+
+
+CURVE = "test_top1_error: a 10.00 ± 0.50 (5) → b 12.00 ± 0.50 (5); a < b (p = 0.00011)"
+P = pytest.approx(0.0001133583726240016, rel=1e-9)  # scipy: ttest_ind(b, a, equal_var=False, "greater")
+SCALE = "fashion_mnist, width ÷16, max_steps 160 (paper 64000), 160 iterations"
+
+
+def test_each_verdict_of_a_measured_ordering_in_full() -> None:
+    a, b = cell("a", spread(10, 0.5, 5)), cell("b", spread(12, 0.5, 5))
+    assert verdict(ordering(["a", "b"]), a, b) == v.Verdict("c", "t", v.REPRODUCED, P, CURVE)
+    sa, sb = small_cell("a", spread(10, 0.5, 5)), small_cell("b", spread(12, 0.5, 5))
+    assert verdict(ordering(["a", "b"]), sa, sb) == v.Verdict("c", "t", v.REDUCED, P, CURVE, SCALE)
+    paper_only = ordering(["a", "b"], data="paper")
+    assert verdict(paper_only, sa, sb) == v.Verdict("c", "t", v.NOT_COMPARABLE, None, CURVE, SCALE)
+    assert verdict(ordering(["a", "b"]), sa, sb, scale="smoke") == v.Verdict(
+        "c", "t", v.SMOKE, P, CURVE, SCALE
+    )
+    single = verdict(ordering(["a", "b"]), small_cell("a", [10.0]), small_cell("b", [12.0]))
+    assert single == v.Verdict(
+        "c", "t", v.SINGLE, None,
+        "test_top1_error: a 10.00 ± 0.00 (1) → b 12.00 ± 0.00 (1); a < b — the paper's direction holds"
+        f" (at reduced scale: {SCALE})",
+        SCALE,
+    )  # fmt: skip
+    reversed_ = verdict(
+        ordering(["a", "b"]), small_cell("b", spread(10, 0.5, 5)), small_cell("a", spread(12, 0.5, 5))
+    )
+    assert reversed_ == v.Verdict(
+        "c", "t", v.NOT_REPRODUCED, pytest.approx(1 - 0.0001133583726240016, rel=1e-9),
+        "test_top1_error: a 12.00 ± 0.50 (5) → b 10.00 ± 0.50 (5); a < b (p = 1)"
+        f" (at reduced scale: {SCALE})",
+        SCALE,
+    )  # fmt: skip
+
+
+def test_each_verdict_of_rows_that_cannot_be_judged_in_full() -> None:
+    a, b = cell("a", spread(10, 0.5, 5)), cell("b", spread(12, 0.5, 5))
+    assert verdict(ordering(["a", "z"]), a) == v.Verdict("c", "t", v.NOT_RUN, None, "no run of z")
+    assert verdict(ordering(["a", "z"]), a, scale="smoke") == v.Verdict(
+        "c", "t", v.SMOKE, None, "no run of z"
+    )
+    assert verdict(ordering(["a", "b"]), a, b, cell("b", [11.0])) == v.Verdict(
+        "c", "t", v.AMBIGUOUS, None, "b ran as several cells (a swept key is missing from expected.key)"
+    )
+    lost = cell("b", [], lost=["failed", "failed", "diverged"])
+    assert verdict(ordering(["a", "b"]), a, lost) == v.Verdict(
+        "c", "t", v.NOT_RUN, None, "no finished seed of b (2 failed, 1 diverged)"
+    )
+    families = {
+        "id": "c", "text": "t", "data": "any", "families": ["prelu", "plain"],
+        "checks": [{"check": "increasing", "metric": "test_top1_error", "rows": ["{family}20", "{family}56"]}],
+    }  # fmt: skip
+    assert verdict(families, cell("plain20", [1.0])) == v.Verdict(
+        "c", "t", v.NOT_RUN, None, "no run of prelu20, prelu56 (prelu nets); no run of plain56 (plain nets)"
+    )
+    chance = [2.3026, 2.3030, 2.2999]
+    at_chance = chance_cell("a", [89.6, 89.7, 89.8], chance), chance_cell("b", [90.1, 90.0, 90.2], chance)
+    both = "a final train loss 2.30 ± 0.00 (3) (chance ln 10 = 2.30); b final train loss 2.30 ± 0.00 (3) (chance ln 10 = 2.30)"
+    assert verdict(ordering(["a", "b"]), *at_chance) == v.Verdict("c", "t", v.NOT_LEARNED, None, both)
+    assert verdict(ordering(["a", "b"]), *at_chance, scale="smoke") == v.Verdict(
+        "c", "t", v.SMOKE, None, both
+    )
+
+
+def test_protocol_differences_name_each_key_briefly() -> None:
+    def differences(paper: dict, ours: dict) -> list[str]:
+        return v.protocol_differences(paper, [v.Run("r", "c", "finished", ours, {})])
+
+    assert differences({"dataset.name": "cifar10"}, {"dataset.name": "fashion_mnist"}) == ["fashion_mnist"]
+    widths = {"2": "width ÷8", "8": "width ÷2", "3": "width 3 (paper 16)", "0": "width 0 (paper 16)",
+              "32": "width 32 (paper 16)"}  # fmt: skip
+    for ours, phrase in widths.items():
+        assert differences({"model.width": 16}, {"model.width": ours}) == [phrase]
+    assert differences({"model.width": 32}, {"model.width": "16"}) == ["width ÷2"]
+    assert differences({"trainer.max_steps": 64000}, {"trainer.max_steps": "160"}) == [
+        "max_steps 160 (paper 64000)"
+    ]
+    assert differences({"seed": 0}, {"seed": "1"}) == ["seed 1 (paper 0)"]  # a key without a group
+    assert differences({"seed": 0}, {}) == ["seed None (paper 0)"]  # a key the run does not have
+    assert differences({"model.width": 16}, {"model.width": "16"}) == []
+
+
+def test_params_compare_as_the_values_they_were_logged_from() -> None:
+    assert [v._value(x) for x in ("0.0625", "[256, 256]", "None", "imagenet", None)] == [
+        0.0625, [256, 256], None, "imagenet", None
+    ]  # fmt: skip
+    same = [
+        ([256, 256], (256, 256)),
+        ([[1, 2], 3], [[1, 2.0], 3]),
+        (0.1 + 0.2, 0.3),
+        ("a", "a"),
+        (True, True),
+    ]
+    for ours, paper in same:
+        assert v._same(ours, paper), (ours, paper)
+    differ = [([256, 256], [256, 512]), ([256], [256, 256]), ([256, 256], 256), (256, [256]),
+              ([[1, 2], 3], [[1, 3], 3]), (0.3, 0.3001), ("1", 1)]  # fmt: skip
+    for ours, paper in differ:
+        assert not v._same(ours, paper), (ours, paper)
+
+
+def test_p_values_print_with_two_digits_down_to_one_in_ten_thousand() -> None:
+    assert [v.fmt_p(p) for p in (None, 0.05, 0.00011, 1e-4, 9.9e-5, 0.0)] == [
+        "", "p = 0.05", "p = 0.00011", "p = 0.0001", "p < 0.0001", "p < 0.0001"
+    ]  # fmt: skip
+
+
+def test_welch_p_takes_the_zero_variance_limit_only_when_both_rows_are_constant() -> None:
+    # a population variance of exactly 1 (0, 2) beside a constant row: still the t-test, t = −4 on 1 degree
+    # of freedom, whose one-sided p is ½ − atan(4)/π
+    p = 0.5 - math.atan(4) / math.pi
+    assert v.welch_p([0.0, 2.0], [5.0, 5.0], greater=False) == pytest.approx(p, rel=1e-9)
+    assert v.welch_p([5.0, 5.0], [0.0, 2.0], greater=True) == pytest.approx(p, rel=1e-9)
+    limits = [([3.0] * 2, [1.0] * 2, True, 0.0), ([3.0] * 2, [1.0] * 2, False, 1.0),
+              ([1.0] * 2, [3.0] * 2, True, 1.0), ([1.0] * 2, [3.0] * 2, False, 0.0),
+              ([1.0] * 2, [1.0] * 2, True, 1.0), ([1.0] * 2, [1.0] * 2, False, 1.0)]  # fmt: skip
+    for a, b, greater, p in limits:
+        assert v.welch_p(a, b, greater) == p, (a, b, greater)
+
+
+def test_decide_combine_and_the_row_summary() -> None:
+    assert v.decide(5, True, 0.05, 0.05, "d") == v.Outcome(
+        v.INCONCLUSIVE, True, 0.05, "d"
+    )  # p = α: not below
+    assert v.decide(5, True, 0.0499, 0.05, "d").kind == v.REPRODUCED
+    steps = [v.Outcome(v.REPRODUCED, True, 0.01, "x"), v.Outcome(v.INCONCLUSIVE, True, 0.2, "y"),
+             v.Outcome(v.SINGLE, True, None, "z")]  # fmt: skip
+    assert v.combine(steps) == v.Outcome(v.SINGLE, True, 0.2, "x; y; z")  # the most severe; the largest p
+    assert v.combine(steps[:2] + [v.Outcome(v.NOT_REPRODUCED, False, 0.9, "w")]).holds is False
+    lost = cell("a", [10.0, 12.0], lost=["failed", "diverged", "failed"])
+    assert v._row(lost, "test_top1_error") == "a 11.00 ± 1.41 (2), 2 failed, 1 diverged"
+    assert v._row(cell("b", [], lost=["killed"]), "test_top1_error") == "b —, 1 killed"
+    two = verdict(ordering(["a", "b"]), cell("a", [10.0, 11.0]), cell("b", [13.0, 14.0]))
+    t = 3 / math.sqrt(0.5)  # two seeds a row: Welch's t on 2 degrees of freedom, p = (1 − t / √(t² + 2)) / 2
+    assert two.p == pytest.approx((1 - t / math.sqrt(t * t + 2)) / 2, rel=1e-9)
+    assert two.detail.endswith("; a < b (p = 0.026)")
+
+
+def test_stats_final_values_and_the_chance_band_edge() -> None:
+    assert v.Stats.of([1.0, 2.0, 6.0]) == v.Stats(3, 3.0, pytest.approx(2.6457513110645907), 1.0, 6.0)
+    run = v.Run("r", "c", "finished", {}, {"a": float("nan"), "b": float("inf"), "c": 1.5})
+    assert [run.final(m) for m in "abcd"] == [None, None, 1.5, None]
+    edge = math.log(10) - v.CHANCE_BAND
+    assert not v.learned_nothing(loss_cell("c", [[3.0, edge]] * 2, "fashion_mnist"))  # on the edge: learned
+    assert v.learned_nothing(loss_cell("c", [[3.0, edge + 1e-9]], "fashion_mnist"))  # one seed, above it
+
+
+def test_expected_parse_keeps_each_field_and_refuses_an_unknown_scale() -> None:
+    ex = expected([], numbers={"a": 10, "b": [7.5, 2.0]})
+    assert (ex.paper, ex.scale, ex.key, ex.metrics) == ("a paper", "full", ("model",), ("test_top1_error",))
+    assert ex.numbers == {"a": (10.0,), "b": (7.5, 2.0)}
+    assert ex.protocol == {"dataset.name": "cifar10", "model.width": 16, "trainer.max_steps": 64000}
+    with pytest.raises(ValueError, match=r"^expected\.scale=tiny: full or smoke$"):
+        expected([], scale="tiny")
