@@ -15,8 +15,10 @@ before Hydra's output directory exists.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -135,11 +137,38 @@ def precheck(argv: list[str]) -> str | None:
             check_reachable(uri)
         except TrackingError as e:
             return str(e)
-    if _with_helper:  # the torch-free checks passed: MLflow's import now overlaps torch's and the dry build
-        from runner import tracking_helper
+    if not _with_helper:
+        return dry_build(configs)
+    from runner import tracking_helper
 
-        tracking_helper.start()
-    return dry_build(configs)
+    tracking_helper.start()  # the torch-free checks passed: MLflow's import now overlaps torch's and the dry build
+    reading = read_data_beside(configs[0]["dataset"])
+    problem = dry_build(configs)
+    if problem is None and reading is not None:
+        reading.join()
+    return problem
+
+
+def read_data_beside(dataset: dict[str, Any]) -> threading.Thread | None:
+    """Decode the first job's data files in a thread while the dry build imports torch's meta-device kernels
+    (pure-Python imports on one core; the decompression releases the GIL): the job's own check then finds
+    them decoded (runner/data/common.py: read_once). Resident data sets only (a folder set is listed, not
+    decoded, by its check); never downloads; an error is left to the job's check to say. The data modules
+    (and torch) are imported here, before the thread starts: two threads importing one module graph can
+    deadlock on its import locks."""
+    from runner.config import FOLDER_DATASETS
+
+    if dataset["name"] in FOLDER_DATASETS:
+        return None
+    from runner.data import check_data
+
+    def read() -> None:
+        with contextlib.suppress(Exception):
+            check_data({**dataset, "download": False}, Path.cwd())
+
+    thread = threading.Thread(target=read, name="runner-read-data", daemon=True)
+    thread.start()
+    return thread
 
 
 def dry_build(configs: list[dict[str, Any]]) -> str | None:

@@ -28,19 +28,25 @@ def module_of(name: str) -> str:
     return name.split(".x", 1)[0] if ".x" in name else name.rsplit(".", 1)[0]
 
 
-def equivalents(path: Path = EQUIVALENT) -> set[str]:
-    """The mutant names in the file's table rows (the first `code` span of each row)."""
+CUDA_HEADING = "## Told apart only on a CUDA device"
+
+
+def equivalents(path: Path = EQUIVALENT) -> dict[str, str]:
+    """The mutant names in the file's table rows (the first `code` span of each row) → "equivalent", or "cuda"
+    for the rows under CUDA_HEADING."""
     if not path.exists():
-        return set()
-    names = set()
+        return {}
+    names, kind = {}, "equivalent"
     for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            kind = "cuda" if line.strip() == CUDA_HEADING else "equivalent"
         found = re.match(r"^\|\s*`([^`]+__mutmut_\d+)`", line)
         if found:
-            names.add(found.group(1))
+            names[found.group(1)] = kind
     return names
 
 
-def score(lines: list[str], equivalent: set[str], minimum: float) -> int:
+def score(lines: list[str], equivalent: dict[str, str], minimum: float) -> int:
     results = {m["name"]: m["status"] for m in map(RESULT.match, lines) if m}
     if not results:
         print("mutation_score: no mutmut results (run `make mutants` first)", file=sys.stderr)
@@ -69,6 +75,12 @@ def score(lines: list[str], equivalent: set[str], minimum: float) -> int:
     all_judged = sum(total.values()) - sum(listed.values())
     print(f"{'all':32} {sum(killed.values()):7d} {sum(total.values()):6d} {sum(listed.values()):6d} "
           f"{100.0 * sum(killed.values()) / max(all_judged, 1):6.1f}%")  # fmt: skip
+    cuda = sum(
+        1
+        for name, kind in equivalent.items()
+        if kind == "cuda" and name in results and results[name] not in KILLED
+    )
+    print(f"listed: {sum(listed.values()) - cuda} equivalent, {cuda} told apart only on a CUDA device")
     if survivors:
         print(f"\n{len(survivors)} survivors neither killed nor listed in {EQUIVALENT.relative_to(ROOT)}:")
         print("\n".join(survivors))
