@@ -132,9 +132,10 @@ def test_a_run_is_named_by_its_choices_then_what_its_overrides_change() -> None:
         "expected.error=10",
         "dataset.scale=[256,512]",
         "model.note=a=b",  # the value keeps its own '='
+        "model.head.p=d.e=f",  # a deeper key: its last component; a value with dots and '=' whole
     ]
     assert run_name(vgg, overrides) == (
-        "vgg_e-kaiming-prelu-lr=0.01-weight_decay=0-seed=3-scale=[256,512]-note=a=b"
+        "vgg_e-kaiming-prelu-lr=0.01-weight_decay=0-seed=3-scale=[256,512]-note=a=b-p=d.e=f"
     )
     # inside a sweep only the swept keys: the rest is the same for every job
     assert run_name(vgg, overrides, swept=["optim.lr", "seed"]) == "vgg_e-kaiming-prelu-lr=0.01-seed=3"
@@ -155,3 +156,16 @@ def test_the_config_hash_is_stable_and_ignores_what_does_not_change_the_training
     assert config_hash({**cfg, "expected": {"paper": "p"}}) == config_hash(cfg)
     assert config_hash({**cfg, "root": Path("/data")}) == config_hash({**cfg, "root": "/data"})  # str() of it
     assert config_hash({**cfg, "a": 2}) != config_hash(cfg)
+
+
+def test_a_group_without_its_name_and_a_list_for_a_number_are_named() -> None:
+    from conftest import compose
+
+    from runner.config import SCHEMA, check_value, validate
+
+    cfg = compose([])
+    del cfg["act"]["name"]
+    with pytest.raises(ConfigError, match=r"^act\.name is missing; every act config must set it$"):
+        validate(cfg)
+    with pytest.raises(ConfigError, match=r"^optim\.lr=\[1, 2\] is not allowed; expected a finite number > 0$"):
+        check_value("optim.lr", [1, 2], SCHEMA["optim.lr"])

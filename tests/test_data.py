@@ -895,13 +895,24 @@ def test_the_augmentation_stream_of_a_seed_is_pinned():
     assert hashlib.sha256(first.numpy().tobytes()).hexdigest()[:16] == "f853dd69a28b3510"
 
 
-def test_the_crop_runs_on_its_inputs_device_whatever_the_default_device():
-    from runner.data.tensor_loader import random_crop
+@pytest.mark.parametrize("name", ["crop", "flip"])
+def test_the_augmentation_runs_on_its_inputs_device_whatever_the_default_device(name):
+    from runner.data.tensor_loader import AUGMENTS
 
-    x = torch.arange(2 * 6 * 6, dtype=torch.float).view(2, 1, 6, 6)
+    x = torch.arange(8 * 6 * 6, dtype=torch.float).view(8, 1, 6, 6)
     gen = torch.Generator().manual_seed(0)
-    expected = random_crop(x, gen, 0, 2)
+    expected = AUGMENTS[name](x, gen, 0, 8)
     gen.manual_seed(0)
     with torch.device("meta"):  # a tensor made without naming the input's device would land here
-        out = random_crop(x, gen, 0, 2)
+        out = AUGMENTS[name](x, gen, 0, 8)
     assert out.device == x.device and torch.equal(out, expected)
+
+
+def test_mix_seed_is_pinned_and_stays_below_two_to_the_63():
+    """Every generator of the data path is seeded from it (shuffles, crops, flips, the ImageNet views): its
+    values are the batches of every earlier run, and Python's and torch's seeds must take them whole."""
+    assert [common.mix_seed(0), common.mix_seed(0, 0), common.mix_seed(7, 3, 12), common.mix_seed(1, 2, 3, 1)] == [
+        6135053530528137302, 1910967764178331110, 5950340532876031270, 8104976747372857741
+    ]  # fmt: skip
+    seeds = [common.mix_seed(s, e, i) for s in range(4) for e in range(8) for i in range(32)]
+    assert max(seeds) < 2**63 and len(set(seeds)) == len(seeds)

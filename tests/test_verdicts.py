@@ -667,6 +667,14 @@ SCALE = "fashion_mnist, width ÷16, max_steps 160 (paper 64000), 160 iterations"
 def test_each_verdict_of_a_measured_ordering_in_full() -> None:
     a, b = cell("a", spread(10, 0.5, 5)), cell("b", spread(12, 0.5, 5))
     assert verdict(ordering(["a", "b"]), a, b) == v.Verdict("c", "t", v.REPRODUCED, P, CURVE)
+    logged = [v.Cell(c.label, c.cell_id, [v.Run(r.run_id, r.cell, r.status, r.params, r.metrics,
+                                                {"train_loss": [(64000, 0.1)]}) for r in c.runs]) for c in (a, b)]  # fmt: skip
+    assert verdict(ordering(["a", "b"]), *logged).scale == ""  # the paper's protocol: no scale to name
+    unlogged = cell("a", spread(10, 0.5, 5), SMALL), cell("b", spread(12, 0.5, 5), SMALL)  # no curve logged
+    assert (
+        verdict(ordering(["a", "b"]), *unlogged).scale
+        == "fashion_mnist, width ÷16, max_steps 160 (paper 64000)"
+    )
     sa, sb = small_cell("a", spread(10, 0.5, 5)), small_cell("b", spread(12, 0.5, 5))
     assert verdict(ordering(["a", "b"]), sa, sb) == v.Verdict("c", "t", v.REDUCED, P, CURVE, SCALE)
     paper_only = ordering(["a", "b"], data="paper")
@@ -705,6 +713,14 @@ def test_each_verdict_of_rows_that_cannot_be_judged_in_full() -> None:
     assert verdict(ordering(["a", "b"]), a, lost) == v.Verdict(
         "c", "t", v.NOT_RUN, None, "no finished seed of b (2 failed, 1 diverged)"
     )
+    # several rows at once: each named
+    assert verdict(ordering(["a", "y", "z"]), a).detail == "no run of y, z"
+    assert verdict(ordering(["a", "b"]), a, b, cell("a", [9.0]), cell("b", [11.0])).detail == (
+        "a, b ran as several cells (a swept key is missing from expected.key)"
+    )
+    assert verdict(ordering(["a", "b"]), cell("a", [], lost=["killed"]), lost).detail == (
+        "no finished seed of a (1 killed), b (2 failed, 1 diverged)"
+    )
     families = {
         "id": "c", "text": "t", "data": "any", "families": ["prelu", "plain"],
         "checks": [{"check": "increasing", "metric": "test_top1_error", "rows": ["{family}20", "{family}56"]}],
@@ -735,6 +751,9 @@ def test_protocol_differences_name_each_key_briefly() -> None:
         "max_steps 160 (paper 64000)"
     ]
     assert differences({"seed": 0}, {"seed": "1"}) == ["seed 1 (paper 0)"]  # a key without a group
+    assert differences({"model.head.dropout": 0.5}, {"model.head.dropout": "0.0"}) == [
+        "dropout 0.0 (paper 0.5)"
+    ]
     assert differences({"seed": 0}, {}) == ["seed None (paper 0)"]  # a key the run does not have
     assert differences({"model.width": 16}, {"model.width": "16"}) == []
 
