@@ -167,5 +167,7 @@ def test_a_group_without_its_name_and_a_list_for_a_number_are_named() -> None:
     del cfg["act"]["name"]
     with pytest.raises(ConfigError, match=r"^act\.name is missing; every act config must set it$"):
         validate(cfg)
-    with pytest.raises(ConfigError, match=r"^optim\.lr=\[1, 2\] is not allowed; expected a finite number > 0$"):
+    with pytest.raises(
+        ConfigError, match=r"^optim\.lr=\[1, 2\] is not allowed; expected a finite number > 0$"
+    ):
         check_value("optim.lr", [1, 2], SCHEMA["optim.lr"])
