@@ -916,3 +916,28 @@ def test_mix_seed_is_pinned_and_stays_below_two_to_the_63():
     ]  # fmt: skip
     seeds = [common.mix_seed(s, e, i) for s in range(4) for e in range(8) for i in range(32)]
     assert max(seeds) < 2**63 and len(set(seeds)) == len(seeds)
+
+
+def test_the_command_decodes_its_data_set_beside_the_dry_build_and_never_downloads(tmp_path, monkeypatch):
+    """runner.cli.read_data_beside: the job's check afterwards finds the files decoded; nothing is fetched."""
+    from runner import cli
+
+    write_cifar(tmp_path / "have" / "data")
+    reads, fetches = [], []
+    original = cifar.read_batch
+    monkeypatch.setattr(cifar, "read_batch", lambda path, key: reads.append(path.name) or original(path, key))
+    monkeypatch.setattr(cifar, "fetch", lambda *args, **kwargs: fetches.append(args))
+    common._CACHE.clear()
+    monkeypatch.chdir(tmp_path / "have")
+    cli.read_data_beside(CIFAR10).join()
+    assert len(reads) == 6  # 5 training batches + 1 test batch
+    check_data(CIFAR10, tmp_path / "have")
+    assert len(reads) == 6  # the job's own check: read already
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    cli.read_data_beside(
+        {**CIFAR10, "download": True}
+    ).join()  # the job downloads, after its checks; not this
+    assert fetches == [] and list((tmp_path / "empty").iterdir()) == []
+    assert cli.read_data_beside(dataset_config("imagenet")) is None  # a folder set is listed by its check
+    common._CACHE.clear()
