@@ -621,18 +621,12 @@ def judge_claim(claim: Claim, ex: Expected, cells: Sequence[Cell]) -> Verdict:
     for cell in cells:
         by_label.setdefault(cell.label, []).append(cell)
     family, checks = _pick_variant(claim, by_label)
+    rows, variants = _rows_of(checks), claim.variants()
     metric_of = {r: c.metric for c in checks for r in _rows_of([c])}
-    problem = _missing(_rows_of(checks), by_label, metric_of)
-    if len(claim.variants()) > 1 and _absent(
-        _rows_of(checks), by_label
-    ):  # no family ran: name each one's rows
-        problem = (
-            NOT_RUN,
-            "; ".join(
-                f"no run of {', '.join(_absent(_rows_of(c), by_label))} ({f} nets)"
-                for f, c in claim.variants()
-            ),
-        )
+    problem = _missing(rows, by_label, metric_of)
+    if len(variants) > 1 and _absent(rows, by_label):  # no family ran: name each one's missing rows
+        missing = (f"no run of {', '.join(_absent(_rows_of(c), by_label))} ({f} nets)" for f, c in variants)
+        problem = NOT_RUN, "; ".join(missing)
     if problem:
         kind, detail = problem
         return Verdict(claim.id, claim.text, SMOKE if ex.scale == "smoke" else kind, None, detail)

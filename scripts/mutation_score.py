@@ -52,7 +52,7 @@ def score(lines: list[str], equivalent: dict[str, str], minimum: float) -> int:
         print("mutation_score: no mutmut results (run `make mutants` first)", file=sys.stderr)
         return 1
     total, killed, listed = Counter(), Counter(), Counter()
-    survivors = []
+    survivors, cuda = [], 0
     for name, status in sorted(results.items()):
         module = module_of(name)
         total[module] += 1
@@ -62,6 +62,7 @@ def score(lines: list[str], equivalent: dict[str, str], minimum: float) -> int:
                 print(f"listed as equivalent but killed: {name}")
         elif name in equivalent:
             listed[module] += 1
+            cuda += equivalent[name] == "cuda"
         else:
             survivors.append(f"{name}: {status}")
     print(f"{'module':32} {'killed':>7} {'total':>6} {'equiv.':>6} {'score':>7}")
@@ -75,11 +76,6 @@ def score(lines: list[str], equivalent: dict[str, str], minimum: float) -> int:
     all_judged = sum(total.values()) - sum(listed.values())
     print(f"{'all':32} {sum(killed.values()):7d} {sum(total.values()):6d} {sum(listed.values()):6d} "
           f"{100.0 * sum(killed.values()) / max(all_judged, 1):6.1f}%")  # fmt: skip
-    cuda = sum(
-        1
-        for name, kind in equivalent.items()
-        if kind == "cuda" and name in results and results[name] not in KILLED
-    )
     print(f"listed: {sum(listed.values()) - cuda} equivalent, {cuda} told apart only on a CUDA device")
     if survivors:
         print(f"\n{len(survivors)} survivors neither killed nor listed in {EQUIVALENT.relative_to(ROOT)}:")

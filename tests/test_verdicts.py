@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -650,13 +651,16 @@ def test_a_one_seed_cell_at_chance_is_described_from_its_run() -> None:
 # --- whole verdicts, one per branch of judge_claim ---------------------------------------------------------
 
 
+def logged(c: v.Cell, last: int) -> v.Cell:
+    """The cell with a training loss logged by each run up to iteration `last` (what `iterations` reads)."""
+    return v.Cell(
+        c.label, c.cell_id, [replace(r, history={"train_loss": [(10, 2.0), (last, 1.0)]}) for r in c.runs]
+    )
+
+
 def small_cell(label: str, values: Sequence[float]) -> v.Cell:
     """A cell of the SMALL protocol whose runs logged a training loss up to iteration 160."""
-    runs = [
-        v.Run(r.run_id, r.cell, r.status, r.params, r.metrics, {"train_loss": [(10, 2.0), (160, 1.0)]})
-        for r in cell(label, values, SMALL).runs
-    ]
-    return v.Cell(label, label, runs)
+    return logged(cell(label, values, SMALL), 160)
 
 
 CURVE = "test_top1_error: a 10.00 ± 0.50 (5) → b 12.00 ± 0.50 (5); a < b (p = 0.00011)"
@@ -667,9 +671,8 @@ SCALE = "fashion_mnist, width ÷16, max_steps 160 (paper 64000), 160 iterations"
 def test_each_verdict_of_a_measured_ordering_in_full() -> None:
     a, b = cell("a", spread(10, 0.5, 5)), cell("b", spread(12, 0.5, 5))
     assert verdict(ordering(["a", "b"]), a, b) == v.Verdict("c", "t", v.REPRODUCED, P, CURVE)
-    logged = [v.Cell(c.label, c.cell_id, [v.Run(r.run_id, r.cell, r.status, r.params, r.metrics,
-                                                {"train_loss": [(64000, 0.1)]}) for r in c.runs]) for c in (a, b)]  # fmt: skip
-    assert verdict(ordering(["a", "b"]), *logged).scale == ""  # the paper's protocol: no scale to name
+    paper_length = logged(a, 64000), logged(b, 64000)
+    assert verdict(ordering(["a", "b"]), *paper_length).scale == ""  # the paper's protocol: no scale to name
     unlogged = cell("a", spread(10, 0.5, 5), SMALL), cell("b", spread(12, 0.5, 5), SMALL)  # no curve logged
     assert (
         verdict(ordering(["a", "b"]), *unlogged).scale
