@@ -17,11 +17,15 @@ What is compared:
 How (a measuring instrument for a 2 % gap on a shared 2-core machine, where other processes come and go on
 a scale of seconds and made the old one-rate-per-run ratio swing from 0.875 to 1.002):
   - Paired windows. The runner's loop syncs the host every `window` steps (its trainer.log_every); at each of
-    those log points the bare loop runs `window` steps of its own, then hands back. So runner window k and
-    bare window k run seconds apart, under the same load: the ratio is taken per pair of windows, and a
-    repeat's ratio is the median over its pairs (a burst of load spoils a pair or two, not the median). A
-    runner window runs from the moment the loop gets control back to its next log point, progress bar
-    included, so every cost of the runner's loop is inside it.
+    those log points the bare loop runs `window` steps of its own, then hands back. So the timeline is
+    bare, runner, bare, runner, ..., bare: each runner window is bracketed by two bare windows, seconds
+    apart, and its ratio is taken against their mean (a load that drifts across the three cancels to first
+    order, and the bare side's jitter is averaged over two windows). A repeat's ratio is the median over its
+    pairs (a burst of load spoils a pair or two, not the median). A runner window runs from the moment the
+    loop gets control back to its next log point, progress bar included, so every cost of the runner's loop
+    is inside it.
+  - The load of other processes is read from /proc during each repeat (the machine's busy CPU time less
+    this process's, in cores) and printed beside the ratio: a spread that comes with a load says why.
   - Warm-up excluded: the first `warm` steps of each repeat (allocator, caches, lazy init) on both sides.
   - ≥ 9 repeats on the CPU (11 by default), each a fresh train() call (fresh model, data, MLflow run) and a
     fresh bare model: what varies between runs (memory layout, init) is sampled, not just the load.
@@ -89,6 +93,7 @@ class Case:
     other: list[float] = field(default_factory=list)
     paired: list[float] = field(default_factory=list)  # per repeat: median of the per-window ratios
     data_ms: float | None = None  # the runner's data path alone, ms per batch
+    load: list[float] = field(default_factory=list)  # per repeat: cores busy with other processes
 
     def __post_init__(self) -> None:
         self.window = self.window or max(1, self.warm // 2)
@@ -171,12 +176,13 @@ class Windows:
         self.resumed = time.perf_counter()
 
     def timed(self, warm: int) -> tuple[list[float], list[float]]:
-        """(runner seconds, bare seconds) of the pairs after the warm-up; bare empty when not paired."""
-        skip = warm // self.window - 1  # runner[0] ends at step 2 × window
-        runner = self.runner[max(0, skip) :]
-        other = self.other[max(0, skip) + 1 : max(0, skip) + 1 + len(runner)] if self.bare else []
-        keep = [i for i, r in enumerate(runner) if not math.isnan(r)]
-        return [runner[i] for i in keep], [other[i] for i in keep] if other else []
+        """(runner seconds, bare seconds) of the pairs after the warm-up; bare empty when not paired. Runner
+        window k ran between bare windows k and k + 1: its bare time is their mean."""
+        skip = max(0, warm // self.window - 1)  # runner[0] ends at step 2 × window
+        runner = self.runner[skip:]
+        bracket = list(zip(self.other[skip:], self.other[skip + 1 :], strict=False))[: len(runner)]
+        keep = [k for k, r in enumerate(runner) if not math.isnan(r)]
+        return [runner[k] for k in keep], [sum(bracket[k]) / 2 for k in keep] if self.bare else []
 
 
 WINDOWS: Windows | None = None  # the recorder of the runner_rate call in progress
@@ -218,6 +224,34 @@ def quiet_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def busy_seconds() -> tuple[float, float] | None:
+    """(CPU seconds the whole machine has been busy, CPU seconds of this process) so far; None without
+    /proc/stat. Busy: user, nice, system, irq, softirq and steal (a hypervisor's other guests) time."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    own = os.times()
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def other_cores(before: tuple[float, float], after: tuple[float, float], seconds: float) -> float:
+    """Cores kept busy by other processes between two busy_seconds() readings `seconds` apart."""
+    machine, own = after[0] - before[0], after[1] - before[1]
+    return max(0.0, machine - own) / seconds
+
+
+@contextlib.contextmanager
+def other_load(into: list[float]) -> Iterator[None]:
+    """Appends to `into` the cores other processes used while the block ran (nothing without /proc)."""
+    before, t0 = busy_seconds(), time.perf_counter()
+    yield
+    after = busy_seconds()
+    if before is not None and after is not None:
+        into.append(other_cores(before, after, time.perf_counter() - t0))
 
 
 class Store:
@@ -332,7 +366,8 @@ def measure_paired(case: Case, store: Store, tmp: Path, repeats: int) -> None:
     cfg = case_config(case, tmp)
     batches, data, case.data_ms = resident_batches(cfg, min(case.steps, 32))
     for r in range(repeats):
-        runner, bare = runner_windows(case, cfg, store, tmp, r, BareLoop(cfg, batches, data))
+        with other_load(case.load):
+            runner, bare = runner_windows(case, cfg, store, tmp, r, BareLoop(cfg, batches, data))
         images = case.window * case.batch
         case.runner.append(statistics.median(images / t for t in runner))
         case.other.append(statistics.median(images / t for t in bare))
@@ -355,15 +390,17 @@ def measure_runs(case: Case, base: Case, store: Store, tmp: Path, repeats: int) 
         case.other.append(statistics.median(base.window * base.batch / t for t in windows))
 
     for r in range(repeats):
-        for run in (mine, theirs) if r % 2 == 0 else (theirs, mine):
-            run(r)
+        with other_load(case.load):
+            for run in (mine, theirs) if r % 2 == 0 else (theirs, mine):
+                run(r)
         report_repeat(case, r, repeats, case.steps // case.window)
 
 
 def report_repeat(case: Case, r: int, repeats: int, windows: int) -> None:
+    load = f", other processes {case.load[-1]:.2f} cores" if case.load else ""
     out.print(f"  {case.name} repeat {r + 1}/{repeats}: runner {case.runner[-1]:,.0f} img/s, "
               f"{case.compare} {case.other[-1]:,.0f} img/s, ratio {case.ratios()[-1]:.3f} "
-              f"({windows} windows of {case.window} steps)")  # fmt: skip
+              f"({windows} windows of {case.window} steps{load})")  # fmt: skip
 
 
 def spread(ratios: list[float]) -> tuple[float, float]:
@@ -536,12 +573,14 @@ def result_row(case: Case, device: str, threads: int) -> dict[str, Any]:
         "spread_range": round(full, 4),
         "ratios": [round(x, 4) for x in case.ratios()],
         "repeats": len(case.ratios()),
-        "method": "paired windows" if case.compare == "bare" else "ABBA runs",
+        "method": "bracketed windows" if case.compare == "bare" else "ABBA runs",
         "window_steps": case.window,
         "batch": case.batch,
         "timed_steps": case.steps,
         "threads": threads,
         "data_ms_per_batch": None if case.data_ms is None else round(case.data_ms, 2),
+        "other_cores_mean": round(statistics.fmean(case.load), 3) if case.load else None,
+        "other_cores_max": round(max(case.load), 3) if case.load else None,
     }
 
 

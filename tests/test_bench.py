@@ -1,0 +1,105 @@
+"""The benchmark as a measuring instrument (benchmarks/__main__.py): which windows it pairs, the load it reads,
+the spread it reports. The timings themselves are measured by `make bench`, never here."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import Windows, busy_seconds, other_cores, other_load, spread
+
+
+class Clock:
+    """A perf_counter that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeBare:
+    """A bare loop whose k-th window takes `seconds[k]` on the clock."""
+
+    def __init__(self, clock: Clock, seconds: list[float]) -> None:
+        self.clock, self.seconds = clock, iter(seconds)
+
+    def window(self, steps: int) -> float:
+        taken = next(self.seconds)
+        self.clock.now += taken
+        return taken
+
+
+def drive(
+    monkeypatch: pytest.MonkeyPatch, runner: list[float], bare: list[float], epochs: list[int]
+) -> Windows:
+    """Log points as the runner's loop makes them: bare window, then runner window, ..., then a last bare."""
+    clock = Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    windows = Windows(10, FakeBare(clock, bare))  # type: ignore[arg-type]
+    windows.log_point(epochs[0])
+    for seconds, epoch in zip(runner, epochs[1:], strict=True):
+        clock.now += seconds
+        windows.log_point(epoch)
+    return windows
+
+
+def test_each_runner_window_is_paired_with_the_mean_of_the_bare_windows_around_it(monkeypatch):
+    runner = [9.0, 2.0, 3.0, 4.0]  # the first is warm-up (warm = 20 steps: log points at 10 and 20)
+    bare = [7.0, 1.0, 5.0, 2.0, 6.0]
+    windows = drive(monkeypatch, runner, bare, [0] * 5)
+    assert windows.runner == runner and windows.other == bare
+    timed_runner, timed_bare = windows.timed(warm=20)
+    assert timed_runner == [2.0, 3.0, 4.0]
+    assert timed_bare == [(1.0 + 5.0) / 2, (5.0 + 2.0) / 2, (2.0 + 6.0) / 2]
+
+
+def test_a_window_that_holds_an_epoch_change_is_left_out_with_its_bracket(monkeypatch):
+    windows = drive(monkeypatch, [9.0, 2.0, 8.0, 4.0], [7.0, 1.0, 5.0, 2.0, 6.0], [0, 0, 0, 1, 1])
+    assert math.isnan(windows.runner[2])
+    assert windows.timed(warm=20) == ([2.0, 4.0], [3.0, 4.0])
+
+
+def test_without_a_bare_loop_only_the_runner_windows_come_back(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    windows = Windows(10, None)
+    for seconds in (0.0, 9.0, 2.0, 3.0):
+        clock.now += seconds
+        windows.log_point(0)
+    assert windows.timed(warm=20) == ([2.0, 3.0], [])
+
+
+def test_spread_is_the_interquartile_range_and_the_full_range():
+    ratios = [0.90, 0.97, 0.98, 0.99, 1.00, 1.01, 1.02, 1.03, 1.10]
+    iqr, full = spread(ratios)
+    assert iqr == pytest.approx(1.02 - 0.98) and full == pytest.approx(0.20)
+    assert spread([0.98, 1.01, 0.99]) == pytest.approx((0.03, 0.03))  # below 4 repeats: the range
+
+
+def test_other_cores_is_the_machines_busy_time_less_ours_per_second():
+    assert other_cores((100.0, 10.0), (104.0, 12.0), seconds=2.0) == pytest.approx(1.0)
+    assert other_cores((100.0, 10.0), (101.0, 12.0), seconds=2.0) == 0.0  # tick rounding: never below 0
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc/stat (Linux)")
+def test_a_busy_process_beside_us_is_read_as_about_one_core():
+    load: list[float] = []
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 1.0\nwhile time.time() < end: pass"]
+    )
+    try:
+        time.sleep(0.15)  # the interpreter's start-up is over
+        with other_load(load):
+            time.sleep(0.6)
+    finally:
+        spinner.wait()
+    assert 0.6 < load[0] < 1.6
+    machine, own = busy_seconds()  # type: ignore[misc]
+    assert machine > own > 0
