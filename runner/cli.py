@@ -150,12 +150,12 @@ def precheck(argv: list[str]) -> str | None:
 
 
 def read_data_beside(dataset: dict[str, Any]) -> threading.Thread | None:
-    """Decode the first job's data files in a thread while the dry build imports torch's meta-device kernels
-    (pure-Python imports on one core; the decompression releases the GIL): the job's own check then finds
-    them decoded (runner/data/common.py: read_once). Resident data sets only (a folder set is listed, not
-    decoded, by its check); never downloads; an error is left to the job's check to say. The data modules
-    (and torch) are imported here, before the thread starts: two threads importing one module graph can
-    deadlock on its import locks."""
+    """Decode the first job's data files in a thread while the dry build imports torch._dynamo (~0.8 s; its
+    first meta-device op does: pure-Python imports on one core, while the decompression releases the GIL):
+    the job's own check then finds them decoded (runner/data/common.py: read_once). Resident data sets only
+    (a folder set is listed, not decoded, by its check); never downloads; an error is left to the job's
+    check to say. The data modules (and torch) are imported here, before the thread starts: two threads
+    importing one module graph can deadlock on its import locks."""
     from runner.config import FOLDER_DATASETS
 
     if dataset["name"] in FOLDER_DATASETS:
