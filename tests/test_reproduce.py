@@ -2,9 +2,15 @@
 
 A 30-layer plain ReLU net without batch norm trains with the paper's init (kaiming) and does not train at
 all with the paper's "Xavier" (std = sqrt(1/n)). Run through the real `runner -m` entry point with the
-30-layer half of the init_depth_small preset (plain_deep30, 160 iterations on 2,560 Fashion-MNIST images,
-3 seeds per init); the sweep's report gives mean ± std per cell, the verdict with its p-value at reduced
-scale, and says that the 22-layer claims were not run.
+30-layer half of the init_depth_small preset (plain_deep30 on 2,560 Fashion-MNIST images, 3 seeds per init),
+for twice its budget: 320 iterations instead of 160. At 160 the kaiming nets are only starting to leave
+chance (two of three seeds sit at 2.25-2.30 for three epochs, then drop in the fourth), so where a seed
+stands at iteration 160 depends on float rounding: seed 0 reads 1.76 with one torch thread and 2.29 with two
+on the same machine, and the verdict of 3 seeds read 'reproduced' on one machine and 'inconclusive' on
+another (2026-12-06). By iteration 320 every seed was below 0.9 with either thread count. The preset keeps
+its own budget, and its verdict is what `make reproduce` measures; this test checks the pipeline and the
+contrast where it is settled. The sweep's report gives mean ± std per cell, the verdict with its p-value at
+reduced scale, and says that the 22-layer claims were not run.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ import pytest
 from conftest import metric_history, mlflow_runs, run_runner
 
 CHANCE = math.log(10)
+EPOCHS = 8  # 320 iterations of batch 64: twice the preset's budget (see above)
 
 pytestmark = pytest.mark.e2e  # every test here starts `runner` in a subprocess
 
 
 @pytest.mark.slow
 def test_init_depth_30_layers_xavier_stalls_kaiming_converges(workdir: Path) -> None:
-    result = run_runner(["-m", "+experiment=init_depth_small", "model=plain_deep30"], workdir, timeout=900)
+    # Two torch threads: this 30-layer net trains 1.7× faster with the second core (79 s → 46 s a job here).
+    argv = ["-m", "+experiment=init_depth_small", "model=plain_deep30", f"trainer.epochs={EPOCHS}"]
+    result = run_runner(argv, workdir, env={"OMP_NUM_THREADS": "2"}, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow_runs(workdir, "init_depth_small")
     parent = next(r for r in runs if r.data.tags.get("runner.sweep") == "parent")
@@ -41,7 +50,7 @@ def test_init_depth_30_layers_xavier_stalls_kaiming_converges(workdir: Path) -> 
         for child in cell:
             losses = [m.value for m in metric_history(workdir, child.info.run_id, "train_loss")]
             print(init, child.data.params["seed"], [round(v, 3) for v in losses])
-            assert len(losses) == 4  # one point per epoch
+            assert len(losses) == EPOCHS  # one point per epoch
             if init == "kaiming":
                 assert losses[-1] < 2.0 < CHANCE  # clearly below chance: the net learns
             else:
