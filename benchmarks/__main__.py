@@ -76,7 +76,7 @@ from runner.train import JobInfo, train
 
 REPO = Path(__file__).resolve().parent.parent
 PROTOCOL_STEPS, PROTOCOL_BATCH = 64_000, 128  # He et al. 2015, Sec. 4.2: 64k iterations of batch 128
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # a repeat's line stays one line in a log
 
 
 @dataclass
