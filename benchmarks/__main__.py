@@ -24,7 +24,7 @@ a scale of seconds and made the old one-rate-per-run ratio swing from 0.875 to 1
     pairs (a burst of load spoils a pair or two, not the median). A runner window runs from the moment the
     loop gets control back to its next log point, progress bar included, so every cost of the runner's loop
     is inside it.
-  - The load of other processes is read from /proc during each repeat (the machine's busy CPU time less
+  - The load of other processes is read (psutil) during each repeat (the machine's busy CPU time less
     this process's, in cores) and printed beside the ratio: a spread that comes with a load says why.
   - Warm-up excluded: the first `warm` steps of each repeat (allocator, caches, lazy init) on both sides.
   - ≥ 9 repeats on the CPU (11 by default), each a fresh train() call (fresh model, data, MLflow run) and a
@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 import torch.nn.functional as F
 from rich.console import Console
@@ -179,10 +180,9 @@ class Windows:
         """(runner seconds, bare seconds) of the pairs after the warm-up; bare empty when not paired. Runner
         window k ran between bare windows k and k + 1: its bare time is their mean."""
         skip = max(0, warm // self.window - 1)  # runner[0] ends at step 2 × window
-        runner = self.runner[skip:]
-        bracket = list(zip(self.other[skip:], self.other[skip + 1 :], strict=False))[: len(runner)]
-        keep = [k for k, r in enumerate(runner) if not math.isnan(r)]
-        return [runner[k] for k in keep], [sum(bracket[k]) / 2 for k in keep] if self.bare else []
+        keep = [k for k in range(skip, len(self.runner)) if not math.isnan(self.runner[k])]
+        bare = [(self.other[k] + self.other[k + 1]) / 2 for k in keep] if self.bare else []
+        return [self.runner[k] for k in keep], bare
 
 
 WINDOWS: Windows | None = None  # the recorder of the runner_rate call in progress
@@ -226,16 +226,14 @@ def quiet_gc() -> Iterator[None]:
         gc.enable()
 
 
-def busy_seconds() -> tuple[float, float] | None:
-    """(CPU seconds the whole machine has been busy, CPU seconds of this process) so far; None without
-    /proc/stat. Busy: user, nice, system, irq, softirq and steal (a hypervisor's other guests) time."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
-    own = os.times()
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), own.user + own.system
+BUSY = ("user", "nice", "system", "irq", "softirq", "steal")  # steal: a hypervisor's other guests
+
+
+def busy_seconds() -> tuple[float, float]:
+    """(CPU seconds the whole machine has been busy, CPU seconds of this process) so far, from psutil (the
+    fields this platform has; guest time is inside user and nice already)."""
+    machine, own = psutil.cpu_times(), psutil.Process().cpu_times()
+    return sum(getattr(machine, f, 0.0) for f in BUSY), own.user + own.system
 
 
 def other_cores(before: tuple[float, float], after: tuple[float, float], seconds: float) -> float:
@@ -246,12 +244,10 @@ def other_cores(before: tuple[float, float], after: tuple[float, float], seconds
 
 @contextlib.contextmanager
 def other_load(into: list[float]) -> Iterator[None]:
-    """Appends to `into` the cores other processes used while the block ran (nothing without /proc)."""
+    """Appends to `into` the cores other processes used while the block ran."""
     before, t0 = busy_seconds(), time.perf_counter()
     yield
-    after = busy_seconds()
-    if before is not None and after is not None:
-        into.append(other_cores(before, after, time.perf_counter() - t0))
+    into.append(other_cores(before, busy_seconds(), time.perf_counter() - t0))
 
 
 class Store:
