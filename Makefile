@@ -98,7 +98,7 @@ reproduce: install data
 	  if [ $$rc -eq 130 ] || [ $$rc -eq 143 ]; then echo "reproduce: stopped in $$p; run the same command to go on"; exit $$rc; fi; \
 	  [ $$rc -eq 0 ] || failed="$$failed $$p"; \
 	done; \
-	$(PY) -m runner.results --uri $(STORE_URI) || exit 1; \
+	$(PY) -m runner.analysis.results --uri $(STORE_URI) || exit 1; \
 	if [ -n "$$failed" ]; then echo "reproduce: these exited non-zero (see the page; a diverged seed counts):$$failed"; exit 1; fi
 
 # The MLflow UI over the default store (./mlflow.db, ./mlartifacts) on 127.0.0.1:$(PORT).

@@ -5,7 +5,7 @@
     python -m benchmarks --repeats 11 --steps 120 --cases resnet20_fmnist
 
 What is compared:
-  runner  `runner.train.train(cfg, JobInfo)` on a config composed from conf/ (Hydra compose API), logging to
+  runner  `runner.train.loop.train(cfg, JobInfo)` on a config composed from conf/ (Hydra compose API), logging to
           a temporary MLflow sqlite store: its model builder and init, its resident data path with the
           configured augmentation, its loop, its host syncs, its progress bars (drawn into a buffer, so their
           cost counts even when this output is piped). Evaluation and checkpoints after the last step are
@@ -67,13 +67,13 @@ from rich.console import Console
 from rich.table import Table
 
 from runner import console as runner_console
-from runner.cli import CONF_DIR
-from runner.config import config_hash
+from runner.config import CONF_DIR
+from runner.config.identity import config_hash
 from runner.data import Context, build_data
 from runner.models import build_model
-from runner.nn import init_weights, make_act
-from runner.tracking import Tracker
-from runner.train import JobInfo, train
+from runner.models.layers import init_weights, make_act
+from runner.tracking.store import Tracker
+from runner.train.loop import JobInfo, train
 
 REPO = Path(__file__).resolve().parent.parent
 PROTOCOL_STEPS, PROTOCOL_BATCH = 64_000, 128  # He et al. 2015, Sec. 4.2: 64k iterations of batch 128
@@ -109,7 +109,7 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="bench"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="bench"):
         cfg = hydra_compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
@@ -482,7 +482,7 @@ def make_jpegs(root: Path, images: int, procs: int) -> None:
 
 
 # --- time to first step ---------------------------------------------------------------------------------
-# The real CLI (`runner.cli:run`, the console script), plus one global optimizer hook (a public torch API)
+# The real CLI (`runner.cli.main:run`, the console script), plus one global optimizer hook (a public torch API)
 # that writes the time of step 1's end. The hook is registered when the runner itself imports
 # torch.optim.optimizer: importing torch here first would move torch's import ahead of the MLflow helper's
 # start, which is not what the command does.
@@ -507,7 +507,7 @@ class HookOnImport(importlib.abc.MetaPathFinder):
         return spec
 sys.meta_path.insert(0, HookOnImport())
 sys.argv = ["runner", *sys.argv[1:]]
-from runner.cli import run
+from runner.cli.main import run
 sys.exit(run())
 """
 

@@ -24,7 +24,7 @@ RESULT = re.compile(r"^\s*(?P<name>\S+): (?P<status>.+?)\s*$")
 
 
 def module_of(name: str) -> str:
-    """runner.schedule.xǁPlateauǁepoch_end__mutmut_3 → runner.schedule; runner.nn.x__kaiming__mutmut_1 → runner.nn."""
+    """runner.train.schedule.xǁPlateauǁepoch_end__mutmut_3 → runner.train.schedule; runner.models.layers.x__kaiming__mutmut_1 → runner.models.layers."""
     return name.split(".x", 1)[0] if ".x" in name else name.rsplit(".", 1)[0]
 
 

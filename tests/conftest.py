@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "runner" / "conf"  # what runner.cli.CONF_DIR names in a checkout (conf/ is a link to it)
+CONF_DIR = ROOT / "runner" / "conf"  # what runner.config.CONF_DIR names in a checkout (conf/ is a link to it)
 
 # A run small enough for a test: a few hundred Fashion-MNIST images, a narrow ResNet-20, one epoch.
 TINY = [
@@ -102,7 +102,7 @@ def run_runner(
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "runner.cli", *args],
+        [sys.executable, "-m", "runner.cli.main", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -168,7 +168,7 @@ def run_in_process(cwd: Path, args: list[str]) -> None:
     run it, and what a test registers is what the runner sees)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner.cli import main
+    from runner.cli.main import main
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)

@@ -1,4 +1,4 @@
-"""The checkpoint file in-process (runner/checkpoint.py): what it restores, and each file it refuses, by its
+"""The checkpoint file in-process (runner/train/checkpoint.py): what it restores, and each file it refuses, by its
 exact line. The kill/resume tests through the real `runner` are in test_faults.py."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from runner import checkpoint
-from runner.checkpoint import TrainState
 from runner.errors import CheckpointError
-from runner.schedule import build_schedule
+from runner.train import checkpoint
+from runner.train.checkpoint import TrainState
+from runner.train.schedule import build_schedule
 
 
 def draws() -> tuple:

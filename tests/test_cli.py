@@ -1,6 +1,6 @@
 """Bad input (issues 3 and 7): one line naming the key and what is allowed, exit 2, no MLflow run, no checkpoint.
 
-Most mistakes are caught by `runner.cli.precheck` before Hydra starts (no torch, no mlflow imported); a few
+Most mistakes are caught by `runner.run.preflight.precheck` before Hydra starts (no torch, no mlflow imported); a few
 need the machine or the data (devices, val_split, dataset.root) and are caught in the job, still before any
 MLflow run or checkpoint exists.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, mlflow_runs, run_runner
 
-from runner.cli import precheck
+from runner.run.preflight import precheck
 
 # (overrides, the key the error must name, a word of what is allowed)
 BEFORE_HYDRA = [
@@ -78,7 +78,7 @@ def test_precheck_names_the_key_in_process() -> None:
 @pytest.mark.parametrize("argv", [["optim.lr=-1"], ["--help"]], ids=["config-error", "help"])
 def test_help_and_config_errors_import_neither_torch_nor_mlflow(argv: list[str], workdir: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "runner.cli", *argv],
+        [sys.executable, "-X", "importtime", "-m", "runner.cli.main", *argv],
         cwd=workdir,
         capture_output=True,
         text=True,

@@ -16,7 +16,7 @@ from test_data import IMAGENET, ctx, write_folder
 from runner.data import augment as A
 from runner.data import build_data
 from runner.data.tensor_loader import TensorLoader
-from runner.train import evaluate
+from runner.train.loop import evaluate
 
 # --- the evaluation loop on multi-view batches ------------------------------------------------------------------
 

@@ -8,8 +8,16 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from runner.cli import CONF_DIR
-from runner.config import REGISTRIES, SCHEMA, check_value, declared_names, flatten, passes, registry_names
+from runner.config import CONF_DIR
+from runner.config.schema import (
+    REGISTRIES,
+    SCHEMA,
+    check_value,
+    declared_names,
+    flatten,
+    passes,
+    registry_names,
+)
 from runner.errors import ConfigError
 
 REGISTRY = REGISTRIES  # group → the registry that decides its `name`
@@ -50,9 +58,9 @@ def test_a_schema_name_rule_lists_what_the_registry_holds() -> None:
 def test_each_part_builds_from_its_yaml_alone() -> None:
     """A key the code reads but the YAML lacks would raise KeyError here: no fallback hides it."""
     from runner.models import build_model
-    from runner.nn import init_weights, make_act
-    from runner.optim import build_optimizer
-    from runner.schedule import build_schedule
+    from runner.models.layers import init_weights, make_act
+    from runner.train.optim import build_optimizer
+    from runner.train.schedule import build_schedule
 
     acts, inits = yaml_options("act"), yaml_options("init")
     for act in acts.values():
@@ -88,7 +96,7 @@ def test_the_schemas_data_choices_are_the_data_modules() -> None:
 def test_cosine_eta_min_may_reach_the_lr_but_not_pass_it() -> None:
     from conftest import compose
 
-    from runner.config import validate
+    from runner.config.schema import validate
 
     validate(compose(["schedule=cosine", "optim.lr=0.1", "schedule.eta_min=0.1"]))  # equal: fine
     with pytest.raises(
@@ -101,7 +109,7 @@ def test_cosine_eta_min_may_reach_the_lr_but_not_pass_it() -> None:
 def test_a_cell_is_the_config_without_its_seed() -> None:
     from conftest import compose
 
-    from runner.config import cell_id, config_hash
+    from runner.config.identity import cell_id, config_hash
 
     seed0, seed1 = compose(["seed=0"]), compose(["seed=1"])
     assert cell_id(seed0) == cell_id(seed1) and config_hash(seed0) != config_hash(seed1)
@@ -110,7 +118,7 @@ def test_a_cell_is_the_config_without_its_seed() -> None:
 
 
 def test_a_run_is_named_by_its_choices_then_what_its_overrides_change() -> None:
-    from runner.config import run_name
+    from runner.config.identity import run_name
 
     vgg = {"model": "vgg_e", "init": "kaiming", "act": "prelu", "dataset": "fashion_mnist"}
     assert run_name(vgg, []) == "vgg_e-kaiming-prelu"
@@ -146,7 +154,7 @@ def test_the_config_hash_is_stable_and_ignores_what_does_not_change_the_training
     """A re-run finds its interrupted job by this hash: the same config must hash the same across versions."""
     from pathlib import Path
 
-    from runner.config import config_hash
+    from runner.config.identity import config_hash
 
     cfg = {"a": 1, "b": {"c": [1, 2]}}
     assert config_hash(cfg) == "6f6c7add149e6fec" and len(config_hash(cfg)) == 16
@@ -161,7 +169,7 @@ def test_the_config_hash_is_stable_and_ignores_what_does_not_change_the_training
 def test_a_group_without_its_name_and_a_list_for_a_number_are_named() -> None:
     from conftest import compose
 
-    from runner.config import SCHEMA, check_value, validate
+    from runner.config.schema import SCHEMA, check_value, validate
 
     cfg = compose([])
     del cfg["act"]["name"]

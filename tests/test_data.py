@@ -919,8 +919,8 @@ def test_mix_seed_is_pinned_and_stays_below_two_to_the_63():
 
 
 def test_the_command_decodes_its_data_set_beside_the_dry_build_and_never_downloads(tmp_path, monkeypatch):
-    """runner.cli.read_data_beside: the job's check afterwards finds the files decoded; nothing is fetched."""
-    from runner import cli
+    """runner.run.preflight.read_data_beside: the job's check afterwards finds the files decoded; nothing is fetched."""
+    from runner.run import preflight
 
     write_cifar(tmp_path / "have" / "data")
     reads, fetches = [], []
@@ -929,15 +929,17 @@ def test_the_command_decodes_its_data_set_beside_the_dry_build_and_never_downloa
     monkeypatch.setattr(cifar, "fetch", lambda *args, **kwargs: fetches.append(args))
     common._CACHE.clear()
     monkeypatch.chdir(tmp_path / "have")
-    cli.read_data_beside(CIFAR10).join()
+    preflight.read_data_beside(CIFAR10).join()
     assert len(reads) == 6  # 5 training batches + 1 test batch
     check_data(CIFAR10, tmp_path / "have")
     assert len(reads) == 6  # the job's own check: read already
     (tmp_path / "empty").mkdir()
     monkeypatch.chdir(tmp_path / "empty")
-    cli.read_data_beside(
+    preflight.read_data_beside(
         {**CIFAR10, "download": True}
     ).join()  # the job downloads, after its checks; not this
     assert fetches == [] and list((tmp_path / "empty").iterdir()) == []
-    assert cli.read_data_beside(dataset_config("imagenet")) is None  # a folder set is listed by its check
+    assert (
+        preflight.read_data_beside(dataset_config("imagenet")) is None
+    )  # a folder set is listed by its check
     common._CACHE.clear()

@@ -59,8 +59,8 @@ def evaluate_in_one_process(
     """The test-set metrics of these weights, computed here by one process on the whole test set."""
     from runner.data import Context, build_data
     from runner.models import build_model
-    from runner.nn import make_act
-    from runner.train import evaluate
+    from runner.models.layers import make_act
+    from runner.train.loop import evaluate
 
     cfg = compose(overrides)
     ctx = Context(torch.device("cpu"), 0, 1, 64, cfg["seed"], False, cwd)
@@ -120,7 +120,7 @@ def test_torchrun_gives_one_run_and_one_output_dir(workdir: Path) -> None:
     (workdir / "tmp").mkdir()
     env = {**ENV, "TMPDIR": str(workdir / "tmp")}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command += ["-m", "runner.cli", *[a for a in TWO if a != "trainer.devices=2"], "trainer.epochs=1"]
+    command += ["-m", "runner.cli.main", *[a for a in TWO if a != "trainer.devices=2"], "trainer.epochs=1"]
     done = subprocess.run(
         command, cwd=workdir, env={**os.environ, **env}, capture_output=True, text=True, timeout=300
     )
@@ -144,7 +144,7 @@ def test_torchrun_gives_one_run_and_one_output_dir(workdir: Path) -> None:
 def test_slurm_tasks_become_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
     """hydra/launcher=slurm: one task per GPU; each task reads its rank from SLURM_* and spawns nothing."""
     pytest.importorskip("submitit")
-    from runner.launch import under_torchrun, worker_env
+    from runner.run.ddp import under_torchrun, worker_env
 
     slurm = {
         "SUBMITIT_EXECUTOR": "slurm",

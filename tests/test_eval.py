@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, finished_tiny_run, mlflow_runs
 
+from runner.cli.evaluate import run as evaluate
 from runner.errors import CheckpointError, ConfigError
-from runner.evaluate import run as evaluate
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_eval_of_a_checkpoint_file_checks_its_config_and_takes_another_view(fini
 @pytest.mark.e2e
 def test_the_console_script_says_a_bad_source_in_one_line_and_exits_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "runner.evaluate", "no-such-run"],
+        [sys.executable, "-m", "runner.cli.evaluate", "no-such-run"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -28,10 +28,11 @@ test_view: whole
 @pytest.fixture
 def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Register the toy parts and write their YAML options; take all of it away afterwards."""
-    from runner import config, metrics
+    from runner.config import schema as config
     from runner.data import DATASETS, Shape, register_dataset
     from runner.data.tensor_loader import resident_data
     from runner.models import MODELS, register_model
+    from runner.train import metrics
 
     @register_model("toy_mlp")
     def toy_mlp(args, *, hidden: int) -> nn.Module:

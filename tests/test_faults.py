@@ -39,7 +39,7 @@ def args(*extra: str, epochs: int = 3) -> list[str]:
 
 def start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", *argv],
+        [sys.executable, "-m", "runner.cli.main", *argv],
         cwd=cwd,
         env={**os.environ, **ENV},
         stdout=subprocess.PIPE,
@@ -220,7 +220,7 @@ def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(work: Path) -> None:
 
 
 def _config_hash(argv: list[str]) -> str:
-    from runner.config import config_hash
+    from runner.config.identity import config_hash
 
     return config_hash(compose(argv))
 
@@ -233,7 +233,7 @@ def _assert_refused(done: subprocess.CompletedProcess[str], path: Path, reason: 
 
 @pytest.mark.slow
 def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(work: Path) -> None:
-    from runner import checkpoint
+    from runner.train import checkpoint
 
     argv = args(epochs=1)
     chash = _config_hash(argv)

@@ -1,4 +1,4 @@
-"""Multiply-adds (runner/flops.py, torch.utils.flop_counter ÷ 2) against the papers' complexity figures, at
+"""Multiply-adds (runner/train/flops.py, torch.utils.flop_counter ÷ 2) against the papers' complexity figures, at
 224×224 with 1000 classes, counted on the meta device."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from conftest import CONF_DIR
 from omegaconf import OmegaConf
 from torch import nn
 
-from runner.flops import model_multiply_adds, multiply_adds
+from runner.train.flops import model_multiply_adds, multiply_adds
 
 
 def yaml_option(group: str, option: str) -> dict:

@@ -13,8 +13,8 @@ from conftest import options
 from test_models import build, yaml_option  # conf/<group>/<option>.yaml; a model built from its YAML
 from torch import nn
 
-from runner.nn import ACTIVATIONS, INITS, fans, init_std, init_weights, kaiming_a, make_act
-from runner.optim import build_optimizer
+from runner.models.layers import ACTIVATIONS, INITS, fans, init_std, init_weights, kaiming_a, make_act
+from runner.train.optim import build_optimizer
 
 RELU, PRELU, PRELU_SHARED, LRELU, TANH = (
     yaml_option("act", o) for o in ("relu", "prelu", "prelu_shared", "lrelu", "tanh")

@@ -1,4 +1,4 @@
-"""hydra/launcher=gpus: each concurrent sweep job on its own GPU(s), the rest queued (runner/gpu_launcher.py).
+"""hydra/launcher=gpus: each concurrent sweep job on its own GPU(s), the rest queued (runner/run/slots.py).
 
 No GPU here: the launcher is given a fake list (hydra.launcher.gpus=[0,1,2,3]) and the jobs train on the
 CPU; what is checked is which CUDA_VISIBLE_DEVICES each job received (the launcher's gpu-slots.jsonl and
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, compose, mlflow_runs, run_runner
 
-from runner import gpu_launcher
-from runner.gpu_launcher import claim_slot, device_slots, visible_gpus
+from runner.run import slots as gpu_launcher
+from runner.run.slots import claim_slot, device_slots, visible_gpus
 
 FAKE_GPUS = "hydra.launcher.gpus=[0,1,2,3]"
 SMALL = [
@@ -66,7 +66,7 @@ def test_a_slot_is_held_by_one_process_for_its_whole_life(tmp_path, monkeypatch)
             [
                 sys.executable,
                 "-c",
-                f"from runner.gpu_launcher import claim_slot; print(claim_slot({locks!r}, 2))",
+                f"from runner.run.slots import claim_slot; print(claim_slot({locks!r}, 2))",
             ],
             cwd=ROOT,
             capture_output=True,

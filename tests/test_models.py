@@ -11,7 +11,7 @@ from torch import nn
 
 from runner.models import build_model, model_names, model_options
 from runner.models.dense import dense_scores
-from runner.nn import init_weights, make_act
+from runner.models.layers import init_weights, make_act
 
 
 def yaml_option(group: str, option: str) -> dict:

@@ -43,5 +43,8 @@ def test_listed_mutants_leave_the_score_and_a_module_under_the_minimum_fails(
     assert "1 survivors neither killed nor listed" in out and "a.x_f__mutmut_4: survived" in out
     assert mutation_score.score(results, names, 70.0) == 1
     assert "under 70 %: a" in capsys.readouterr().out
-    assert mutation_score.module_of("runner.schedule.xǁPlateauǁepoch_end__mutmut_3") == "runner.schedule"
-    assert mutation_score.module_of("runner.nn.x__kaiming__mutmut_1") == "runner.nn"
+    assert (
+        mutation_score.module_of("runner.train.schedule.xǁPlateauǁepoch_end__mutmut_3")
+        == "runner.train.schedule"
+    )
+    assert mutation_score.module_of("runner.models.layers.x__kaiming__mutmut_1") == "runner.models.layers"

@@ -85,24 +85,26 @@ def test_wheel_carries_every_config_and_preset(wheel: Path) -> None:
     assert any(n.startswith("runner/conf/experiment/") for n in in_wheel)  # the paper presets
     (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "runner = runner.cli:run" in scripts and "runner-report = runner.report:main" in scripts
+    assert (
+        "runner = runner.cli.main:run" in scripts and "runner-report = runner.analysis.report:main" in scripts
+    )
 
 
 def test_installed_runner_composes_and_trains_two_steps_outside_the_checkout(
     target: Path, tmp_path: Path
 ) -> None:
-    where = run_installed(["-c", "import runner, runner.cli; print(runner.__file__); print(runner.cli.CONF_DIR)"],
+    where = run_installed(["-c", "import runner, runner.cli.main; print(runner.__file__); print(runner.config.CONF_DIR)"],
                           target, tmp_path)  # fmt: skip
     assert where.returncode == 0, where.stderr[-3000:]
     module, conf = where.stdout.split()
     assert Path(module).is_relative_to(target) and Path(conf).is_relative_to(target), where.stdout
     assert not Path(module).is_relative_to(ROOT)
 
-    printed = run_installed(["-m", "runner.cli", "--cfg", "job"], target, tmp_path)
+    printed = run_installed(["-m", "runner.cli.main", "--cfg", "job"], target, tmp_path)
     assert printed.returncode == 0, printed.stderr[-3000:]
     assert "model:" in printed.stdout and "name: resnet20" in printed.stdout and "seed: 0" in printed.stdout
 
-    done = run_installed(["-m", "runner.cli", *TWO_STEPS], target, tmp_path)
+    done = run_installed(["-m", "runner.cli.main", *TWO_STEPS], target, tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED"

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import TINY, compose, run_runner
 
-from runner import checkpoint, plan
-from runner.config import config_hash
-from runner.device import device_name
+from runner.cli import plan
+from runner.config.identity import config_hash
+from runner.train import checkpoint
+from runner.train.device import device_name
 
 # 384 training images (512 - 128 held out), batch 64: 6 steps an epoch, 18 in all.
 BASE = [*TINY, "trainer.epochs=3", "trainer.accelerator=cpu"]

@@ -14,8 +14,8 @@ from conftest import compose, mlflow_runs, options, run_runner
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from runner.config import validate
-from runner.verdicts import CHECKS, Claim
+from runner.analysis.verdicts import CHECKS, Claim
+from runner.config.schema import validate
 
 PRESETS = options("experiment")
 FULL = [p for p in PRESETS if not p.endswith(("_smoke", "_small"))]  # the others run a part of the sweep
@@ -91,7 +91,7 @@ def test_preset_composes_and_its_expected_block_is_consistent(name: str) -> None
 @pytest.mark.parametrize("name", [p for p in PRESETS if p.endswith(("_smoke", "_small"))])
 def test_every_job_of_a_smoke_variant_builds(name: str) -> None:
     """The model of every sweep variant is built (on the meta device): bad options fail here, not in a sweep."""
-    from runner.job import check_model, check_parts
+    from runner.run.preflight import check_model, check_parts
 
     values = sweep_values(compose_preset(name))
     keys = [k for k in values if k != "seed"]  # the seed changes no shape
@@ -191,7 +191,7 @@ def test_resnet_cifar_smoke_reports_paper_numbers_as_not_comparable_and_report_o
     # On demand: by experiment name, in the directory holding mlflow.db.
     import os
 
-    from runner import report
+    from runner.analysis import report
 
     here = os.getcwd()
     os.chdir(workdir)

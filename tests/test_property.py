@@ -1,9 +1,9 @@
 """Property (issue 7): any override drawn from the config schema either runs or is refused in one line.
 
-Draws are keys of runner.config.SCHEMA and group choices (conf/<group>/*.yaml), each with a valid or an
+Draws are keys of runner.config.schema.SCHEMA and group choices (conf/<group>/*.yaml), each with a valid or an
 invalid value; and (issue 18) every leaf of every option of every group, with that option chosen
 (`model=alexnet model.lrn=…`, `dataset=imagenet dataset.scale=…`). Most draws are checked in-process by
-`runner.cli.precheck` (the same code the command runs first: the schema, the rules between keys, then the
+`runner.run.preflight.precheck` (the same code the command runs first: the schema, the rules between keys, then the
 meta-device dry build); a handful go through the real entry point at tiny scale, where a run must finish or
 exit 2 with the one-line error, never a Python traceback, and leave no run, checkpoint or output directory.
 """
@@ -18,8 +18,9 @@ from conftest import CONF_DIR, TINY, mlflow_runs, options, run_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.cli import precheck
-from runner.config import GROUPS, SCHEMA, flatten
+from runner.config import GROUPS
+from runner.config.schema import SCHEMA, flatten
+from runner.run.preflight import precheck
 
 
 def examples(full: int) -> int:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import compose
 
-from runner.metrics import TRAIN_METRICS, Sums
-from runner.schedule import build_schedule
-from runner.train import Interval
+from runner.train.loop import Interval
+from runner.train.metrics import TRAIN_METRICS, Sums
+from runner.train.schedule import build_schedule
 
 
 def optimizer(lr: float) -> torch.optim.Optimizer:

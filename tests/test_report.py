@@ -1,4 +1,4 @@
-"""runner/report.py over a real MLflow store written in-process (no training): a sweep of 2 cells × 3 seeds,
+"""runner/analysis/report.py over a real MLflow store written in-process (no training): a sweep of 2 cells × 3 seeds,
 one seed diverged, read back, judged, rendered and logged on the parent; `runner-report --format`."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import report
-from runner.tracking import Tracker
+from runner.analysis import report
+from runner.tracking.store import Tracker
 
 LN10 = math.log(10)
 PRESET = {

@@ -8,8 +8,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from runner.cli import CONF_DIR
-from runner.schedule import build_schedule
+from runner.config import CONF_DIR
+from runner.train.schedule import build_schedule
 
 
 def option(name: str) -> dict:

@@ -7,9 +7,8 @@ import math
 
 import pytest
 
-from runner import config
-from runner.cli import precheck
-from runner.config import (
+from runner.config import schema as config
+from runner.config.schema import (
     FOLDER_NORMALIZE,
     FOLDER_TEST_VIEWS,
     FOLDER_VIEWS,
@@ -19,6 +18,7 @@ from runner.config import (
     passes,
 )
 from runner.errors import ConfigError
+from runner.run.preflight import precheck
 
 # (overrides, what the one line must say)
 REFUSED = [

@@ -29,7 +29,7 @@ def client(cwd: Path):
 
 def test_a_run_is_tagged_with_its_multiply_adds_and_says_them_in_its_summary(tiny_run) -> None:
     cwd, run = tiny_run
-    from runner.flops import run_multiply_adds
+    from runner.train.flops import run_multiply_adds
 
     expected = run_multiply_adds(compose(TINY))  # ResNet-20 at width 4 on 1×32×32 Fashion-MNIST
     assert run.data.tags["runner.multiply_adds"] == str(expected) and 1e5 < expected < 1e7

@@ -1,4 +1,4 @@
-"""MLflow in a helper process (runner/tracking_helper.py): what a job asks of its tracker comes back as if the
+"""MLflow in a helper process (runner/tracking/helper.py): what a job asks of its tracker comes back as if the
 Tracker were in-process — results, the run id, TrackingError — and the helper outlives a Ctrl-C sent to the
 whole process group, so that the job can still close its run."""
 
@@ -12,8 +12,8 @@ import pytest
 
 from runner.data import Provenance
 from runner.errors import TrackingError
-from runner.tracking import Tracker
-from runner.tracking_helper import Helper, RemoteTracker, connect
+from runner.tracking.helper import Helper, RemoteTracker, connect
+from runner.tracking.store import Tracker
 
 pytestmark = (
     pytest.mark.slow

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import precheck
 from runner.errors import TrackingError
-from runner.tracking import database_uri, resolve_uri
+from runner.run.preflight import precheck
+from runner.tracking.store import database_uri, resolve_uri
 
 HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
 
@@ -84,7 +84,7 @@ def postgres() -> Iterator[str]:
 
 @pytest.mark.e2e
 def test_a_bare_postgresql_uri_logs_a_run_through_the_installed_driver(postgres: str, tmp_path: Path) -> None:
-    from runner.tracking import Tracker
+    from runner.tracking.store import Tracker
 
     assert precheck([f"tracking.uri={postgres}"]) is None
     tracker = Tracker(resolve_uri(postgres, tmp_path), str(tmp_path / "mlartifacts"), retries=())

@@ -1,4 +1,4 @@
-"""The verdict logic on constructed cells (runner/verdicts.py): no training, no MLflow."""
+"""The verdict logic on constructed cells (runner/analysis/verdicts.py): no training, no MLflow."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from runner import verdicts as v
+from runner.analysis import verdicts as v
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "runner" / "conf" / "experiment"
 PAPER = {"dataset.name": "cifar10", "model.width": 16, "trainer.max_steps": 64000}
@@ -304,7 +304,7 @@ def test_a_malformed_claim_is_refused() -> None:
 def test_the_curves_band_is_the_mean_with_the_min_and_max_over_a_cells_seeds(tmp_path: Path) -> None:
     """curves.png per cell: the mean line over the seeds that logged each step, the band from the lowest to
     the highest seed; a diverged seed's non-finite point leaves the band, its finite ones stay."""
-    from runner import render
+    from runner.analysis import render
 
     histories = [
         {"train_error": [(10, 90.0), (20, 60.0)]},

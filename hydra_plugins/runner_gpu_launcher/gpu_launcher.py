@@ -1,4 +1,4 @@
-"""`hydra/launcher=gpus`: hydra-joblib-launcher with one device slot per worker (runner/gpu_launcher.py).
+"""`hydra/launcher=gpus`: hydra-joblib-launcher with one device slot per worker (runner/run/slots.py).
 
 Hydra imports every module of the `hydra_plugins` namespace at each start, so this one imports neither
 torch nor joblib at module level: the start-up of `runner` stays as fast as without the plugin.
@@ -33,7 +33,7 @@ class GpuLauncher(Launcher):
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from runner.gpu_launcher import OnSlot, device_slots, visible_gpus
+        from runner.run.slots import OnSlot, device_slots, visible_gpus
 
         try:
             from hydra_plugins.hydra_joblib_launcher import _core

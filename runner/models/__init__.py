@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from runner.nn import ActFactory
+from runner.models.layers import ActFactory
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def build_model(
 
 def build_for(cfg: Mapping[str, Any], num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     """The model of a whole run config (`model` with the activation of `act`) for a data set's shape."""
-    from runner.nn import make_act
+    from runner.models.layers import make_act
 
     return build_model(
         cfg["model"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runner.nn import ActFactory
+from runner.models.layers import ActFactory
 
 
 def scaled(channels: int, width_mult: float) -> int:

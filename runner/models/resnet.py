@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from runner.models import ModelArgs, register_model
-from runner.nn import ActFactory
+from runner.models.layers import ActFactory
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:

@@ -14,7 +14,7 @@ from torch import nn
 from runner.models import ModelArgs, register_model
 from runner.models.alexnet import local_response_norm
 from runner.models.head import ConvNet, check_width_and_dropout, fc_head, scaled
-from runner.nn import ActFactory
+from runner.models.layers import ActFactory
 
 # Table 1: (kernel, filters) per conv, "M" a max-pool, "LRN" AlexNet's local response normalisation.
 A = [(3, 64), "M", (3, 128), "M", (3, 256), (3, 256), "M", (3, 512), (3, 512), "M", (3, 512), (3, 512), "M"]

@@ -1,6 +1,6 @@
-"""The config schema, its validation, and what is derived from a config (flat params, hash, run name).
+"""The config schema and its validation.
 
-Validation runs twice: in `runner.cli` before Hydra starts (so a typo costs no torch/mlflow import and
+Validation runs twice: in the pre-flight (runner/run/preflight.py) before Hydra starts (so a typo costs no torch/mlflow import and
 leaves nothing behind), and at the start of every job (presets and sweeps compose values the command
 line never saw). Each error is one line naming the key and what is allowed.
 Imports here stay light: no torch, no mlflow.
@@ -9,18 +9,14 @@ Imports here stay light: no torch, no mlflow.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
-import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from runner.config import CONF_DIR, GROUPS
 from runner.errors import ConfigError
-
-GROUPS = ("model", "init", "act", "dataset", "schedule", "optim", "trainer", "tracking")
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,6 @@ def _choice(*values: str, nullable: bool = False) -> Rule:
     return Rule((str,), lambda v: v in values, "one of " + ", ".join(values), nullable)
 
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"  # inside the package: a wheel carries it
-
-
 @functools.cache
 def declared_names(group: str) -> tuple[str, ...]:
     """The `name` of every conf/<group>/*.yaml option. The registries hold the same names (tests/test_config.py
@@ -76,12 +69,12 @@ def registry_names(where: str) -> list[str]:
 
 # group → the registry that decides its `name` (imported by jobs, never by the pre-check)
 REGISTRIES = {
-    "act": "runner.nn:ACTIVATIONS",
-    "init": "runner.nn:INITS",
+    "act": "runner.models.layers:ACTIVATIONS",
+    "init": "runner.models.layers:INITS",
     "model": "runner.models:model_names",
     "dataset": "runner.data:dataset_names",
-    "schedule": "runner.schedule:SCHEDULES",
-    "optim": "runner.optim:OPTIMIZERS",
+    "schedule": "runner.train.schedule:SCHEDULES",
+    "optim": "runner.train.optim:OPTIMIZERS",
 }
 
 
@@ -169,12 +162,12 @@ SCHEMA: dict[str, Rule] = {
     "seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
     "resume": _choice("auto", "never"),
     "resume_from": Rule((str,), lambda v: v != "", "a checkpoint file of this config", nullable=True),
-    # conf/act (runner/nn.py)
+    # conf/act (runner/models/layers.py)
     "act.name": _named("act"),
     "act.init": FRACTION,
     "act.shared": BOOL,
     "act.slope": FRACTION,
-    # conf/init (runner/nn.py)
+    # conf/init (runner/models/layers.py)
     "init.name": _named("init"),
     "init.mode": _choice("fan_in", "fan_out"),
     "init.distribution": _choice("normal", "uniform"),
@@ -220,7 +213,7 @@ SCHEMA: dict[str, Rule] = {
     "dataset.train_size": POSITIVE_INT,
     "dataset.test_size": POSITIVE_INT,
     "dataset.data_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
-    # conf/optim (runner/optim.py)
+    # conf/optim (runner/train/optim.py)
     "optim.name": _named("optim"),
     "optim.lr": _num(
         lambda v: v > 0, "a finite number > 0"
@@ -228,7 +221,7 @@ SCHEMA: dict[str, Rule] = {
     "optim.momentum": FRACTION,
     "optim.weight_decay": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "optim.nesterov": BOOL,
-    # conf/schedule (runner/schedule.py)
+    # conf/schedule (runner/train/schedule.py)
     "schedule.name": _named("schedule"),
     "schedule.factor": _num(lambda v: 0 < v < 1, "a number in (0, 1)"),
     "schedule.patience": POSITIVE_INT,
@@ -244,7 +237,7 @@ SCHEMA: dict[str, Rule] = {
         _named("model"), "a list of distinct model names", whole=_distinct, nullable=True
     ),
     "schedule.eta_min": _num(lambda v: v >= 0, "a number ≥ 0 (at most optim.lr)"),
-    # conf/trainer (runner/train.py, runner/launch.py)
+    # conf/trainer (runner/train/loop.py, runner/run/ddp.py)
     "trainer.epochs": POSITIVE_INT,
     "trainer.max_steps": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "trainer.batch_size": POSITIVE_INT,
@@ -266,7 +259,7 @@ SCHEMA: dict[str, Rule] = {
     "trainer.progress": BOOL,
     "trainer.ddp_timeout_s": _num(lambda v: 0 < v <= 86400, "a number of seconds in (0, 86400]"),
     "trainer.ckpt_dir": STR,
-    # conf/tracking (runner/tracking.py)
+    # conf/tracking (runner/tracking/store.py)
     "tracking.log_checkpoint": BOOL,
     "tracking.uri": STR,
     "tracking.retry_seconds": _list(
@@ -396,52 +389,3 @@ def validate(cfg: Mapping[str, Any]) -> None:
     for keys, check in CROSS_CHECKS:
         if all(k in flat for k in keys):
             check(flat)
-
-
-# Keys that do not change what is trained: two configs that differ only here are the same job
-# ("resume" covers resume_from: continuing a checkpoint is the same job).
-NOT_HASHED = (
-    "tracking.",
-    "trainer.progress",
-    "trainer.log_every",
-    "trainer.ckpt_minutes",
-    "resume",
-    "expected.",
-)
-
-
-def config_hash(cfg: Mapping[str, Any], without: Sequence[str] = ()) -> str:
-    """A short hash of what is trained: the key by which a re-run finds its interrupted job."""
-    flat = {
-        k: v
-        for k, v in flatten(cfg).items()
-        if not k.startswith(NOT_HASHED) and k != "expected" and k not in without
-    }
-    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def cell_id(cfg: Mapping[str, Any]) -> str:
-    """The hash of a config without its seed: the runs of one cell differ only in the seed, and the report
-    (and MLflow's group-by on the `runner.cell` tag) gathers them."""
-    return config_hash(cfg, without=("seed",))
-
-
-def run_name(
-    choices: Mapping[str, str],
-    overrides: list[str],
-    swept: Sequence[str] | None = None,
-    default_dataset: str = "fashion_mnist",
-) -> str:
-    """`vgg_e-kaiming-prelu`, then the dataset if not the default, then the other overrides that change
-    what is trained, by their last key component (`lr=0.01`); inside a sweep only the swept ones."""
-    parts = [choices.get("model", "?"), choices.get("init", "?"), choices.get("act", "?")]
-    if choices.get("dataset") and choices["dataset"] != default_dataset:
-        parts.append(choices["dataset"])
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        if key in GROUPS or key.startswith(("hydra.", "experiment")) or key.startswith(NOT_HASHED):
-            continue
-        if swept is not None and key not in swept:
-            continue
-        parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
-    return "-".join(parts)

@@ -9,7 +9,7 @@ The training config comes from the run's `config.yaml` artifact, or, for a file,
 overrides exactly as `runner <overrides>` composes it, and the checkpoint's config hash must match it (a file
 of another config is refused, naming it). Only what evaluation may change differs from training, and it is
 given as flags (--view, --batch-size, ...), so the hash check never mixes up the two. The metrics are
-runner.metrics.EVAL_METRICS through runner/train.py's `build_parts` and `evaluate`, the code that computed the
+runner.train.metrics.EVAL_METRICS through runner/train/loop.py's `build_parts` and `evaluate`, the code that computed the
 run's own test_* metrics: same view, same device, same numbers. The new run lives in the source's experiment,
 tagged `runner.eval_of=<run id or file>`; it carries no `runner.config_hash` tag, so a re-run of the training
 command never mistakes it for the training run.
@@ -58,12 +58,13 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from runner.cli import CONF_DIR, precheck
+    from runner.config import CONF_DIR
+    from runner.run.preflight import precheck
 
     problem = precheck(overrides)
     if problem:
         raise ConfigError(problem)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="runner"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
         cfg = hydra_compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
@@ -72,7 +73,7 @@ def with_flags(cfg: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The training config with the evaluation's flags applied, each value checked by its key's rule."""
     import copy
 
-    from runner.config import SCHEMA, check_value
+    from runner.config.schema import SCHEMA, check_value
 
     out = copy.deepcopy(cfg)
     for flag, key in FLAGS.items():
@@ -88,8 +89,8 @@ def from_run(tracker: Any, run_id: str, composed: dict[str, Any], tmp: Path) -> 
     """(training config, checkpoint, experiment id, run name) of a finished run in the store."""
     import yaml
 
-    from runner import checkpoint
-    from runner.config import config_hash
+    from runner.config.identity import config_hash
+    from runner.train import checkpoint
 
     if tracker.run_id_or_none(run_id) is None:
         raise ConfigError(f"{run_id}: no such checkpoint file, and no run with that id in {tracker.uri}")
@@ -110,8 +111,8 @@ def from_run(tracker: Any, run_id: str, composed: dict[str, Any], tmp: Path) -> 
 def from_file(path: Path, composed: dict[str, Any]) -> tuple:
     """(training config, checkpoint, experiment id (None: the config's experiment), run name) of a checkpoint
     file of the composed config."""
-    from runner import checkpoint
-    from runner.config import config_hash
+    from runner.config.identity import config_hash
+    from runner.train import checkpoint
 
     saved = checkpoint.load(path, config_hash(composed))  # refuses a file of another config, naming it
     return composed, saved, None, path.parent.name
@@ -119,11 +120,11 @@ def from_file(path: Path, composed: dict[str, Any]) -> tuple:
 
 def evaluate_checkpoint(cfg: dict[str, Any], saved: dict[str, Any], cwd: Path) -> dict[str, float]:
     """EVAL_METRICS of the checkpoint's weights on the test set, built as training builds it (one device)."""
-    from runner.checkpoint import CheckpointError
-    from runner.config import validate
+    from runner.config.schema import validate
     from runner.data import check_data
-    from runner.job import check_model, check_parts
-    from runner.train import JobInfo, build_parts, evaluate
+    from runner.run.preflight import check_model, check_parts
+    from runner.train.checkpoint import CheckpointError
+    from runner.train.loop import JobInfo, build_parts, evaluate
 
     validate(cfg)
     check_model(cfg)
@@ -143,8 +144,8 @@ def log_eval_run(tracker: Any, experiment_id: str, name: str, eval_of: str, cfg:
     """A new FINISHED run: eval_* metrics at the checkpoint's iteration, the config, the source as a tag."""
     import yaml
 
-    from runner.config import flatten
-    from runner.job import command_line
+    from runner.config.schema import flatten
+    from runner.run.job import command_line
 
     command = command_line().replace("runner ", "runner-eval ", 1)
     view = cfg["dataset"]["test_view"]
@@ -171,7 +172,7 @@ def log_eval_run(tracker: Any, experiment_id: str, name: str, eval_of: str, cfg:
 
 def open_store(tracking: dict[str, Any], cwd: Path) -> Any:
     """A Tracker on the store the config names (relative paths against `cwd`, as `runner` does)."""
-    from runner.tracking import Tracker, resolve_uri
+    from runner.tracking.store import Tracker, resolve_uri
 
     root = tracking["artifact_root"]
     root = root if "://" in root else str((cwd / root).resolve())
@@ -180,7 +181,7 @@ def open_store(tracking: dict[str, Any], cwd: Path) -> Any:
 
 def store_exists(source: str, uri: str, cwd: Path) -> None:
     """A run id needs a store to look in: opening a missing sqlite file would create it."""
-    from runner.tracking import resolve_uri
+    from runner.tracking.store import resolve_uri
 
     resolved = resolve_uri(uri, cwd)
     if resolved.startswith("sqlite:///") and not Path(resolved.removeprefix("sqlite:///")).exists():

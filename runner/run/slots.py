@@ -14,7 +14,7 @@ importable without torch or joblib:
   never hold one slot, whatever joblib does.
 - `OnSlot`: the wrapped task function: claim the slot, export CUDA_VISIBLE_DEVICES (before this process
   touches CUDA), run the job, append a line to `<sweep dir>/gpu-slots.jsonl` (job, devices, pid, start, end).
-  The job records its devices as the MLflow tag `runner.cuda_visible_devices` (runner/job.py).
+  The job records its devices as the MLflow tag `runner.cuda_visible_devices` (runner/run/job.py).
 """
 
 from __future__ import annotations

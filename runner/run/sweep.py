@@ -38,7 +38,7 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if int(os.environ.get("RANK", "0")) > 0:
             return
-        from runner.tracking import Tracker, check_reachable, resolve_uri
+        from runner.tracking.store import Tracker, check_reachable, resolve_uri
 
         cwd = Path(config.hydra.runtime.cwd)  # HydraConfig is not set yet when a multirun starts
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
@@ -77,7 +77,7 @@ class SweepCallback(Callback):
             return
         status, failed = "FINISHED", 0
         try:
-            from runner import report
+            from runner.analysis import report
 
             report.sweep_report(self.tracker, config)
             failed = self.failed_jobs()
@@ -97,7 +97,9 @@ class SweepCallback(Callback):
                 + (f": {url}" if url else "; browse it with `make ui`")
             )
             os.environ.pop(env.SWEPT_KEYS, None)
-        if failed:  # parallel launchers run jobs in other processes: their exit codes never reach runner.cli
+        if (
+            failed
+        ):  # parallel launchers run jobs in other processes: their exit codes never reach runner.cli.main
             raise SystemExit(1)
 
     def failed_jobs(self) -> int:

@@ -39,7 +39,7 @@ def _serve(conn: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  # the default store's code, before it is asked
 
-    from runner.tracking import Tracker
+    from runner.tracking.store import Tracker
 
     trackers: dict[int, Tracker] = {}
     monitors: dict[int, contextlib.AbstractContextManager[None]] = {}
@@ -105,7 +105,7 @@ class Helper:
 
 
 class RemoteTracker:
-    """runner.tracking.Tracker's interface; every method runs in the helper process."""
+    """runner.tracking.store.Tracker's interface; every method runs in the helper process."""
 
     def __init__(self, helper: Helper, uri: str, *args: Any, **kwargs: Any) -> None:
         self.uri, self.run_id = uri, None
@@ -148,6 +148,6 @@ def connect(uri: str, artifact_root: str | None = None, retries: Any = None) -> 
     """A tracker for `uri`: in the helper process when one was started here, else in this process."""
     if _helper is not None and _helper.process.is_alive():
         return RemoteTracker(_helper, uri, artifact_root, retries)
-    from runner.tracking import Tracker
+    from runner.tracking.store import Tracker
 
     return Tracker(uri, artifact_root, retries)

@@ -1,7 +1,7 @@
 """Verdicts on a sweep: cells of seeds, their statistics, and one verdict per claim of a preset.
 
-Pure logic over plain data (no MLflow, no torch): runner/report.py reads the runs, this module judges them,
-runner/render.py draws them. How each verdict is decided (README, "Paper presets"):
+Pure logic over plain data (no MLflow, no torch): runner/analysis/report.py reads the runs, this module judges them,
+runner/analysis/render.py draws them. How each verdict is decided (README, "Paper presets"):
 
 - A *cell* is a config without its seed (the `runner.cell` tag); a *row* of a claim is named by the cell's
   values of `expected.key`, joined by "/". A cell's statistics count its finished seeds; failed, diverged

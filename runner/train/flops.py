@@ -9,7 +9,7 @@ Sec. 4.1: VGG-19 19.6 × 10⁹) and of torchvision's model metadata; other table
 The model is built and run on the meta device: no memory, no weights, no arithmetic, so counting VGG-19 at
 224×224 takes milliseconds.
 
-    python -m runner.flops            # every model at 224×224 (3 channels, 1000 classes) and at 32×32
+    python -m runner.train.flops            # every model at 224×224 (3 channels, 1000 classes) and at 32×32
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def model_multiply_adds(
 ) -> int:
     """Multiply-adds of the model a config builds (conf/model, conf/act), built on the meta device."""
     from runner.models import build_model
-    from runner.nn import make_act
+    from runner.models.layers import make_act
 
     with torch.device("meta"):
         model = build_model(

@@ -19,8 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 from runner import env
-from runner.device import uses_cuda
-from runner.train import Interrupted, JobInfo, Outcome, train
+from runner.train.device import uses_cuda
+from runner.train.loop import Interrupted, JobInfo, Outcome, train
 
 
 def worker_env() -> tuple[int, int, int]:

@@ -1,9 +1,9 @@
 """The sweep report: a row per cell (its seeds' mean ± std) beside the paper's numbers, and a verdict per claim.
 
-Everything is read back from MLflow through runner/tracking.py (with its retries): the children of a
-sweep's parent run, and the preset.json that runner/sweep.py stored on the parent (the preset's
+Everything is read back from MLflow through runner/tracking/store.py (with its retries): the children of a
+sweep's parent run, and the preset.json that runner/run/sweep.py stored on the parent (the preset's
 `expected:` block and the swept keys). So the report at the end of a sweep and the one made later by
-`runner-report <experiment or parent run id>` are the same. runner/verdicts.py judges, runner/render.py
+`runner-report <experiment or parent run id>` are the same. runner/analysis/verdicts.py judges, runner/analysis/render.py
 draws; logged on the parent: report.md, report.csv, report.json, curves.png and a tag
 `runner.verdict.<claim id>` per claim.
 
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner import render
+from runner.analysis import render
+from runner.analysis.verdicts import Cell, Expected, Run, Verdict, group_cells, judge
 from runner.errors import RunnerError
-from runner.verdicts import Cell, Expected, Run, Verdict, group_cells, judge
 
 PRESET_ARTIFACT = "preset.json"
 VERDICT_TAG = "runner.verdict."
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from runner.console import error
-    from runner.tracking import Tracker, resolve_uri
+    from runner.tracking.store import Tracker, resolve_uri
 
     uri = resolve_uri(args.uri, Path.cwd())
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():

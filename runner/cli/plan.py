@@ -96,7 +96,7 @@ def train_images(data: dict[str, Any], cwd: Path) -> int | None:
 
 
 def total_steps(cfg: dict[str, Any], devices: int, cwd: Path) -> tuple[int | None, int]:
-    """(iterations the job runs in all, images per iteration), as runner/train.py:build_parts counts them."""
+    """(iterations the job runs in all, images per iteration), as runner/train/loop.py:build_parts counts them."""
     trainer = cfg["trainer"]
     batch = trainer["batch_size"] * devices
     if trainer["max_steps"]:
@@ -107,7 +107,7 @@ def total_steps(cfg: dict[str, Any], devices: int, cwd: Path) -> tuple[int | Non
 
 def throughput(tracker: Any, cfg: dict[str, Any], devices: int) -> tuple[float | None, int]:
     """The median images_per_s of the newest runs of this model and data set on this device, and their count."""
-    from runner.device import device_name
+    from runner.train.device import device_name
 
     if tracker is None:
         return None, 0
@@ -128,7 +128,7 @@ def throughput(tracker: Any, cfg: dict[str, Any], devices: int) -> tuple[float |
 
 def open_store(uri: str) -> Any | None:
     """A Tracker over an existing store; None where none exists yet (opening one would create it)."""
-    from runner.tracking import Tracker
+    from runner.tracking.store import Tracker
 
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         return None
@@ -143,11 +143,11 @@ def plan_job(overrides: list[str], swept: list[str], cwd: Path, stores: dict[str
     from omegaconf import open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from runner import checkpoint
-    from runner.cli import explain
     from runner.config import GROUPS
+    from runner.config.compose import explain
     from runner.errors import RunnerError
-    from runner.job import decide, prepare_spec
+    from runner.run.job import decide, prepare_spec
+    from runner.train import checkpoint
 
     values = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if "=" in o}
     item = Planned({k: values.get(k, "") for k in swept}, "train")

@@ -21,8 +21,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from runner import console, env
-from runner.config import GROUPS, cell_id, check_registered, config_hash, flatten, run_name, validate
-from runner.errors import ConfigError, RunnerError, TrackingError
+from runner.config import GROUPS
+from runner.config.identity import cell_id, config_hash, run_name
+from runner.config.schema import check_registered, flatten, validate
+from runner.errors import RunnerError, TrackingError
 
 
 @dataclass
@@ -53,83 +55,6 @@ class Decision:
     detail: str = ""  # skip: how the earlier run ended (finished or diverged)
 
 
-def check_model(cfg: dict[str, Any]) -> None:
-    """The model's name and options: one line naming the key and what is allowed (check_parts builds it)."""
-    from runner.models import model_names, model_options
-
-    name = cfg["model"]["name"]
-    if name not in model_names():
-        raise ConfigError(f"model.name={name!r} is unknown; allowed: {', '.join(model_names())}")
-    unknown = set(cfg["model"]) - {"name"} - model_options(name)
-    if unknown:
-        allowed = ", ".join(sorted(model_options(name)))
-        raise ConfigError(f"model.{sorted(unknown)[0]} is not an option of {name}; allowed: {allowed}")
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def check_parts(cfg: dict[str, Any]) -> None:
-    """Dry-build what the job will build from the config, before any run exists: the model's forward at the
-    data set's input size, the optimizer and the schedule (on the meta device: no memory, no compute), and
-    the augmentation on a dummy batch or image. A builder's ValueError, TypeError, IndexError or
-    RuntimeError becomes the one-line config error naming the part."""
-    import torch
-
-    from runner.data import dataset_shape
-    from runner.models import build_for
-    from runner.optim import build_optimizer
-    from runner.schedule import build_schedule
-
-    shape, data = dataset_shape(cfg["dataset"]), cfg["dataset"]
-    size = f"{shape.size}×{shape.size}"
-    part = f"model={cfg['model']['name']} on the {size} input of dataset={data['name']}"
-    try:
-        with torch.device("meta"):
-            model = build_for(cfg, shape.classes, shape.channels, shape.size)
-            model(torch.zeros(2, shape.channels, shape.size, shape.size))
-            if data["test_view"] == "dense":  # a head without a dense form fails here, not at test time
-                from runner.models.dense import dense_scores
-
-                part = f"dataset.test_view=dense with model={cfg['model']['name']}"
-                dense_scores(model.eval(), torch.zeros(1, shape.channels, shape.size, shape.size))
-            part = f"schedule={cfg['schedule']['name']} with optim={cfg['optim']['name']}"
-            optimizer = build_optimizer(model, cfg["optim"], cfg["optim"]["lr"])
-            schedule = build_schedule(optimizer, cfg["schedule"], 100, cfg["model"]["name"])
-            schedule.iteration(1, 50.0)
-            schedule.epoch_end(50.0)
-        part = f"dataset.augment={data['augment']!r} of dataset={data['name']}"
-        _dry_augment(data, shape.channels, shape.size)
-    except (ValueError, TypeError, IndexError, RuntimeError) as e:
-        raise ConfigError(f"{part}: {_first_line(e)}") from None
-
-
-def _dry_augment(data: dict[str, Any], channels: int, size: int) -> None:
-    """One pass of the training and test views: over a dummy image (folder sets), or a dummy batch."""
-    import random
-
-    import torch
-
-    from runner.config import FOLDER_DATASETS
-
-    if data["name"] in FOLDER_DATASETS:
-        from PIL import Image
-
-        from runner.data.augment import TEST_VIEWS, TRAIN_VIEWS
-
-        image, rng = Image.new("RGB", (500, 375)), random.Random(0)
-        TRAIN_VIEWS[data["augment"]](data)(image, rng)
-        TEST_VIEWS[data["test_view"]](data)(image, rng)
-        return
-    from runner.data.tensor_loader import AUGMENTS
-
-    batch, gen = torch.zeros(2, channels, size, size), torch.Generator().manual_seed(0)
-    for name in data["augment"]:
-        batch = AUGMENTS[name](batch, gen, 0, 2)
-
-
 def prepare(cfg: DictConfig) -> Spec:
     """Validate the config, the devices, the model, the data, the store and an explicit checkpoint."""
     from hydra.core.hydra_config import HydraConfig
@@ -144,11 +69,12 @@ def prepare_spec(
 ) -> Spec:
     """`prepare` without Hydra's job context (runner --plan composes its jobs itself). check_files=False
     leaves the data files alone (a plan must not download them)."""
-    from runner import checkpoint
     from runner.data import check_data
-    from runner.device import resolve_devices
-    from runner.launch import under_torchrun, worker_env
-    from runner.tracking import check_reachable, resolve_uri
+    from runner.run.ddp import under_torchrun, worker_env
+    from runner.run.preflight import check_model, check_parts
+    from runner.tracking.store import check_reachable, resolve_uri
+    from runner.train import checkpoint
+    from runner.train.device import resolve_devices
 
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     validate(resolved)
@@ -186,7 +112,7 @@ def prepare_spec(
 def decide(spec: Spec, tracker: Any, experiment_id: str) -> Decision:
     """Skip a config that ran to the end; continue an interrupted one in its run; else a new run (carrying
     a checkpoint of this config when there is one: nothing trained is thrown away)."""
-    from runner import checkpoint
+    from runner.train import checkpoint
 
     if spec.carried is not None:
         return Decision("new", carried=spec.carried, source=spec.resume_from)
@@ -209,7 +135,7 @@ def decide(spec: Spec, tracker: Any, experiment_id: str) -> Decision:
 
 def open_run(spec: Spec, tracker: Any, experiment_id: str, decision: Decision) -> None:
     """Attach to the run to continue, or create the run: tags, params, config and overrides as artifacts."""
-    from runner import checkpoint
+    from runner.train import checkpoint
 
     if decision.action == "resume":
         tracker.attach(decision.run_id)
@@ -234,7 +160,7 @@ def open_run(spec: Spec, tracker: Any, experiment_id: str, decision: Decision) -
 
 
 def run_tags(spec: Spec) -> dict[str, str]:
-    from runner.device import device_name
+    from runner.train.device import device_name
 
     command = command_line()
     tags = {
@@ -255,9 +181,9 @@ def run_tags(spec: Spec) -> dict[str, str]:
 def train_and_record(spec: Spec, tracker: Any, resume: bool) -> int:
     """Train in the run and record how it ended (tags, status); the job's exit code. A diverged or failed
     job is a result: the sweep goes on and exits 1 at the end."""
-    from runner.launch import run_training
-    from runner.metrics import headline
-    from runner.train import Interrupted, JobInfo
+    from runner.run.ddp import run_training
+    from runner.train.loop import Interrupted, JobInfo
+    from runner.train.metrics import headline
 
     job = JobInfo(spec.config_hash, str(spec.ckpt_path), str(spec.cwd), tracker.run_id, spec.uri, resume)
     console.config_tree({k: v for k, v in spec.resolved.items() if k != "expected"}, spec.choices)
@@ -317,13 +243,13 @@ def run_job(cfg: DictConfig) -> int:
     try:
         spec = prepare(cfg)
         if spec.rank != 0:  # torchrun's other ranks: rank 0 owns the run; they only train
-            from runner.launch import run_training
-            from runner.train import JobInfo
+            from runner.run.ddp import run_training
+            from runner.train.loop import JobInfo
 
             job = JobInfo(spec.config_hash, str(spec.ckpt_path), str(spec.cwd), tracking_uri=spec.uri)
             run_training(spec.resolved, job, spec.devices)
             return 0
-        from runner.tracking_helper import connect
+        from runner.tracking.helper import connect
 
         tracking = spec.resolved["tracking"]
         root = tracking["artifact_root"]
@@ -335,7 +261,7 @@ def run_job(cfg: DictConfig) -> int:
         if parent and decision.run_id:  # a re-run sweep adopts its earlier runs: its report sees every job
             tracker.adopt(decision.run_id, parent)
         if decision.action == "skip":
-            from runner.launch import release_torchrun_ranks
+            from runner.run.ddp import release_torchrun_ranks
 
             console.info(
                 f"[yellow]skipped[/] {spec.name}: this config already ran to the end in run {decision.run_id} "

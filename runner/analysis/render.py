@@ -1,7 +1,7 @@
 """The sweep report drawn: a row per cell (its seeds' mean ± std, min–max, best, lost seeds, the paper's
 number and our difference), as markdown, CSV and JSON, and curves.png (mean and min–max band per cell).
 
-Pure drawing over runner.verdicts' cells and verdicts: no MLflow here (runner/report.py reads and logs).
+Pure drawing over runner.analysis.verdicts' cells and verdicts: no MLflow here (runner/analysis/report.py reads and logs).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from runner.verdicts import Cell, Expected, Verdict, protocol_differences
+from runner.analysis.verdicts import Cell, Expected, Verdict, protocol_differences
 
 CURVES = ("train_error", "test_top1_error", "train_loss")  # the papers' figures: error vs iteration
 # The training curves at iteration resolution (every trainer.log_every steps), drawn where the runs logged them.

@@ -2,9 +2,9 @@
 
     build_parts → [resume] → while not done: train_one_epoch → end_epoch → log, checkpoint → summary
 
-Runs in the Hydra job process for one device, or in each of N worker processes under DDP (runner/launch.py).
+Runs in the Hydra job process for one device, or in each of N worker processes under DDP (runner/run/ddp.py).
 Only rank 0 talks to MLflow and the console. The host syncs with the device only every `trainer.log_every`
-steps: the metrics (runner/metrics.py) are summed on the device and read at those points.
+steps: the metrics (runner/train/metrics.py) are summed on the device and read at those points.
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runner import checkpoint, console, env
-from runner import metrics as named_metrics
-from runner.checkpoint import TrainState
+from runner import console, env
 from runner.data import Context, Data, build_data
-from runner.device import pick_device
-from runner.metrics import Sums, headline
 from runner.models import build_for
 from runner.models.dense import predict
-from runner.nn import init_weights
-from runner.optim import build_optimizer
-from runner.schedule import Schedule, build_schedule
-from runner.sync_bn import convert_sync_batchnorm
+from runner.models.layers import init_weights
+from runner.train import checkpoint
+from runner.train import metrics as named_metrics
+from runner.train.checkpoint import TrainState
+from runner.train.device import pick_device
+from runner.train.metrics import Sums, headline
+from runner.train.optim import build_optimizer
+from runner.train.schedule import Schedule, build_schedule
+from runner.train.sync_bn import convert_sync_batchnorm
 
 
 @dataclass
@@ -328,7 +329,7 @@ def model_summary(model: nn.Module, multiply_adds: str = "") -> str:
 
 def describe_run(tracker: Any, cfg: dict[str, Any], parts: Parts, job: JobInfo) -> None:
     """Once per new run (rank 0): the model's summary, size and multiply-adds, and the data set it trains on."""
-    from runner.flops import describe, run_multiply_adds
+    from runner.train.flops import describe, run_multiply_adds
 
     try:  # on the meta device, at the data set's training input size
         macs: int | str = run_multiply_adds(cfg)
@@ -351,7 +352,7 @@ def open_tracker(cfg: dict[str, Any], job: JobInfo) -> Any:
     """Rank 0's handle on the job's MLflow run (None on the other ranks, or without a run)."""
     if job.rank != 0 or not job.run_id:
         return None
-    from runner.tracking_helper import connect
+    from runner.tracking.helper import connect
 
     tracker = connect(job.tracking_uri, None, cfg["tracking"]["retry_seconds"])
     tracker.run_id = job.run_id

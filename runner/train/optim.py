@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from runner.nn import no_decay_parameters
+from runner.models.layers import no_decay_parameters
 
 OptimizerBuilder = Callable[[list[dict[str, Any]], Mapping[str, Any], float], torch.optim.Optimizer]
 

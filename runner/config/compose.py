@@ -1,0 +1,68 @@
+"""Hydra composition outside Hydra's main: the sweep's variants, and composition errors as one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runner.config import CONF_DIR
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def explain(error: Exception, override_list: list[str]) -> str:
+    """Turn a Hydra/OmegaConf composition error into one line naming the key and what is allowed."""
+    from hydra.errors import MissingConfigException
+
+    text = str(error)
+    if isinstance(error, MissingConfigException) and error.options is not None:
+        group = (error.missing_cfg_file or "?").split("/")[0]
+        wanted = next((o for o in override_list if o.lstrip("+~").split("=")[0] == group), group)
+        return f"{wanted}: unknown {group}; allowed: {', '.join(sorted(error.options))}"
+    cause = error.__cause__ or error.__context__
+    full_key = getattr(cause, "full_key", None) or getattr(error, "full_key", None)
+    if "not in struct" in text or (cause is not None and "not in struct" in str(cause)):
+        key = full_key or first_line(text)
+        return f"{key}: unknown key; check the spelling, or add a new key with +{key}=..."
+    if full_key:
+        return f"{full_key}: {first_line(str(cause or error))}"
+    first = first_line(text)
+    if first.startswith("Ambiguous value"):
+        return first + " (a sweep over several values needs --multirun)"
+    return first
+
+
+def sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """One override list per value of each sweep (`act=relu,prelu` → two lists), others at their first value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    values: list[list[str]] = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            values.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        else:
+            values.append([override.input_line])
+    base = [v[0] for v in values]
+    variants = [base]
+    for i, options in enumerate(values):
+        for option in options[1:]:
+            variants.append(base[:i] + [option] + base[i + 1 :])
+    return variants
+
+
+def name_the_key(line: str, variant: list[str], compose: Any) -> str:
+    """Some Hydra errors name no key (`act=1`: "must be a string"): find the override that fails alone."""
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in variant]
+    if any(key in line for key in keys):
+        return line
+    for override, key in zip(variant, keys, strict=True):
+        try:
+            compose(config_name="config", overrides=[override])
+        except Exception:  # the same error as above, now with its culprit known
+            options = sorted(p.stem for p in (Path(CONF_DIR) / key).glob("*.yaml"))
+            return f"{key}: {line}" + (f"; allowed: {', '.join(options)}" if options else "")
+    return line

@@ -1,0 +1,2 @@
+"""MLflow: the store and its retries (store), and the helper process that imports MLflow beside torch
+(helper)."""
