@@ -51,7 +51,7 @@ def _choice(*values: str, nullable: bool = False) -> Rule:
 
 @functools.cache
 def declared_names(group: str) -> tuple[str, ...]:
-    """The `name` of every conf/<group>/*.yaml option. The registries hold the same names (tests/test_config.py
+    """The `name` of every conf/<group>/*.yaml option. The registries hold the same names (tests/unit/config/test_conf_tree.py
     checks it; `check_registered` checks it again in every job); reading YAML keeps the pre-check of a
     command free of torch, so a typo costs half a second."""
     import yaml
@@ -126,7 +126,7 @@ def _distinct(values: list[Any]) -> bool:
     return len(set(values)) == len(values)
 
 
-# The data pipelines' names, written here so that the pre-check needs no torch (tests/test_config.py holds
+# The data pipelines' names, written here so that the pre-check needs no torch (tests/unit/config/test_conf_tree.py holds
 # them equal to runner/data/tensor_loader.py:AUGMENTS and runner/data/augment.py:TRAIN_VIEWS/TEST_VIEWS, and
 # runner/data/imagenet.py:NORMALIZE).
 RESIDENT_AUGMENTS = ("crop", "flip")  # batched on the device: Fashion-MNIST, CIFAR, synthetic

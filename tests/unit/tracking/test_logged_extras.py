@@ -96,7 +96,7 @@ def test_two_copies_of_cifar10_with_different_contents_get_different_digests(tmp
 
 
 def test_synthetic_data_digests_follow_its_seed_and_imagenet_folders_their_file_list(tmp_path: Path) -> None:
-    from test_data import write_folder
+    from fakes import write_folder
 
     one, same, other = (provenance(tmp_path, "synthetic", data_seed=s) for s in (0, 0, 1))
     assert one.digest == same.digest != other.digest and one.generated

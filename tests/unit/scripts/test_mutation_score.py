@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "mutation_score.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "mutation_score.py"
 spec = importlib.util.spec_from_file_location("mutation_score", SCRIPT)
 mutation_score = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mutation_score)

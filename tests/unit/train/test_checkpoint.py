@@ -1,5 +1,5 @@
 """The checkpoint file in-process (runner/train/checkpoint.py): what it restores, and each file it refuses, by its
-exact line. The kill/resume tests through the real `runner` are in test_faults.py."""
+exact line. The kill/resume tests through the real `runner` are in e2e/test_faults.py."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import yaml
 
 from runner.analysis import verdicts as v
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "runner" / "conf" / "experiment"
+EXPERIMENTS = Path(__file__).resolve().parents[3] / "runner" / "conf" / "experiment"
 PAPER = {"dataset.name": "cifar10", "model.width": 16, "trainer.max_steps": 64000}
 SMALL = {"dataset.name": "fashion_mnist", "model.width": 1, "trainer.max_steps": 160}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY, finished_tiny_run, metric_history, mlflow_runs, run_in_process
-from test_data import IMAGENET, ctx, write_folder
+from fakes import IMAGENET, ctx, write_folder
 
 from runner.data import augment as A
 from runner.data import build_data
