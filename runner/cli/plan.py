@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 # Training images of the resident data sets (the files' own counts); imagenet counts its train/ folders.
-TRAIN_IMAGES = {"fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000}
 RECENT_RUNS = 20  # how many earlier runs of a model the throughput is the median of
 
 
@@ -82,14 +81,17 @@ def _compose(overrides: list[str], hydra: bool = False) -> Any:
 
 def train_images(data: dict[str, Any], cwd: Path) -> int | None:
     """Images per epoch after the validation split and the subset; None when unknown without reading."""
+    from runner.config.datasets import is_folder
+    from runner.config.datasets import train_images as dataset_train_images
+
     name, val = data["name"], data["val_split"] or 0
-    if name == "imagenet":
+    if is_folder(name):
         train = (cwd / data["root"]).resolve() / "train"
         if not train.is_dir():
             return None
         total = sum(1 for d in train.iterdir() if d.is_dir() for f in d.iterdir() if f.is_file()) - val
         return min(total, data["subset"] or total)  # held out first, then the subset (imagenet.py)
-    total = data["train_size"] if name == "synthetic" else TRAIN_IMAGES.get(name)
+    total = dataset_train_images(name, data)
     if total is None:
         return None
     return min(total, data["subset"] or total) - val  # the subset first, then held out (tensor_loader.py)

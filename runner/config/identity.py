@@ -20,6 +20,7 @@ NOT_HASHED = (
     "trainer.ckpt_minutes",
     "resume",
     "expected.",
+    "dataset.about.",  # facts of the data set (conf/dataset/<name>.yaml), not settings
 )
 
 

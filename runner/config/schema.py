@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.config import CONF_DIR, GROUPS
+from runner.config.datasets import FACTS, KINDS, about, is_folder
 from runner.errors import ConfigError
 
 
@@ -130,7 +131,6 @@ def _distinct(values: list[Any]) -> bool:
 # them equal to runner/data/tensor_loader.py:AUGMENTS and runner/data/augment.py:TRAIN_VIEWS/TEST_VIEWS, and
 # runner/data/imagenet.py:NORMALIZE).
 RESIDENT_AUGMENTS = ("crop", "flip")  # batched on the device: Fashion-MNIST, CIFAR, synthetic
-FOLDER_DATASETS = ("imagenet",)  # decoded by DataLoader workers; `augment` names one training view
 FOLDER_VIEWS = ("alexnet", "scale_jitter", "random_resized_crop")
 FOLDER_TEST_VIEWS = ("center", "ten_crop", "dense")
 FOLDER_NORMALIZE = ("per_channel", "per_channel_mean")
@@ -213,6 +213,13 @@ SCHEMA: dict[str, Rule] = {
     "dataset.train_size": POSITIVE_INT,
     "dataset.test_size": POSITIVE_INT,
     "dataset.data_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
+    "dataset.about.display": STR,
+    "dataset.about.kind": _choice(*KINDS),
+    "dataset.about.classes": _int(lambda v: v >= 2, "an integer ≥ 2", nullable=True),
+    "dataset.about.channels": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
+    "dataset.about.image_size": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
+    "dataset.about.train_images": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
+    "dataset.about.full_data_args": Rule((str,), None, "a string"),
     # conf/optim (runner/train/optim.py)
     "optim.name": _named("optim"),
     "optim.lr": _num(
@@ -305,11 +312,25 @@ def check_value(key: str, value: Any, rule: Rule) -> None:
     raise ConfigError(f"{key}={value!r} is not allowed; expected {rule.describe()}")
 
 
+def _check_facts(flat: Mapping[str, Any]) -> None:
+    """`dataset.about.*` states what the data set is: an override would make the pre-flight, the plan and the
+    verdicts describe another data set than the one that trains."""
+    name = flat["dataset.name"]
+    facts = about(name)
+    for key in FACTS:
+        given = flat.get(f"dataset.about.{key}")
+        if given != facts.get(key):
+            raise ConfigError(
+                f"dataset.about.{key}={given!r} is a fact of {name} (conf/dataset/{name}.yaml: {facts.get(key)!r}), "
+                "not a setting"
+            )
+
+
 def _check_dataset(flat: Mapping[str, Any]) -> None:
     """What one data set offers depends on its kind: a folder set (ImageNet) names one training view and
     crops from resized images; a resident set lists batched augmentations."""
     name, augment = flat["dataset.name"], flat["dataset.augment"]
-    if name in FOLDER_DATASETS:
+    if is_folder(name):
         for key, allowed in (
             ("augment", FOLDER_VIEWS),
             ("test_view", FOLDER_TEST_VIEWS),
@@ -332,10 +353,12 @@ def _check_dataset(flat: Mapping[str, Any]) -> None:
             f"dataset.augment={augment!r} is not offered for {name}; expected a list of distinct "
             f"{', '.join(RESIDENT_AUGMENTS)} (e.g. [crop, flip], or [])"
         )
-    subset = flat["dataset.train_size"] if name == "synthetic" else flat["dataset.subset"]
-    where = f"dataset.{'train_size' if name == 'synthetic' else 'subset'}"
+    where = (
+        "dataset.train_size" if "dataset.train_size" in flat else "dataset.subset"
+    )  # a generated set's size
+    subset = flat[where]
     val_split = flat["dataset.val_split"] or 0
-    if subset is None or name in FOLDER_DATASETS:  # the size is known once the files are read (the job)
+    if subset is None or is_folder(name):  # the size is known once the files are read (the job)
         return
     if val_split >= subset:
         raise ConfigError(
@@ -374,6 +397,7 @@ CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], None]],
         _check_dataset,
     ),
     (("schedule.name", "schedule.eta_min", "optim.lr"), _check_schedule),
+    (("dataset.name",), _check_facts),
 )
 
 

@@ -91,14 +91,20 @@ class Family:
 DATASETS: dict[str, Family] = {}
 
 
+def shape_from_facts(cfg: Mapping[str, Any]) -> Shape:
+    """The shape a data set states in its YAML (`about`: channels, image_size, classes)."""
+    facts = cfg["about"]
+    return Shape(facts["channels"], facts["image_size"], facts["classes"])
+
+
 def register_dataset(
-    name: str, *, shape: Shape | Callable[[Mapping[str, Any]], Shape], check: Check | None = None
+    name: str, *, shape: Callable[[Mapping[str, Any]], Shape] = shape_from_facts, check: Check | None = None
 ) -> Callable[[Builder], Builder]:
-    """Decorator: `@register_dataset("cifar10", shape=Shape(3, 32, 10), check=check)` on a builder.
-    `shape` is fixed, or a function of the dataset config when the config sets it (synthetic, ImageNet)."""
+    """Decorator: `@register_dataset("cifar10", check=check)` on a builder. The shape comes from the YAML's
+    `about` block, or from a function of the dataset config where settings decide it (synthetic, ImageNet)."""
 
     def add(build: Builder) -> Builder:
-        DATASETS[name] = Family(build, check, shape if callable(shape) else lambda cfg: shape)
+        DATASETS[name] = Family(build, check, shape)
         return build
 
     return add

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from runner.data import Context, Data, Shape, register_dataset
+from runner.data import Context, Data, register_dataset
 from runner.data.common import fetch, read_once
 from runner.data.tensor_loader import check_options, resident_data
 from runner.errors import DataError
@@ -139,8 +139,8 @@ def check(cfg: Mapping[str, Any], cwd: Path) -> None:
     check_options(cfg, len(load(cfg, cwd)[1]))
 
 
-@register_dataset("cifar10", shape=Shape(3, 32, 10), check=check)
-@register_dataset("cifar100", shape=Shape(3, 32, 100), check=check)
+@register_dataset("cifar10", check=check)
+@register_dataset("cifar100", check=check)
 def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
     train_x, train_y, test_x, test_y, num_classes = load(cfg, ctx.cwd)
     folder = str(locate(cfg, ctx.cwd)[1])

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runner.data import Context, Data, Shape, register_dataset
+from runner.data import Context, Data, register_dataset
 from runner.data.common import common_folder, fetch, read_once
 from runner.data.tensor_loader import check_options, resident_data
 from runner.errors import DataError
@@ -115,7 +115,7 @@ def check(cfg: Mapping[str, Any], cwd: Path) -> None:
     check_options(cfg, len(load(cfg, cwd)[1]))
 
 
-@register_dataset("fashion_mnist", shape=Shape(1, 32, 10), check=check)
+@register_dataset("fashion_mnist", check=check)
 def build(cfg: Mapping[str, Any], ctx: Context) -> Data:
     source = common_folder(list(locate(cfg, ctx.cwd).values()))
     return resident_data(*load(cfg, ctx.cwd), num_classes=10, cfg=cfg, ctx=ctx, source=source)

@@ -71,9 +71,9 @@ def read_data_beside(dataset: dict[str, Any]) -> threading.Thread | None:
     (a folder set is listed, not decoded, by its check); never downloads; an error is left to the job's
     check to say. The data modules (and torch) are imported here, before the thread starts: two threads
     importing one module graph can deadlock on its import locks."""
-    from runner.config.schema import FOLDER_DATASETS
+    from runner.config.datasets import is_folder
 
-    if dataset["name"] in FOLDER_DATASETS:
+    if is_folder(dataset["name"]):
         return None
     from runner.data import check_data
 
@@ -163,9 +163,9 @@ def _dry_augment(data: dict[str, Any], channels: int, size: int) -> None:
 
     import torch
 
-    from runner.config.schema import FOLDER_DATASETS
+    from runner.config.datasets import is_folder
 
-    if data["name"] in FOLDER_DATASETS:
+    if is_folder(data["name"]):
         from PIL import Image
 
         from runner.data.augment import TEST_VIEWS, TRAIN_VIEWS

@@ -14,6 +14,14 @@ from torch import nn
 
 MODEL_YAML = "name: toy_mlp\nhidden: 16   # the one option of the toy model\n"
 DATA_YAML = """name: toy_blobs
+about:
+  display: toy blobs
+  kind: resident
+  classes: 3
+  channels: 1
+  image_size: 8
+  train_images: 288
+  full_data_args: ""
 val_split: 32
 split_seed: 0
 subset: null
@@ -28,8 +36,9 @@ test_view: whole
 @pytest.fixture
 def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Register the toy parts and write their YAML options; take all of it away afterwards."""
+    from runner.config import datasets
     from runner.config import schema as config
-    from runner.data import DATASETS, Shape, register_dataset
+    from runner.data import DATASETS, register_dataset
     from runner.data.tensor_loader import resident_data
     from runner.models import MODELS, register_model
     from runner.train import metrics
@@ -41,7 +50,7 @@ def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             nn.Flatten(), nn.Linear(pixels, hidden), args.act(hidden), nn.Linear(hidden, args.num_classes)
         )
 
-    @register_dataset("toy_blobs", shape=Shape(1, 8, 3))
+    @register_dataset("toy_blobs")
     def toy_blobs(cfg, ctx):
         """Three classes of 8×8 grey images: dark, mid and bright, with noise. Learnable in a few steps."""
         gen = torch.Generator().manual_seed(0)
@@ -61,6 +70,7 @@ def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     files[0].write_text(MODEL_YAML)
     files[1].write_text(DATA_YAML)
     config.declared_names.cache_clear()
+    datasets.about.cache_clear()
     try:
         yield
     finally:
@@ -69,6 +79,7 @@ def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         MODELS.pop("toy_mlp", None)
         DATASETS.pop("toy_blobs", None)
         config.declared_names.cache_clear()
+        datasets.about.cache_clear()
 
 
 def test_a_toy_model_dataset_and_metric_train_through_the_cli(contribution: None, tmp_path: Path) -> None:
