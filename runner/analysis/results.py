@@ -44,6 +44,7 @@ from runner.analysis.verdicts import (
     judge_claim,
 )
 from runner.config import CONF_DIR
+from runner.config.datasets import about
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
 # The page's order: paper → its presets.
@@ -55,9 +56,6 @@ PAPERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 PRESETS = tuple(name for _, names in PAPERS for name in names)
 ORDERINGS = ("increasing", "decreasing", "equivalent")  # judged at small scale even when tied to the data
-DATASET_NAMES = {"imagenet": "ImageNet", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-# What the full preset needs on top of its command to find its data set.
-DATASET_ARGS = {"imagenet": "dataset.root=<ImageNet dir>", "cifar10": "dataset.download=true"}
 NOT_RUN_YET = "not run yet"
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 PNG_DPI = 70  # small PNGs: they are committed
@@ -242,7 +240,7 @@ def ours(checks: Sequence[Check], labels: Mapping[str, Cell]) -> str:
 
 def full_command(name: str, ex: Expected) -> str:
     dataset = str(ex.protocol["dataset.name"])
-    extra = DATASET_ARGS.get(dataset, "")
+    extra = about(dataset).get("full_data_args", "")
     return f"runner -m +experiment={name}" + (f" {extra}" if extra else "")
 
 
@@ -258,7 +256,7 @@ def claim_rows(name: str, sweep: Sweep | None) -> list[ClaimRow]:
         checks = _variant(claim, labels)
         needs = ""
         if paper_tied(claim):
-            needs = f"needs {DATASET_NAMES.get(dataset, dataset)}: `{full_command(name, full)}`"
+            needs = f"needs {about(dataset).get('display', dataset)}: `{full_command(name, full)}`"
         rows.append(
             ClaimRow(
                 preset=name,

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from runner.config.datasets import num_classes
+
 ALPHA = 0.05  # the level of every test unless a claim states its own `alpha`
-# Classes per data set, for chance loss = ln K; a run's own `dataset.num_classes` param wins (synthetic).
-NUM_CLASSES = {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
 
 REPRODUCED = "reproduced"
 REDUCED = "reproduced at reduced scale"
@@ -150,9 +150,8 @@ def group_cells(runs: Sequence[Run], key: Sequence[str]) -> list[Cell]:
 
 def chance_loss(params: Mapping[str, str]) -> float:
     """Cross-entropy of a uniform guess over the classes of the data set that ran: a net that learned nothing."""
-    if "dataset.num_classes" in params:
-        return math.log(int(params["dataset.num_classes"]))
-    return math.log(NUM_CLASSES[params["dataset.name"]])
+    settings = {"num_classes": params.get("dataset.num_classes")}
+    return math.log(num_classes(params["dataset.name"], settings))
 
 
 # --- the preset's expected block ------------------------------------------------------------------------
