@@ -27,6 +27,7 @@ class Rule:
     allowed: str | Callable[[], str] = ""  # a callable when the list comes from a registry
     nullable: bool = False
     item: Rule | None = None  # a list's elements: each is checked, and an error names `key[i]`
+    limit: int | None = None  # an integer's bound in the library that consumes it: |value| < limit
 
     def describe(self) -> str:
         text = self.allowed() if callable(self.allowed) else self.allowed
@@ -34,16 +35,37 @@ class Rule:
         return text + (" or null" if self.nullable else "")
 
 
+# The libraries' limits, beyond what a schema range says: torch holds counts, sizes and steps as int64, and
+# torch.manual_seed takes 64 unsigned bits (a larger integer raises "Overflow when unpacking long long").
+INT64 = 2**63
+SEED_BITS = 2**64
+LIMITS = {
+    INT64: "torch's 64-bit integers (at most 2^63 − 1)",
+    SEED_BITS: "what torch.manual_seed takes (64 bits)",
+}
+
+
 def _int(
-    check: Callable[[Any], bool] | None = None, allowed: str = "an integer", nullable: bool = False
+    check: Callable[[Any], bool] | None = None,
+    allowed: str = "an integer",
+    nullable: bool = False,
+    limit: int = INT64,
 ) -> Rule:
-    return Rule((int,), check, allowed, nullable)
+    return Rule((int,), check, allowed, nullable, limit=limit)
+
+
+def _finite(value: float) -> bool:
+    """A float64: an integer too large for one (1e400 written out) is no number torch can use."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _num(
     check: Callable[[Any], bool] | None = None, allowed: str = "a number", nullable: bool = False
 ) -> Rule:
-    return Rule((int, float), lambda v: math.isfinite(v) and (check is None or check(v)), allowed, nullable)
+    return Rule((int, float), lambda v: _finite(v) and (check is None or check(v)), allowed, nullable)
 
 
 def _choice(*values: str, nullable: bool = False) -> Rule:
@@ -156,10 +178,68 @@ STR = Rule((str,), lambda v: v != "", "a non-empty string")
 POSITIVE_INT = _int(lambda v: v >= 1, "an integer ≥ 1")
 FRACTION = _num(lambda v: 0 <= v < 1, "a number in [0, 1)")
 
+
+# --- the words of a model family's OPTIONS table (runner/models/<family>.py) --------------------------------
+
+
+def choice(*values: str | int) -> Rule:
+    """One of `values`: names, or integers."""
+    if all(isinstance(v, str) for v in values):
+        return _choice(*values)
+    return _int(lambda v: v in values, " or ".join(map(str, values)))
+
+
+def integer(low: int, high: int) -> Rule:
+    return _int(lambda v: low <= v <= high, f"an integer in [{low}, {high}]")
+
+
+def scale_up_to(high: float) -> Rule:
+    """A positive factor, at most `high`."""
+    return _num(lambda v: 0 < v <= high, f"a number in (0, {high:g}]")
+
+
+def integers(length: int, low: int, high: int, what: str = "integers") -> Rule:
+    return _list(integer(low, high), f"a list of {length} {what}, each in [{low}, {high}]", length, length)
+
+
+OPTION_WORDS = {
+    "BOOL": BOOL,
+    "FRACTION": FRACTION,
+    "choice": choice,
+    "integer": integer,
+    "scale_up_to": scale_up_to,
+    "integers": integers,
+}
+MODELS_DIR = CONF_DIR.parent / "models"
+
+
+@functools.cache
+def model_option_rules() -> dict[str, Rule]:
+    """`model.<option>` → its rule, from the OPTIONS table beside each family's builders, read from the source
+    without importing it (the pre-flight imports no torch). An option two families declare must mean the same."""
+    import ast
+
+    rules: dict[str, Rule] = {}
+    for path in sorted(MODELS_DIR.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "OPTIONS" for t in node.targets):
+                code = compile(ast.Expression(node.value), str(path), "eval")
+                for option, rule in eval(code, {"__builtins__": {}}, OPTION_WORDS).items():  # noqa: S307
+                    key = f"model.{option}"
+                    if key in rules and rules[key].describe() != rule.describe():
+                        raise ValueError(
+                            f"{key}: {path.name} allows {rule.describe()}, another family {rules[key].describe()}"
+                        )
+                    rules[key] = rule
+    return rules
+
+
+SEED = _int(lambda v: v >= 0, "an integer in [0, 2^64 − 1]", limit=SEED_BITS)  # each seeds a torch.Generator
+
 # Every leaf of every option of every config group, with its type and range (a test checks that none is
 # missing). Names come from the registries that decide them.
 SCHEMA: dict[str, Rule] = {
-    "seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
+    "seed": SEED,
     "resume": _choice("auto", "never"),
     "resume_from": Rule((str,), lambda v: v != "", "a checkpoint file of this config", nullable=True),
     # conf/act (runner/models/layers.py)
@@ -173,29 +253,15 @@ SCHEMA: dict[str, Rule] = {
     "init.distribution": _choice("normal", "uniform"),
     "init.std": _num(lambda v: 0 < v <= 1, "a number > 0 and ≤ 1"),
     "init.zero_init_residual": BOOL,
-    # conf/model (runner/models)
+    # conf/model (runner/models: the options' rules are the OPTIONS table of each family file)
     "model.name": _named("model"),
-    "model.width": _int(lambda v: 1 <= v <= 4096, "an integer in [1, 4096]"),
-    "model.width_mult": _num(lambda v: 0 < v <= 16, "a number in (0, 16]"),
-    "model.dropout": FRACTION,
-    "model.lrn": BOOL,
-    "model.overlap_pool": BOOL,
-    "model.groups": _int(lambda v: v in (1, 2), "1 or 2"),
-    "model.shortcut": _choice("A", "B", "C"),
-    "model.stride_on": _choice("1x1", "3x3"),
-    "model.paper_fc_std": BOOL,
-    "model.convs": _list(
-        _int(lambda v: 1 <= v <= 1000, "an integer in [1, 1000]"),
-        "a list of 3 layer counts, each in [1, 1000]",
-        3,
-        3,
-    ),
+    **model_option_rules(),  # each family's OPTIONS table, beside its builders (runner/models/)
     # conf/dataset (runner/data)
     "dataset.name": _named("dataset"),
     "dataset.root": Rule((str,), lambda v: v != "", "an existing directory", nullable=True),
     "dataset.download": BOOL,
     "dataset.val_split": _int(lambda v: v >= 0, "an integer ≥ 0", nullable=True),
-    "dataset.split_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
+    "dataset.split_seed": SEED,
     "dataset.subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "dataset.test_subset": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "dataset.normalize": _choice("per_channel", "per_channel_mean", "per_pixel", "per_pixel_mean"),
@@ -212,7 +278,7 @@ SCHEMA: dict[str, Rule] = {
     "dataset.num_classes": _int(lambda v: v >= 2, "an integer ≥ 2"),
     "dataset.train_size": POSITIVE_INT,
     "dataset.test_size": POSITIVE_INT,
-    "dataset.data_seed": _int(lambda v: v >= 0, "an integer ≥ 0"),
+    "dataset.data_seed": SEED,
     "dataset.about.display": STR,
     "dataset.about.kind": _choice(*KINDS),
     "dataset.about.classes": _int(lambda v: v >= 2, "an integer ≥ 2", nullable=True),
@@ -248,8 +314,12 @@ SCHEMA: dict[str, Rule] = {
     "trainer.epochs": POSITIVE_INT,
     "trainer.max_steps": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),
     "trainer.batch_size": POSITIVE_INT,
+    "trainer.threads": _int(lambda v: v >= 1, "an integer ≥ 1", nullable=True),  # null: cores ÷ jobs at once
     "trainer.devices": Rule(
-        (int, str), lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "an integer ≥ 1 or auto"
+        (int, str),
+        lambda v: v == "auto" or (isinstance(v, int) and v >= 1),
+        "an integer ≥ 1 or auto",
+        limit=INT64,
     ),
     "trainer.accelerator": _choice("auto", "cpu", "cuda"),
     "trainer.precision": _choice("fp32", "bf16"),
@@ -296,12 +366,18 @@ def passes(value: Any, rule: Rule) -> bool:
         return rule.nullable
     # bool is an int in Python; an int is a fine float.
     ok_type = isinstance(value, rule.types) and not (isinstance(value, bool) and bool not in rule.types)
-    return ok_type and (rule.check is None or bool(rule.check(value)))
+    return ok_type and not _beyond_limit(value, rule) and (rule.check is None or bool(rule.check(value)))
+
+
+def _beyond_limit(value: Any, rule: Rule) -> bool:
+    return rule.limit is not None and isinstance(value, int) and abs(value) >= rule.limit
 
 
 def check_value(key: str, value: Any, rule: Rule) -> None:
     if passes(value, rule):
         return
+    if _beyond_limit(value, rule):  # in range for the schema, yet torch would raise inside the run
+        raise ConfigError(f"{key}={_shown(value)} is beyond {LIMITS[rule.limit]}; expected {rule.describe()}")  # type: ignore[index]
     if rule.item is not None and isinstance(value, list):  # name the element that is wrong
         for i, element in enumerate(value):
             if not passes(element, rule.item):
@@ -309,7 +385,13 @@ def check_value(key: str, value: Any, rule: Rule) -> None:
                     f"{key}[{i}]={element!r} is not allowed; expected {rule.item.describe()} "
                     f"({key}: {rule.describe()})"
                 )
-    raise ConfigError(f"{key}={value!r} is not allowed; expected {rule.describe()}")
+    raise ConfigError(f"{key}={_shown(value)} is not allowed; expected {rule.describe()}")
+
+
+def _shown(value: Any, width: int = 40) -> str:
+    """The value as the error line quotes it: a 400-digit number is cut, not printed whole."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 12]}… ({len(text)} characters)"
 
 
 def _check_facts(flat: Mapping[str, Any]) -> None:
@@ -401,10 +483,30 @@ CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], None]],
 )
 
 
+UNREAD_OK = ("expected.",)  # a preset's paper numbers and claims: read by the report, never by a job
+
+
+def check_read(flat: Mapping[str, Any]) -> None:
+    """A key no code reads (`+trainer.epoch=3`, a typo added with `+`) is an error naming it, as a wrong
+    value of a known key is: accepted and ignored, it would leave the run doing something else."""
+    for key in flat:
+        if key in SCHEMA or key.startswith(UNREAD_OK):
+            continue
+        group = key.split(".")[0]
+        known = sorted(k.removeprefix(f"{group}.") for k in SCHEMA if k.startswith(f"{group}."))
+        where = f"{group} keys: {', '.join(known)}" if known else f"top-level keys: {', '.join(_top_level())}"
+        raise ConfigError(f"{key} is not a key runner reads; {where}")
+
+
+def _top_level() -> list[str]:
+    return sorted({k.split(".")[0] for k in SCHEMA})
+
+
 def validate(cfg: Mapping[str, Any]) -> None:
     """Check every known key's type and range, then the rules between keys (a plain dict or a resolved
     DictConfig)."""
     flat = flatten(cfg)
+    check_read(flat)
     for key, rule in SCHEMA.items():
         if key in flat:
             check_value(key, flat[key], rule)

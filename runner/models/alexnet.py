@@ -10,8 +10,20 @@ from __future__ import annotations
 
 from torch import nn
 
+from runner.config.schema import BOOL, FRACTION, choice, scale_up_to
 from runner.models import ModelArgs, register_model
 from runner.models.head import ConvNet, check_width_and_dropout, fc_head
+
+# The YAML options of this family's builders and what each allows: the pre-flight reads this table from the
+# source without importing torch (runner/config/schema.py: model_option_rules); a test holds it equal to the
+# builders' keyword-only arguments.
+OPTIONS = {
+    "groups": choice(1, 2),  # Sec. 3.2: the two-GPU split
+    "lrn": BOOL,  # Sec. 3.3
+    "overlap_pool": BOOL,  # Sec. 3.4
+    "dropout": FRACTION,  # Sec. 4.2
+    "width_mult": scale_up_to(16),
+}
 
 
 def local_response_norm() -> nn.LocalResponseNorm:

@@ -18,8 +18,20 @@ from functools import partial
 import torch
 from torch import nn
 
+from runner.config.schema import BOOL, FRACTION, integer, integers, scale_up_to
 from runner.models import ModelArgs, register_model
 from runner.models.head import ConvNet, check_width_and_dropout, fc_head, scaled
+
+# The YAML options of this family's builders and what each allows: the pre-flight reads this table from the
+# source without importing torch (runner/config/schema.py: model_option_rules); a test holds it equal to the
+# builders' keyword-only arguments.
+OPTIONS = {
+    "width_mult": scale_up_to(16),
+    "dropout": FRACTION,
+    "paper_fc_std": BOOL,  # Sec. 2.2: the paper's fc stds for its unnormalised input
+    "convs": integers(3, 1, 1000, "layer counts"),  # conv layers per stage of plain_deep22/30
+    "width": integer(1, 4096),
+}
 
 
 def conv(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:

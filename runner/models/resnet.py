@@ -17,8 +17,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runner.config.schema import choice, integer
 from runner.models import ModelArgs, register_model
 from runner.models.layers import ActFactory
+
+# The YAML options of this family's builders and what each allows: the pre-flight reads this table from the
+# source without importing torch (runner/config/schema.py: model_option_rules); a test holds it equal to the
+# builders' keyword-only arguments.
+OPTIONS = {
+    "shortcut": choice(
+        "A", "B", "C"
+    ),  # Sec. 3.3 / Table 3: zero-padding identity, projection where shapes change, everywhere
+    "width": integer(1, 4096),  # filters of the first stage
+    "stride_on": choice("1x1", "3x3"),  # where a bottleneck downsamples
+}
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:

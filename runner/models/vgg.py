@@ -11,10 +11,16 @@ from functools import partial
 
 from torch import nn
 
+from runner.config.schema import FRACTION, scale_up_to
 from runner.models import ModelArgs, register_model
 from runner.models.alexnet import local_response_norm
 from runner.models.head import ConvNet, check_width_and_dropout, fc_head, scaled
 from runner.models.layers import ActFactory
+
+# The YAML options of this family's builders and what each allows: the pre-flight reads this table from the
+# source without importing torch (runner/config/schema.py: model_option_rules); a test holds it equal to the
+# builders' keyword-only arguments.
+OPTIONS = {"width_mult": scale_up_to(16), "dropout": FRACTION}  # Sec. 3.1: dropout 0.5 on fc6, fc7
 
 # Table 1: (kernel, filters) per conv, "M" a max-pool, "LRN" AlexNet's local response normalisation.
 A = [(3, 64), "M", (3, 128), "M", (3, 256), (3, 256), "M", (3, 512), (3, 512), "M", (3, 512), (3, 512), "M"]
