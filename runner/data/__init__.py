@@ -7,7 +7,7 @@ ImageNet folders are decoded by DataLoader workers (runner/data/imagenet.py, aug
 normalisation) are in runner/data/common.py.
 
 Adding a data set: a module with a builder decorated by `@register_dataset(name, shape=..., check=...)`,
-imported in `_load_families`, and conf/dataset/<name>.yaml holding every key the builder reads.
+found by `_load_families`, and conf/dataset/<name>.yaml holding every key the builder reads.
 """
 
 from __future__ import annotations
@@ -111,7 +111,13 @@ def register_dataset(
 
 
 def _load_families() -> None:
-    from runner.data import cifar, fashion_mnist, imagenet, synthetic  # noqa: F401
+    """Import every module of this package: importing a data set's file registers it, so a new file is all a
+    new data set needs."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def dataset_names() -> list[str]:

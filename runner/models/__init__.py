@@ -45,8 +45,13 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
 
 
 def _load_families() -> None:
-    # Importing a family file registers its models.
-    from runner.models import alexnet, prelu_nets, resnet, vgg  # noqa: F401
+    """Import every module of this package: importing a family file registers its models, so a new file is
+    all a new family needs."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def model_names() -> list[str]:

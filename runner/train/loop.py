@@ -1,6 +1,6 @@
 """The training core: build the parts, then epochs of steps, each ended by evaluation and bookkeeping.
 
-    build_parts → [resume] → while not done: train_one_epoch → end_epoch → log, checkpoint → summary
+    build_parts → [resume] → Loop.run: while not done: train_one_epoch → end_epoch → log, checkpoint → summary
 
 Runs in the Hydra job process for one device, or in each of N worker processes under DDP (runner/run/ddp.py).
 Only rank 0 talks to MLflow and the console. The host syncs with the device only every `trainer.log_every`
@@ -67,7 +67,8 @@ class Diverged(Exception):
 
 
 class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived: a checkpoint was written, the run is to be marked KILLED."""
+    """SIGINT/SIGTERM (or a scheduler's time-limit signal) arrived: a checkpoint was written, the run is to be
+    marked KILLED."""
 
     def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
         super().__init__(message)
@@ -75,15 +76,19 @@ class Interrupted(Exception):
 
 
 _signals: list[int] = []
+# What SLURM sends `--signal=<sig>@<seconds>` before a job's time limit (hydra/launcher=slurm: submitit's
+# USR2; USR1 is the usual choice of hand-written sbatch scripts). runner/run/ddp.py requeues the job.
+TIME_LIMIT_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
 
 @contextlib.contextmanager
 def caught_signals() -> Iterator[None]:
-    """SIGINT/SIGTERM are noted, not raised: the loop stops at its next check with a checkpoint."""
+    """SIGINT/SIGTERM and the time-limit signals are noted, not raised: the loop stops at its next check
+    with a checkpoint."""
     _signals.clear()
     previous = {
         s: signal.signal(s, lambda signum, frame: _signals.append(signum))
-        for s in (signal.SIGINT, signal.SIGTERM)
+        for s in (signal.SIGINT, signal.SIGTERM, *TIME_LIMIT_SIGNALS)
     }
     try:
         yield
@@ -187,98 +192,146 @@ class Interval:
         return sums.rates(since) if since["images"] > 0 else None
 
 
-def host_sync(
-    parts: Parts, state: TrainState, job: JobInfo, sums: Sums, interval: Interval, bars: Any,
-    curve: list[tuple[int, dict[str, float]]],
-) -> tuple[float | None, bool]:  # fmt: skip
-    """The loop's one host sync per interval, all ranks together: the divergence check, progress, a point
-    of the curves, and whether any rank caught a signal. Returns the interval's training error (%) and that
-    flag."""
-    values, (signalled,) = sums.read(job.world_size, extra=[float(bool(_signals))])
-    if not math.isfinite(values["loss"]):
-        raise Diverged(f"non-finite loss at step {state.global_step}")
-    now = time.perf_counter()
-    images_per_s = interval.images * job.world_size / max(now - interval.start, 1e-9)
-    loss = values["loss"] / max(values["images"], 1.0)
-    bars.steps(state.step_in_epoch, loss, parts.schedule.lr, images_per_s)
-    recent = interval.recent(sums, values)
-    interval.start, interval.images, interval.previous = now, 0, values
-    if recent is None:
-        return None, bool(signalled)
-    curve.append((state.global_step, {f"train_{k}_interval": v for k, v in recent.items()}))
-    return recent["error"], bool(signalled)
+@dataclass
+class Loop:
+    """One training process's run: its parts, state and sums, and the side channels (tracker, progress bars,
+    checkpoints) called at three clear points: each host sync, each epoch's end, each checkpoint."""
 
+    parts: Parts
+    job: JobInfo
+    trainer: dict[str, Any]
+    sums: Sums
+    state: TrainState
+    tracker: Any  # rank 0's Tracker, or None
+    bars: Any = None  # console.TrainProgress
+    curve: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # points not yet logged
 
-def train_one_epoch(
-    parts: Parts, state: TrainState, sums: Sums, job: JobInfo, trainer: dict[str, Any], bars: Any,
-    save: Callable[[float], None], curve: list[tuple[int, dict[str, float]]],
-) -> float:  # fmt: skip
-    """Steps from `state.step_in_epoch` to the end of the epoch (or of the run); returns its training seconds.
+    def run(self, last_logged: int) -> Outcome:
+        """Epochs until the budget or the schedule ends the run; a diverged loss ends it as a result."""
+        parts, state, metrics = self.parts, self.state, {}
+        try:
+            while (
+                state.epoch < parts.epochs and state.global_step < parts.max_steps and not parts.schedule.stop
+            ):
+                metrics = self.end_epoch(self.train_one_epoch())
+                if self.job.rank == 0:
+                    self.bars.end_epoch(state.epoch, headline(metrics))
+                if self.tracker and state.global_step > last_logged:
+                    self.tracker.log_metrics(metrics, step=state.global_step)
+                state.epoch, state.step_in_epoch, state.epoch_seconds = state.epoch + 1, 0, 0.0
+                self.sums.zero()
+                self.save(0.0)
+            outcome = Outcome("finished")
+        except Diverged as e:
+            outcome = Outcome("diverged", detail=str(e))
+        outcome.metrics, outcome.epochs, outcome.steps = metrics, state.epoch, state.global_step
+        return outcome
 
-    Single process: a signal is acted on at the next step. DDP: only at host syncs, where every rank takes
-    part in the same all-reduce and so stops at the same step."""
-    parts.net.train()
-    bars.start_epoch(state.epoch, state.step_in_epoch)
-    t0 = time.perf_counter()
-    # A resumed epoch starts from the checkpoint's sums: its first interval counts only the new steps.
-    interval = Interval(t0, previous=dict(state.sums) if state.step_in_epoch else {})
-    log_every = trainer["log_every"]
-    ckpt_every, last_ckpt = (trainer["ckpt_minutes"] or math.inf) * 60, time.monotonic()
-    for x, y in parts.data.train.batches(state.epoch, state.step_in_epoch):
-        if state.global_step >= parts.max_steps:
-            break
-        with parts.autocast():
-            out = parts.net(x)
-            loss = F.cross_entropy(out, y)
-        parts.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        parts.optimizer.step()
-        sums.add(out, y)
-        state.step_in_epoch += 1
-        state.global_step += 1
-        interval.images += len(y)
-        if state.global_step % log_every == 0 or (job.world_size == 1 and _signals):
-            recent_error, signalled = host_sync(parts, state, job, sums, interval, bars, curve)
-            if signalled:
-                save(state.epoch_seconds + time.perf_counter() - t0)
-                signum = _signals[0] if _signals else signal.SIGTERM
-                raise Interrupted(
-                    f"stopped by {signal.Signals(signum).name} at step {state.global_step}", signum
-                )
-            parts.schedule.iteration(state.global_step, recent_error)
-        else:
-            parts.schedule.iteration(state.global_step)
-        if time.monotonic() - last_ckpt > ckpt_every:
-            save(state.epoch_seconds + time.perf_counter() - t0)
-            last_ckpt = time.monotonic()
-    return state.epoch_seconds + time.perf_counter() - t0
+    def save(self, epoch_seconds: float) -> None:
+        """Checkpoint, after logging the curve's points up to this step (a resumed run logs each point once)."""
+        if self.tracker and self.curve:
+            self.tracker.log_series(self.curve)
+        self.curve.clear()
+        if self.job.rank == 0:
+            state, parts = self.state, self.parts
+            state.epoch_seconds, state.sums = epoch_seconds, self.sums.state_dict()
+            args = (
+                self.job.config_hash,
+                self.job.run_id or "",
+                parts.model,
+                parts.optimizer,
+                parts.schedule,
+                state,
+            )
+            checkpoint.save(Path(self.job.ckpt_path), checkpoint.snapshot(*args))
 
+    def host_sync(self, interval: Interval) -> tuple[float | None, bool]:
+        """The loop's one host sync per interval, all ranks together: the divergence check, progress, a point
+        of the curves, and whether any rank caught a signal. Returns the interval's training error (%) and
+        that flag."""
+        state, sums = self.state, self.sums
+        values, (signalled,) = sums.read(self.job.world_size, extra=[float(bool(_signals))])
+        if not math.isfinite(values["loss"]):
+            raise Diverged(f"non-finite loss at step {state.global_step}")
+        now = time.perf_counter()
+        images_per_s = interval.images * self.job.world_size / max(now - interval.start, 1e-9)
+        loss = values["loss"] / max(values["images"], 1.0)
+        self.bars.steps(state.step_in_epoch, loss, self.parts.schedule.lr, images_per_s)
+        recent = interval.recent(sums, values)
+        interval.start, interval.images, interval.previous = now, 0, values
+        if recent is None:
+            return None, bool(signalled)
+        self.curve.append((state.global_step, {f"train_{k}_interval": v for k, v in recent.items()}))
+        return recent["error"], bool(signalled)
 
-def end_epoch(parts: Parts, state: TrainState, sums: Sums, job: JobInfo, trainer: dict[str, Any],
-              seconds: float) -> dict[str, float]:  # fmt: skip
-    """The epoch's metrics: training sums over all ranks, validation, test (every epoch or the last), and
-    the schedule's end-of-epoch decision on the monitored error."""
-    totals = sums.read(job.world_size)[0]
-    if not math.isfinite(totals["loss"]):
-        raise Diverged(f"non-finite loss at step {state.global_step}")
-    metrics = {f"train_{k}": v for k, v in sums.rates(totals).items()}
-    metrics.update(
-        lr=parts.schedule.lr,
-        epoch=state.epoch + 1,
-        epoch_seconds=seconds,
-        images_per_s=totals["images"] / max(seconds, 1e-9),
-    )
-    if parts.data.val is not None:
-        val = evaluate(parts.model, parts.data.val, parts.autocast, job.world_size)
-        metrics.update({f"val_{k}": v for k, v in val.items()})
-    monitored = metrics["val_top1_error"] if parts.data.val is not None else metrics["train_error"]
-    state.best = min(state.best, monitored)
-    parts.schedule.epoch_end(monitored)  # first: a plateau after the last drop makes this the last epoch
-    last = state.epoch + 1 >= parts.epochs or state.global_step >= parts.max_steps or parts.schedule.stop
-    if trainer["eval_test_every_epoch"] or last:
-        test = evaluate(parts.model, parts.data.test, parts.autocast, job.world_size, parts.dense_test)
-        metrics.update({f"test_{k}": v for k, v in test.items()})
-    return metrics
+    def train_one_epoch(self) -> float:
+        """Steps from `state.step_in_epoch` to the end of the epoch (or of the run); returns its training
+        seconds. Single process: a signal is acted on at the next step. DDP: only at host syncs, where every
+        rank takes part in the same all-reduce and so stops at the same step."""
+        parts, state, single = self.parts, self.state, self.job.world_size == 1
+        parts.net.train()
+        self.bars.start_epoch(state.epoch, state.step_in_epoch)
+        t0 = time.perf_counter()
+        # A resumed epoch starts from the checkpoint's sums: its first interval counts only the new steps.
+        interval = Interval(t0, previous=dict(state.sums) if state.step_in_epoch else {})
+        ckpt_every, last_ckpt = (self.trainer["ckpt_minutes"] or math.inf) * 60, time.monotonic()
+        for x, y in parts.data.train.batches(state.epoch, state.step_in_epoch):
+            if state.global_step >= parts.max_steps:
+                break
+            with parts.autocast():
+                out = parts.net(x)
+                loss = F.cross_entropy(out, y)
+            parts.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            parts.optimizer.step()
+            self.sums.add(out, y)
+            state.step_in_epoch, state.global_step = state.step_in_epoch + 1, state.global_step + 1
+            interval.images += len(y)
+            if state.global_step % self.trainer["log_every"] == 0 or (single and _signals):
+                recent_error, signalled = self.host_sync(interval)
+                if signalled:
+                    self.stop(state.epoch_seconds + time.perf_counter() - t0)
+                parts.schedule.iteration(state.global_step, recent_error)
+            else:
+                parts.schedule.iteration(state.global_step)
+            if time.monotonic() - last_ckpt > ckpt_every:
+                self.save(state.epoch_seconds + time.perf_counter() - t0)
+                last_ckpt = time.monotonic()
+        return state.epoch_seconds + time.perf_counter() - t0
+
+    def stop(self, epoch_seconds: float) -> None:
+        """A signal arrived: checkpoint, then raise Interrupted (the job marks the run and exits)."""
+        self.save(epoch_seconds)
+        signum = _signals[0] if _signals else signal.SIGTERM
+        raise Interrupted(
+            f"stopped by {signal.Signals(signum).name} at step {self.state.global_step}", signum
+        )
+
+    def end_epoch(self, seconds: float) -> dict[str, float]:
+        """The epoch's metrics: training sums over all ranks, validation, test (every epoch or the last), and
+        the schedule's end-of-epoch decision on the monitored error."""
+        parts, state, world = self.parts, self.state, self.job.world_size
+        totals = self.sums.read(world)[0]
+        if not math.isfinite(totals["loss"]):
+            raise Diverged(f"non-finite loss at step {state.global_step}")
+        metrics = {f"train_{k}": v for k, v in self.sums.rates(totals).items()}
+        metrics.update(
+            lr=parts.schedule.lr,
+            epoch=state.epoch + 1,
+            epoch_seconds=seconds,
+            images_per_s=totals["images"] / max(seconds, 1e-9),
+        )
+        if parts.data.val is not None:
+            val = evaluate(parts.model, parts.data.val, parts.autocast, world)
+            metrics.update({f"val_{k}": v for k, v in val.items()})
+        monitored = metrics["val_top1_error"] if parts.data.val is not None else metrics["train_error"]
+        state.best = min(state.best, monitored)
+        parts.schedule.epoch_end(monitored)  # first: a plateau after the last drop makes this the last epoch
+        last = state.epoch + 1 >= parts.epochs or state.global_step >= parts.max_steps or parts.schedule.stop
+        if self.trainer["eval_test_every_epoch"] or last:
+            test = evaluate(parts.model, parts.data.test, parts.autocast, world, parts.dense_test)
+            metrics.update({f"test_{k}": v for k, v in test.items()})
+        return metrics
 
 
 def resume(parts: Parts, job: JobInfo, sums: Sums) -> TrainState:
@@ -361,7 +414,6 @@ def open_tracker(cfg: dict[str, Any], job: JobInfo) -> Any:
 
 def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     """Train one job to its end (or divergence); raises Interrupted on a signal, after a checkpoint."""
-    trainer, lead = cfg["trainer"], job.rank == 0
     parts = build_parts(cfg, job)
     tracker = open_tracker(cfg, job)
     sums = Sums(named_metrics.TRAIN_METRICS, parts.device)
@@ -370,37 +422,13 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     last_logged = tracker.last_step("train_loss") if (tracker and job.resume) else -1
     if tracker and not job.resume:
         describe_run(tracker, cfg, parts, job)
-
-    curve: list[tuple[int, dict[str, float]]] = []  # points not yet logged: written with each checkpoint
-
-    def save(epoch_seconds: float) -> None:
-        """Checkpoint, after logging the curve's points up to this step (a resumed run logs each point once)."""
-        if tracker and curve:
-            tracker.log_series(curve)
-        curve.clear()
-        if lead:
-            state.epoch_seconds, state.sums = epoch_seconds, sums.state_dict()
-            args = (job.config_hash, job.run_id or "", parts.model, parts.optimizer, parts.schedule, state)
-            checkpoint.save(Path(job.ckpt_path), checkpoint.snapshot(*args))
-
-    outcome, metrics = Outcome("finished"), {}
-    with caught_signals(), console.TrainProgress(parts.epochs, parts.steps_per_epoch, enabled=lead and trainer["progress"]) as bars:  # fmt: skip
-        try:
-            while (
-                state.epoch < parts.epochs and state.global_step < parts.max_steps and not parts.schedule.stop
-            ):
-                seconds = train_one_epoch(parts, state, sums, job, trainer, bars, save, curve)
-                metrics = end_epoch(parts, state, sums, job, trainer, seconds)
-                if lead:
-                    bars.end_epoch(state.epoch, headline(metrics))
-                if tracker and state.global_step > last_logged:
-                    tracker.log_metrics(metrics, step=state.global_step)
-                state.epoch, state.step_in_epoch, state.epoch_seconds = state.epoch + 1, 0, 0.0
-                sums.zero()
-                save(0.0)
-        except Diverged as e:
-            outcome = Outcome("diverged", detail=str(e))
-    outcome.metrics, outcome.epochs, outcome.steps = metrics, state.epoch, state.global_step
+    loop = Loop(parts, job, cfg["trainer"], sums, state, tracker)
+    shown = job.rank == 0 and cfg["trainer"]["progress"]
+    with (
+        caught_signals(),
+        console.TrainProgress(parts.epochs, parts.steps_per_epoch, enabled=shown) as loop.bars,
+    ):
+        outcome = loop.run(last_logged)
     if tracker and outcome.status == "finished":
         log_summary(tracker, cfg, outcome, state.best, Path(job.ckpt_path))
     return outcome

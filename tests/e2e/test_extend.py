@@ -1,18 +1,32 @@
-"""CONTRIBUTING.md, done as a newcomer would: a toy model, data set and metric, each added in the one or two
-places the guide names (a registry and a YAML option), then trained through the real CLI (`runner.cli.main`,
-in-process, so that what this test registers is what the runner sees)."""
+"""CONTRIBUTING.md, done as a newcomer would: a toy model (with its OPTIONS table), a toy data set (with its
+facts), each written as a new family file and a YAML option exactly where the guide says, and a metric; then
+trained through the real CLI (`runner.cli.main`, in-process, so that the metric added here is what the runner
+sees). A key that no OPTIONS table declares is refused."""
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import CONF_DIR, mlflow_runs, run_in_process
-from torch import nn
 
 MODEL_YAML = "name: toy_mlp\nhidden: 16   # the one option of the toy model\n"
+MODEL_PY = """from torch import nn
+
+from runner.config.schema import integer
+from runner.models import ModelArgs, register_model
+
+OPTIONS = {"hidden": integer(1, 4096)}  # width of the hidden layer
+
+
+@register_model("toy_mlp")
+def toy_mlp(args: ModelArgs, *, hidden: int) -> nn.Module:
+    pixels = args.in_channels * args.image_size**2
+    return nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden), args.act(hidden), nn.Linear(hidden, args.num_classes))
+"""
 DATA_YAML = """name: toy_blobs
 about:
   display: toy blobs
@@ -31,55 +45,68 @@ crop_pad: black
 normalize: per_channel
 test_view: whole
 """
+DATA_PY = """import torch
+
+from runner.data import register_dataset
+from runner.data.tensor_loader import resident_data
+
+
+@register_dataset("toy_blobs")
+def toy_blobs(cfg, ctx):
+    \"\"\"Three classes of 8x8 grey images: dark, mid and bright, with noise. Learnable in a few steps.\"\"\"
+    gen = torch.Generator().manual_seed(0)
+
+    def draw(n):
+        y = torch.randint(0, 3, (n,), generator=gen)
+        x = (y.view(-1, 1, 1, 1) * 100 + torch.randint(0, 40, (n, 1, 8, 8), generator=gen)).to(torch.uint8)
+        return x, y
+
+    return resident_data(*draw(288), *draw(96), num_classes=3, cfg=cfg, ctx=ctx)
+"""
 
 
 @pytest.fixture
 def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Register the toy parts and write their YAML options; take all of it away afterwards."""
-    from runner.config import datasets
-    from runner.config import schema as config
-    from runner.data import DATASETS, register_dataset
-    from runner.data.tensor_loader import resident_data
-    from runner.models import MODELS, register_model
+    """Write the toy parts where CONTRIBUTING.md says (a family file and a YAML option each); take all of it
+    away afterwards."""
+    from runner.config import datasets, schema
+    from runner.data import DATASETS
+    from runner.models import MODELS
     from runner.train import metrics
-
-    @register_model("toy_mlp")
-    def toy_mlp(args, *, hidden: int) -> nn.Module:
-        pixels = args.in_channels * args.image_size**2
-        return nn.Sequential(
-            nn.Flatten(), nn.Linear(pixels, hidden), args.act(hidden), nn.Linear(hidden, args.num_classes)
-        )
-
-    @register_dataset("toy_blobs")
-    def toy_blobs(cfg, ctx):
-        """Three classes of 8×8 grey images: dark, mid and bright, with noise. Learnable in a few steps."""
-        gen = torch.Generator().manual_seed(0)
-
-        def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            y = torch.randint(0, 3, (n,), generator=gen)
-            x = (y.view(-1, 1, 1, 1) * 100 + torch.randint(0, 40, (n, 1, 8, 8), generator=gen)).to(
-                torch.uint8
-            )
-            return x, y
-
-        return resident_data(*draw(288), *draw(96), num_classes=3, cfg=cfg, ctx=ctx)
 
     top2 = metrics.Metric("top2_error", metrics.wrong_at(2), percent=True)
     monkeypatch.setattr(metrics, "EVAL_METRICS", (*metrics.EVAL_METRICS, top2))
-    files = [Path(CONF_DIR) / "model" / "toy_mlp.yaml", Path(CONF_DIR) / "dataset" / "toy_blobs.yaml"]
-    files[0].write_text(MODEL_YAML)
-    files[1].write_text(DATA_YAML)
-    config.declared_names.cache_clear()
-    datasets.about.cache_clear()
+    package = Path(CONF_DIR).parent
+    files = {
+        package / "models" / "toy_mlp.py": MODEL_PY,
+        Path(CONF_DIR) / "model" / "toy_mlp.yaml": MODEL_YAML,
+        package / "data" / "toy_blobs.py": DATA_PY,
+        Path(CONF_DIR) / "dataset" / "toy_blobs.yaml": DATA_YAML,
+    }
+    caches = (schema.declared_names, schema.model_option_rules, datasets.about)
+
+    def forget() -> None:
+        for cache in caches:
+            cache.cache_clear()
+        MODELS.pop("toy_mlp", None)
+        DATASETS.pop("toy_blobs", None)
+        for module in ("runner.models.toy_mlp", "runner.data.toy_blobs"):
+            sys.modules.pop(module, None)
+        # The schema reads the OPTIONS tables when runner starts: as a new process would, read them again.
+        for key in [k for k in schema.SCHEMA if k.startswith("model.") and k != "model.name"]:
+            del schema.SCHEMA[key]
+        schema.SCHEMA.update(schema.model_option_rules())
+
+    for path, text in files.items():
+        path.write_text(text)
+    forget()
     try:
         yield
     finally:
         for path in files:
             path.unlink(missing_ok=True)
-        MODELS.pop("toy_mlp", None)
-        DATASETS.pop("toy_blobs", None)
-        config.declared_names.cache_clear()
-        datasets.about.cache_clear()
+        forget()
+        importlib.invalidate_caches()
 
 
 def test_a_toy_model_dataset_and_metric_train_through_the_cli(contribution: None, tmp_path: Path) -> None:
@@ -91,3 +118,11 @@ def test_a_toy_model_dataset_and_metric_train_through_the_cli(contribution: None
     # The new metric went through the loop, the all-reduce, MLflow and the summary, named like the others.
     assert {"val_top2_error", "test_top2_error", "final_test_top2_error"} <= set(run.data.metrics)
     assert run.data.metrics["test_top2_error"] <= run.data.metrics["test_top1_error"] < 100 * 2 / 3
+
+
+def test_an_option_the_toy_family_does_not_declare_is_refused(contribution: None, tmp_path: Path) -> None:
+    from runner.run.preflight import precheck
+
+    assert precheck(["model=toy_mlp", "dataset=toy_blobs", "model.hidden=8"]) is None
+    line = precheck(["model=toy_mlp", "dataset=toy_blobs", "model.hidden=0"])
+    assert line == "model.hidden=0 is not allowed; expected an integer in [1, 4096]"
