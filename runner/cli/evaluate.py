@@ -139,8 +139,15 @@ def evaluate_checkpoint(cfg: dict[str, Any], saved: dict[str, Any], cwd: Path) -
     return evaluate(parts.model, parts.data.test, parts.autocast, 1, parts.dense_test)
 
 
-def log_eval_run(tracker: Any, experiment_id: str, name: str, eval_of: str, cfg: dict, saved: dict,
-                 metrics: dict[str, float]) -> str:  # fmt: skip
+def log_eval_run(
+    tracker: Any,
+    experiment_id: str,
+    name: str,
+    eval_of: str,
+    cfg: dict,
+    saved: dict,
+    metrics: dict[str, float],
+) -> str:
     """A new FINISHED run: eval_* metrics at the checkpoint's iteration, the config, the source as a tag."""
     import yaml
 
