@@ -2,7 +2,7 @@
 
     python -m benchmarks               # CPU: ResNet-20 on Fashion-MNIST (the default config); GPU: the GPU table
     python -m benchmarks --quick       # fewer steps and repeats (checks that it runs; not a measurement)
-    python -m benchmarks --repeats 11 --steps 120 --cases resnet20_fmnist
+    python -m benchmarks --repeats 11 --steps 120 --cases resnet20_fmnist   # fixed: 12 windows of 10 steps
 
 What is compared:
   runner  `runner.train.loop.train(cfg, JobInfo)` on a config composed from conf/ (Hydra compose API), logging to
@@ -26,6 +26,9 @@ a scale of seconds and made the old one-rate-per-run ratio swing from 0.875 to 1
     is inside it.
   - The load of other processes is read (psutil) during each repeat (the machine's busy CPU time less
     this process's, in cores) and printed beside the ratio: a spread that comes with a load says why.
+  - Windows sized by time, not by steps: before the repeats the bare loop's seconds per step are measured,
+    and each window gets the steps that last ~1.7 s on this machine (--window-seconds), the warm-up 2 of them,
+    12 timed a repeat. The same method then takes about the same time on a slow CPU as on a fast one.
   - Warm-up excluded: the first `warm` steps of each repeat (allocator, caches, lazy init) on both sides.
   - ≥ 9 repeats on the CPU (11 by default), each a fresh train() call (fresh model, data, MLflow run) and a
     fresh bare model: what varies between runs (memory layout, init) is sampled, not just the load.
@@ -55,7 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +70,6 @@ from rich.console import Console
 from rich.table import Table
 
 from runner import console as runner_console
-from runner.config import CONF_DIR
 from runner.config.identity import config_hash
 from runner.data import Context, build_data
 from runner.models import build_model
@@ -90,6 +92,10 @@ class Case:
     compare: str = "bare"  # bare: against the bare loop | <case name>: runner against runner on that case
     note: str = ""
     window: int = 0  # steps per timed window: the runner's log_every (its host-sync interval); 0: warm // 2
+    window_s: float = (
+        0.0  # > 0: window, warm and steps sized on this machine so a window lasts about this long
+    )
+    step_s: float | None = None  # the bare loop's seconds per step, measured to size the windows
     runner: list[float] = field(default_factory=list)  # img/s per repeat (median over its windows)
     other: list[float] = field(default_factory=list)
     paired: list[float] = field(default_factory=list)  # per repeat: median of the per-window ratios
@@ -105,13 +111,9 @@ class Case:
 
 # --- config -----------------------------------------------------------------------------------------------
 def compose(overrides: list[str]) -> dict[str, Any]:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
+    from runner.config.compose import compose as runner_compose
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="bench"):
-        cfg = hydra_compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return runner_compose(overrides)
 
 
 def case_config(case: Case, tmp: Path) -> dict[str, Any]:
@@ -357,10 +359,32 @@ class BareLoop:
         return time.perf_counter() - t0
 
 
+def seconds_per_step(window: Callable[[int], float], at_least: float = 1.0) -> float:
+    """A loop's seconds per step from `window(steps)` (its seconds for that many steps): two steps of warm-up,
+    then windows of doubling length until one lasts `at_least` seconds (a timer's and a step's jitter small)."""
+    window(2)
+    steps = 2
+    while (seconds := window(steps)) < at_least:
+        steps *= 2
+    return seconds / steps
+
+
+def sized_by_time(case: Case, step_s: float) -> None:
+    """Keep the case's windows (timed and warm-up) and size each to last about `case.window_s` at `step_s` a
+    step: the same method on a machine of any speed, in about the same time (a fixed 10 steps took 1.7 s a
+    window on the Xeon the method was tuned on, 3.2 s on a 2-core EPYC, where `make bench` ran past 25 min)."""
+    timed, warm = case.steps // case.window, max(1, case.warm // case.window)
+    case.window = max(1, round(case.window_s / step_s))
+    case.steps, case.warm, case.step_s = timed * case.window, warm * case.window, step_s
+
+
 def measure_paired(case: Case, store: Store, tmp: Path, repeats: int) -> None:
     """Runner against bare: each repeat one train() run with the bare loop's windows between its own."""
     cfg = case_config(case, tmp)
     batches, data, case.data_ms = resident_batches(cfg, min(case.steps, 32))
+    if case.window_s:  # the bare loop of this machine sizes the windows, then the config is composed again
+        sized_by_time(case, seconds_per_step(BareLoop(cfg, batches, data).window))
+        cfg = case_config(case, tmp)
     for r in range(repeats):
         with other_load(case.load):
             runner, bare = runner_windows(case, cfg, store, tmp, r, BareLoop(cfg, batches, data))
@@ -409,15 +433,20 @@ def spread(ratios: list[float]) -> tuple[float, float]:
 
 
 # --- cases ----------------------------------------------------------------------------------------------
-def cpu_cases(quick: bool, steps: int | None) -> list[Case]:
+WINDOW_SECONDS = 1.7  # a timed window's length on any CPU: 10 steps on the Xeon where the method was tuned
+
+
+def cpu_cases(quick: bool, steps: int | None, window_s: float = WINDOW_SECONDS) -> list[Case]:
     n = steps or (20 if quick else 120)
-    # The default config (conf/config.yaml: ResNet-20, Fashion-MNIST, crop+flip, batch 128, channels_last, fp32).
-    # Windows of 10 steps (~2 s here): short enough to pair under the same load, long enough to time well.
-    # 12 timed windows a repeat: one pair of windows scatters by ~6 % on this shared 2-core machine, so the
-    # median of 6 pairs left repeats 0.95–1.05 apart and an IQR of 0.023 (2026-12-06); twice the pairs shrink
-    # a repeat's scatter by √2.
-    return [Case("resnet20_fmnist", ["trainer.accelerator=cpu"], warm=20, steps=n, batch=128, window=10,
-                 note="default config")]  # fmt: skip
+    # ResNet-20 at the paper's width 16 on Fashion-MNIST (crop+flip, batch 128, channels_last, fp32): the
+    # paper's net, not the default run's narrower one. Windows of ~1.7 s (10 steps on the Xeon, 5 on the
+    # 2-core EPYC): short enough to pair under the same load, long enough to time well. 12 timed windows a
+    # repeat: one pair of windows scatters by ~6 % on a shared 2-core machine, so the median of 6 pairs left
+    # repeats 0.95–1.05 apart and an IQR of 0.023 (2026-12-06); twice the pairs shrink a repeat's scatter by
+    # √2. --steps (or --quick) fixes the steps instead: 10 a window, n timed.
+    timed = window_s if steps is None and not quick else 0.0
+    return [Case("resnet20_fmnist", ["trainer.accelerator=cpu", "model.width=16"], warm=20, steps=n, batch=128,
+                 window=10, window_s=timed, note="ResNet-20, width 16")]  # fmt: skip
 
 
 def gpu_cases(quick: bool, steps: int | None, tmp: Path) -> list[Case]:
@@ -545,7 +574,16 @@ def parse_args() -> argparse.Namespace:
         "--repeats", type=int, default=None, help="repeats per case (CPU 11, quick 3; GPU 5, quick 2)"
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="timed steps per repeat (a multiple of the window)"
+        "--steps",
+        type=int,
+        default=None,
+        help="timed steps per repeat, windows of 10 (default: sized by time)",
+    )
+    parser.add_argument(
+        "--window-seconds",
+        type=float,
+        default=WINDOW_SECONDS,
+        help=f"CPU: each timed window lasts about this long on this machine (default {WINDOW_SECONDS})",
     )
     parser.add_argument(
         "--cases", default="", help="comma-separated case names (default: all for the device)"
@@ -573,6 +611,9 @@ def result_row(case: Case, device: str, threads: int) -> dict[str, Any]:
         "window_steps": case.window,
         "batch": case.batch,
         "timed_steps": case.steps,
+        "window_s_target": case.window_s
+        or None,  # windows sized by time: the target, and the step it measured
+        "bare_step_s": None if case.step_s is None else round(case.step_s, 4),
         "threads": threads,
         "data_ms_per_batch": None if case.data_ms is None else round(case.data_ms, 2),
         "other_cores_mean": round(statistics.fmean(case.load), 3) if case.load else None,
@@ -630,7 +671,11 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if gpu else f"cpu ({os.cpu_count()} cores, {threads} threads)"
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as name:
         tmp = Path(name)
-        cases = gpu_cases(args.quick, args.steps, tmp) if gpu else cpu_cases(args.quick, args.steps)
+        cases = (
+            gpu_cases(args.quick, args.steps, tmp)
+            if gpu
+            else cpu_cases(args.quick, args.steps, args.window_seconds)
+        )
         by_name = {c.name: c for c in cases}  # a compared case runs even when --cases leaves it out
         if args.cases:
             cases = [c for c in cases if c.name in set(args.cases.split(","))]

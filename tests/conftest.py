@@ -51,13 +51,17 @@ def compose(overrides: Sequence[str] = (), *, hydra: bool = False):
 
     hydra=True: the DictConfig itself with its `hydra` node (sweeper params, runtime choices), unresolved.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
+    from runner.config.compose import compose as runner_compose
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
-        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra)
-    return cfg if hydra else OmegaConf.to_container(cfg, resolve=True)
+    return runner_compose(overrides, hydra=hydra)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `make test` runs -m "not claims"; `make test-claims` runs these: a paper's claim measured at a budget
+    # where its outcome is settled (minutes of training), which a newcomer's `make test` should not wait for.
+    config.addinivalue_line(
+        "markers", "claims: a scientific claim at a settled budget (make test-claims; not in make test)"
+    )
 
 
 # The test being run (set before its fixtures): run_runner checks that it is marked e2e.
@@ -157,6 +161,29 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+# The e2e tier's shared sweep: two TINY jobs of two epochs (act=relu,prelu) under one parent run, trained once a
+# session. Tests that only read it take `tiny_sweep`; one that writes (a re-run) copies it first.
+TINY_SWEEP = ["-m", *TINY, "trainer.epochs=2", "act=relu,prelu"]
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Path, str]:
+    """The directory holding the shared sweep's store (mlflow.db, mlartifacts, checkpoints) and its output.
+    Read it, never write it: copy it (`shutil.copytree`) to run `runner` in it again."""
+    cwd = tmp_path_factory.mktemp("tiny-sweep")
+    (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-m", "runner.cli.main", *TINY_SWEEP],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # not run_runner: a session fixture has no single e2e test to check
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return cwd, result.stdout
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to start `runner` in: its mlflow.db, checkpoints and outputs land here."""
@@ -173,6 +200,7 @@ def run_in_process(cwd: Path, args: list[str]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)
         patch.setattr(sys, "argv", ["runner", *args])
+        patch.setenv("OMP_NUM_THREADS", "1")  # the job sets this process's threads: keep one_torch_thread's 1
         try:
             main()  # exits only on an error
         finally:

@@ -4,8 +4,10 @@ Everything is read back from MLflow through runner/tracking/store.py (with its r
 sweep's parent run, and the preset.json that runner/run/sweep.py stored on the parent (the preset's
 `expected:` block and the swept keys). So the report at the end of a sweep and the one made later by
 `runner-report <experiment or parent run id>` are the same. runner/analysis/verdicts.py judges, runner/analysis/render.py
-draws; logged on the parent: report.md, report.csv, report.json, curves.png and a tag
-`runner.verdict.<claim id>` per claim.
+draws; logged on the parent: report.md, report.csv, report.json, curves.png, tags `runner.verdict.<claim id>`
+and `runner.gate.<claim id>` per claim, and as metrics (MLflow has no mean ± std across runs) each cell's
+`cell.<row>.<metric>.{mean,std,lo,hi,n_learned,n_run}` and each claim's
+`claim.<id>.{delta,lo,hi,paper_delta,p,p_reverse,p_holm}`.
 
     runner-report init_depth_small                  # the newest sweep of that experiment, in ./mlflow.db
     runner-report <parent run id> --format json     # also writes report.json here
@@ -14,7 +16,9 @@ draws; logged on the parent: report.md, report.csv, report.json, curves.png and 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import re
 import sys
 import tempfile
@@ -24,11 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from runner.analysis import render
-from runner.analysis.verdicts import Cell, Expected, Run, Verdict, group_cells, judge
+from runner.analysis.verdicts import (
+    LEVEL,
+    Cell,
+    Expected,
+    Reference,
+    Run,
+    Verdict,
+    group_cells,
+    judge,
+    learned_only,
+    left_chance,
+    with_holm,
+)
+from runner.config import CONF_DIR
 from runner.errors import RunnerError
 
 PRESET_ARTIFACT = "preset.json"
 VERDICT_TAG = "runner.verdict."
+GATE_TAG = "runner.gate."
 FORMATS = ("md", "csv", "json")
 
 
@@ -75,6 +93,45 @@ def to_run(tracker: Any, mlflow_run: Any, history_metrics: Sequence[str]) -> Run
     )
 
 
+def full_preset(experiment: str | None) -> str | None:
+    """The full preset a sweep's preset stands for (init_depth_small → init_depth; a full preset: itself)."""
+    base = re.sub(r"_(small|smoke)$", "", experiment or "")
+    return base if base and (CONF_DIR / "experiment" / f"{base}.yaml").exists() else None
+
+
+def _compose(overrides: list[str]) -> Any:
+    """The config `runner <overrides>` composes; inside a Hydra run (the sweep's callback) through its own Hydra."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose("config", overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
+        return compose("config", overrides=overrides)
+
+
+def reference(preset: str | None) -> Reference | None:
+    """The full preset's flattened config per row, composed once per row: the verdicts name every difference
+    from it (architecture, width, lr, init, budget, data), not only the paper's protocol keys."""
+    if preset is None:
+        return None
+    from omegaconf import OmegaConf
+
+    from runner.config.schema import flatten
+
+    @functools.cache
+    def config(row: tuple[tuple[str, str], ...]) -> dict[str, Any] | None:
+        overrides = [f"+experiment={preset}", *(f"{k}={v}" for k, v in row if v != "?")]
+        try:
+            resolved = OmegaConf.to_container(_compose(overrides), resolve=True)
+        except Exception as e:  # say so: the verdict then names the paper's protocol keys only
+            print(f"runner-report: {' '.join(overrides)}: {type(e).__name__}: {e}", file=sys.stderr)
+            return None
+        return flatten({k: v for k, v in resolved.items() if k not in ("expected", "hydra")})
+
+    return config
+
+
 def parse_preset(text: str | None) -> tuple[Expected | None, list[str]]:
     """preset.json → the parsed expected block (None for a sweep without one) and the swept keys."""
     preset = json.loads(text) if text else {}
@@ -85,12 +142,14 @@ def parse_preset(text: str | None) -> tuple[Expected | None, list[str]]:
 def build(tracker: Any, parent_id: str) -> Report:
     """Read the sweep under `parent_id` and judge it."""
     parent = tracker.get_run(parent_id)
-    expected, sweep_keys = parse_preset(tracker.read_artifact_text(parent_id, PRESET_ARTIFACT))
+    text = tracker.read_artifact_text(parent_id, PRESET_ARTIFACT)
+    expected, sweep_keys = parse_preset(text)
     history = _history_metrics(expected)
     runs = [to_run(tracker, r, history) for r in tracker.child_runs(parent)]
     key = list(expected.key) if expected else [k for k in sweep_keys if k != "seed"]
     cells = group_cells(runs, key)
-    verdicts = judge(expected, cells) if expected else []
+    full = reference(full_preset(json.loads(text).get("experiment") if text else None))
+    verdicts = with_holm(judge(expected, cells, full)) if expected else []
     name = parent.info.run_name or "sweep"
     title = f"{name} ({len(runs)} jobs, {len(cells)} cells, parent run {parent_id})"
     return Report(title, expected, [k for k in sweep_keys if k != "seed"], cells, verdicts)
@@ -114,9 +173,55 @@ def log(tracker: Any, parent_id: str, report: Report) -> None:
         png = Path(tmp) / "curves.png"
         render.plot_curves(report.cells, png, report.title.split(" (")[0])
         tracker.log_file(png)
-    tags: dict[str, str] = {VERDICT_TAG + re.sub(r"[^\w.-]", "_", v.claim): v.kind for v in report.verdicts}
+    tags: dict[str, str] = {VERDICT_TAG + _key(v.claim): v.kind for v in report.verdicts}
+    tags |= {GATE_TAG + _key(v.claim): v.gate for v in report.verdicts if v.gate}
     tags["runner.jobs"] = str(sum(len(c.runs) for c in report.cells))
     tracker.set_tags(tags)
+    metrics = {**cell_metrics(report), **claim_metrics(report.verdicts)}
+    if metrics:
+        tracker.log_metrics(metrics, 0)
+
+
+def _key(name: str) -> str:
+    """A name as an MLflow key allows it (letters, digits, _ - . / and spaces)."""
+    return re.sub(r"[^\w./ -]", "_", name)
+
+
+def cell_metrics(report: Report) -> dict[str, float]:
+    """Per cell and metric: mean, std and the LEVEL t-interval of the mean over the learned seeds, and how
+    many seeds learned (left chance) of those run."""
+    out: dict[str, float] = {}
+    metrics = report.expected.metrics if report.expected else render.METRICS_WITHOUT_PRESET
+    for cell in report.cells:
+        kept = learned_only(cell)
+        learned = sum(left_chance(r) is not False for r in cell.finished)
+        for metric in metrics:
+            s = kept.stats(metric)
+            if s is None:
+                continue
+            name = f"cell.{_key(cell.label)}.{metric}"
+            half = render.half_interval(s.std, s.n, LEVEL)
+            out |= {f"{name}.mean": s.mean, f"{name}.std": s.std, f"{name}.n_learned": float(learned)}
+            out |= {f"{name}.n_run": float(len(cell.runs))}
+            if half is not None:
+                out |= {f"{name}.lo": s.mean - half, f"{name}.hi": s.mean + half}
+    return out
+
+
+def claim_metrics(verdicts: Sequence[Verdict]) -> dict[str, float]:
+    """Per claim: Δ, its interval, the paper's Δ, both one-sided p values and Holm's (where measured)."""
+    out: dict[str, float] = {}
+    for v in verdicts:
+        fx = v.effect
+        values = {"p": v.p, "p_reverse": v.p_reverse, "p_holm": v.p_holm}
+        if fx is not None:
+            values |= {"delta": fx.delta, "lo": fx.lo, "hi": fx.hi, "paper_delta": fx.paper}
+        out |= {
+            f"claim.{_key(v.claim)}.{k}": float(x)
+            for k, x in values.items()
+            if x is not None and math.isfinite(x)
+        }
+    return out
 
 
 def report(tracker: Any, parent_id: str) -> list[Verdict]:
@@ -140,10 +245,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from runner.console import error
-    from runner.tracking.store import Tracker, resolve_uri
+    from runner.tracking.store import Tracker, resolve_uri, store_exists
 
     uri = resolve_uri(args.uri, Path.cwd())
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    if not store_exists(uri):
         error(f"--uri {args.uri}: no MLflow store at {uri[len('sqlite:///') :]}")
         sys.exit(2)
     try:

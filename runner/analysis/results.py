@@ -170,12 +170,10 @@ def _ids(runs: Sequence[Any]) -> list[str]:
 
 def open_store(uri: str) -> Any | None:
     """A Tracker over the store; None when a sqlite store does not exist (nothing ran: no store created)."""
-    from runner.tracking.store import Tracker, resolve_uri
+    from runner.tracking.store import Tracker, resolve_uri, store_exists
 
     resolved = resolve_uri(uri, Path.cwd())
-    if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///") :]).exists():
-        return None
-    return Tracker(resolved)
+    return Tracker(resolved) if store_exists(resolved) else None
 
 
 # --- one row per claim ----------------------------------------------------------------------------------

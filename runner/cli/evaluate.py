@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import console
+from runner.config.compose import override_key
 from runner.errors import ConfigError, RunnerError
 
 # Flags → the config key they set for the evaluation only (each checked by that key's rule in config.SCHEMA).
@@ -54,19 +55,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def compose(overrides: list[str]) -> dict[str, Any]:
     """The config `runner <overrides>` composes, checked by the same pre-check (one line on a bad value)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from runner.config import CONF_DIR
+    from runner.config.compose import compose as hydra_compose
     from runner.run.preflight import precheck
 
     problem = precheck(overrides)
     if problem:
         raise ConfigError(problem)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
-        cfg = hydra_compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return hydra_compose(overrides)
 
 
 def with_flags(cfg: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -188,17 +183,17 @@ def open_store(tracking: dict[str, Any], cwd: Path) -> Any:
 
 def store_exists(source: str, uri: str, cwd: Path) -> None:
     """A run id needs a store to look in: opening a missing sqlite file would create it."""
-    from runner.tracking.store import resolve_uri
+    from runner.tracking.store import resolve_uri, store_exists
 
     resolved = resolve_uri(uri, cwd)
-    if resolved.startswith("sqlite:///") and not Path(resolved.removeprefix("sqlite:///")).exists():
+    if not store_exists(resolved):
         raise ConfigError(f"{source}: no such checkpoint file, and no MLflow store at {resolved}")
 
 
 def run(argv: list[str], cwd: Path) -> int:
     args = parse(argv)
     file_mode = Path(args.source).suffix == ".pt" or (cwd / args.source).is_file()
-    not_tracking = [o for o in args.overrides if not o.lstrip("+~").startswith("tracking.")]
+    not_tracking = [o for o in args.overrides if not override_key(o).startswith("tracking.")]
     if not file_mode and not_tracking:
         raise ConfigError(
             f"{not_tracking[0]}: a run's own config.yaml decides what it trained; allowed overrides: tracking.*; "

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.config.compose import compose, override_key
+from runner.tracking.store import open_existing
+
 # Training images of the resident data sets (the files' own counts); imagenet counts its train/ folders.
 RECENT_RUNS = 20  # how many earlier runs of a model the throughput is the median of
 
@@ -60,7 +63,7 @@ def expand(argv: Sequence[str]) -> tuple[list[list[str]], list[str]]:
         return [overrides], []
     parser = OverridesParser.create()
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
-    params = _compose(fixed, hydra=True).hydra.sweeper.params or {}
+    params = compose(fixed, hydra=True).hydra.sweeper.params or {}
     parsed = parser.parse_overrides([*(f"{k}={v}" for k, v in params.items()), *overrides])
     cli = [
         o.get_key_element().lstrip("+~") for o in parser.parse_overrides(overrides) if o.is_sweep_override()
@@ -68,15 +71,6 @@ def expand(argv: Sequence[str]) -> tuple[list[list[str]], list[str]]:
     swept = [k for k in dict.fromkeys([*map(str, params), *cli]) if k != "experiment"]
     (jobs,) = BasicSweeper.split_arguments(parsed, None)  # the cartesian product, as Hydra launches it
     return jobs, swept
-
-
-def _compose(overrides: list[str], hydra: bool = False) -> Any:
-    from hydra import compose, initialize_config_dir
-
-    from runner.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
 def train_images(data: dict[str, Any], cwd: Path) -> int | None:
@@ -128,17 +122,6 @@ def throughput(tracker: Any, cfg: dict[str, Any], devices: int) -> tuple[float |
     return (statistics.median(rates) if rates else None), len(rates)
 
 
-def open_store(uri: str) -> Any | None:
-    """A Tracker over an existing store; None where none exists yet (opening one would create it)."""
-    from runner.tracking.store import Tracker
-
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
-        return None
-    if "://" not in uri and not Path(uri).exists():  # MLflow's file store
-        return None
-    return Tracker(uri, retries=())
-
-
 def plan_job(overrides: list[str], swept: list[str], cwd: Path, stores: dict[str, Any]) -> Planned:
     """Compose one job, run the job's own checks and decision on it, and count what it has left to train."""
     from hydra.errors import HydraException
@@ -151,17 +134,17 @@ def plan_job(overrides: list[str], swept: list[str], cwd: Path, stores: dict[str
     from runner.run.job import decide, prepare_spec
     from runner.train import checkpoint
 
-    values = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if "=" in o}
+    values = {override_key(o): o.split("=", 1)[1] for o in overrides if "=" in o}
     item = Planned({k: values.get(k, "") for k in swept}, "train")
     try:
-        cfg = _compose(overrides, hydra=True)
+        cfg = compose(overrides, hydra=True)
         choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if k in GROUPS or k == "experiment"}
         with open_dict(cfg):  # the job's config, as Hydra hands it to the task: no hydra node
             del cfg["hydra"]
         fetches = "download" in cfg.dataset and cfg.dataset.download  # only sets with files to fetch have it
         spec = prepare_spec(cfg, choices, overrides, cwd, check_files=not fetches)
         if spec.uri not in stores:
-            stores[spec.uri] = open_store(spec.uri)
+            stores[spec.uri] = open_existing(spec.uri)
         tracker = stores[spec.uri]
         experiment = spec.resolved["tracking"]["experiment"]
         experiment_id = tracker.experiment_id_or_none(experiment) if tracker is not None else None
@@ -223,10 +206,47 @@ def show(items: list[Planned], swept: list[str]) -> None:
     console.table(title, header, rows, caption=caption)
 
 
+def slurm_script(argv: Sequence[str], jobs: list[list[str]]) -> str | None:
+    """hydra/launcher=slurm*: the sbatch script hydra-submitit-launcher would submit for these jobs (one
+    job array; each element runs one job's overrides), built by submitit itself as the launcher builds it;
+    None for another launcher. Nothing is submitted and no folder is created."""
+    launcher_args = [a for a in argv if a.startswith(("hydra/launcher=", "hydra.launcher."))]
+    if not any(a.startswith("hydra/launcher=slurm") for a in launcher_args):
+        return None
+    import tempfile
+
+    import submitit
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(
+        compose([*jobs[0], *launcher_args], hydra=True).hydra.launcher, resolve=True
+    )
+    folder = str(params.pop("submitit_folder"))
+    executor = submitit.AutoExecutor(
+        cluster="slurm", folder=tempfile.gettempdir(), slurm_max_num_timeout=params.pop("max_num_timeout")
+    )
+    base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name"}
+    executor.update_parameters(
+        **{k if k in base else f"slurm_{k}": v for k, v in params.items() if k != "_target_"}
+    )
+    slurm = executor._executor  # the launcher's own executor: its sbatch text, without submitting
+    if len(jobs) > 1:
+        slurm.parameters["map_count"] = len(jobs)
+    slurm.folder = Path(folder).absolute()
+    text = slurm._make_submission_file_text(slurm._submitit_command_str, "plan")
+    return f"{len(jobs)} Slurm job(s), submitted as:\n" + text.replace("[", r"\[")
+
+
 def main(argv: Sequence[str]) -> int:
-    """Print the plan; 2 when a job would be refused (its line says why), else 0."""
+    """Print the plan (and the sbatch script of a SLURM launcher); 2 when a job would be refused (its line
+    says why), else 0."""
     jobs, swept = expand(argv)
     stores: dict[str, Any] = {}
     items = [plan_job(job, swept, Path.cwd(), stores) for job in jobs]
     show(items, swept)
+    script = slurm_script(argv, jobs)
+    if script is not None:
+        from runner import console
+
+        console.info(script)
     return 2 if any(item.action == "refused" for item in items) else 0

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from runner.config import CONF_DIR
+
+
+def override_key(override: str) -> str:
+    """`+trainer.epochs=3` → `trainer.epochs`; `~seed` → `seed`."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+@contextlib.contextmanager
+def hydra_context() -> Iterator[None]:
+    """Hydra's global state set to runner's conf/ tree, for `compose` calls outside Hydra's main."""
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
+        yield
+
+
+def compose(overrides: Sequence[str], hydra: bool = False) -> Any:
+    """The config `runner <overrides>` composes: a resolved plain dict, as a job gets it; with `hydra=True`
+    the DictConfig itself with its `hydra` node (sweeper params, runtime choices), unresolved."""
+    from hydra import compose as hydra_compose
+    from omegaconf import OmegaConf
+
+    with hydra_context():
+        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+    return cfg if hydra else OmegaConf.to_container(cfg, resolve=True)
 
 
 def first_line(text: str) -> str:
@@ -19,7 +46,7 @@ def explain(error: Exception, override_list: list[str]) -> str:
     text = str(error)
     if isinstance(error, MissingConfigException) and error.options is not None:
         group = (error.missing_cfg_file or "?").split("/")[0]
-        wanted = next((o for o in override_list if o.lstrip("+~").split("=")[0] == group), group)
+        wanted = next((o for o in override_list if override_key(o) == group), group)
         return f"{wanted}: unknown {group}; allowed: {', '.join(sorted(error.options))}"
     cause = error.__cause__ or error.__context__
     full_key = getattr(cause, "full_key", None) or getattr(error, "full_key", None)
@@ -56,7 +83,7 @@ def sweep_variants(overrides: list[str]) -> list[list[str]]:
 
 def name_the_key(line: str, variant: list[str], compose: Any) -> str:
     """Some Hydra errors name no key (`act=1`: "must be a string"): find the override that fails alone."""
-    keys = [o.lstrip("+~").split("=", 1)[0] for o in variant]
+    keys = [override_key(o) for o in variant]
     if any(key in line for key in keys):
         return line
     for override, key in zip(variant, keys, strict=True):

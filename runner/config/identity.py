@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runner.config import GROUPS
+from runner.config.compose import override_key
 from runner.config.schema import flatten
 
 # Keys that do not change what is trained: two configs that differ only here are the same job
@@ -18,6 +19,7 @@ NOT_HASHED = (
     "trainer.progress",
     "trainer.log_every",
     "trainer.ckpt_minutes",
+    "trainer.threads",  # a resume on a machine with other cores is the same job (its sums may round otherwise)
     "resume",
     "expected.",
     "dataset.about.",  # facts of the data set (conf/dataset/<name>.yaml), not settings
@@ -52,7 +54,7 @@ def run_name(
     if choices.get("dataset") and choices["dataset"] != default_dataset:
         parts.append(choices["dataset"])
     for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
+        key, value = override_key(override), override.partition("=")[2]
         if key in GROUPS or key.startswith(("hydra.", "experiment")) or key.startswith(NOT_HASHED):
             continue
         if swept is not None and key not in swept:

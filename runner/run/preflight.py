@@ -5,19 +5,19 @@ a forward pass, the optimizer, the schedule, the augmentation). Each problem is 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from runner.config import CONF_DIR
-from runner.config.compose import explain, first_line, name_the_key, sweep_variants
+from runner.config.compose import explain, first_line, hydra_context, name_the_key, sweep_variants
 from runner.errors import ConfigError
 
 
 def precheck(argv: list[str], with_helper: bool = False) -> str | None:
     """Compose and validate what the command asks for; the error line, or None when it is fine. With
     `with_helper` (the `runner` command) MLflow's helper process starts once the torch-free checks passed."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -31,27 +31,31 @@ def precheck(argv: list[str], with_helper: bool = False) -> str | None:
         variants = sweep_variants(overrides) if multirun else [overrides]
     except HydraException as e:
         return f"cannot parse the overrides: {first_line(str(e))}"
-    uris: set[str] = set()
     configs: list[dict[str, Any]] = []
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
+    with hydra_context():
         for variant in variants:
             try:
                 cfg = compose(config_name="config", overrides=variant)
                 configs.append(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
                 validate(configs[-1])
-                uris.add(str(cfg.tracking.uri))
             except ConfigError as e:
                 return str(e)
             except (HydraException, OmegaConfBaseException, ValueError) as e:
                 return name_the_key(explain(e, variant), variant, compose)
-    from runner.errors import TrackingError
-    from runner.tracking.store import check_reachable
-
-    for uri in sorted(uris):  # a tracking server that does not answer: say so before anything starts
-        try:
-            check_reachable(uri)
-        except TrackingError as e:
-            return str(e)
+        hydra_args = [a for a in argv if a.startswith("hydra")]
+        try:  # Hydra's own settings, as the first job gets them: its output directory and the launcher
+            hydra = compose("config", [*hydra_args, *variants[0]], return_hydra_config=True).hydra
+            output = (
+                ("hydra.sweep.dir", str(hydra.sweep.dir))
+                if multirun
+                else ("hydra.run.dir", str(hydra.run.dir))
+            )
+            launcher = OmegaConf.to_container(hydra.launcher, resolve=True) if multirun else {}
+        except (HydraException, OmegaConfBaseException, ValueError) as e:
+            return f"{' '.join(hydra_args)}: {first_line(str(e))}"
+    problem = check_touched(configs, output, launcher)  # type: ignore[arg-type]
+    if problem is not None:
+        return problem
     if not with_helper:
         return dry_build(configs)
     from runner.tracking import helper as tracking_helper
@@ -62,6 +66,85 @@ def precheck(argv: list[str], with_helper: bool = False) -> str | None:
     if problem is None and reading is not None:
         reading.join()
     return problem
+
+
+def check_touched(
+    configs: list[dict[str, Any]], output: tuple[str, str], launcher: dict[str, Any]
+) -> str | None:
+    """What the run will touch beyond the values typed: every directory it writes (Hydra's `output`, the
+    checkpoints, the store, the artifacts) can be written, the file it resumes from exists, the launcher's
+    resources are there, and the tracking store answers within a few seconds. The error line, or None."""
+    from runner.errors import RunnerError
+    from runner.tracking.store import check_reachable
+
+    cwd = Path.cwd()
+    try:
+        paths = {cwd / output[1]: output}
+        for cfg in configs:
+            check_resume_from(cfg, cwd)
+            paths.update(
+                {path: named for path, named in written_paths(cfg, cwd).items() if path not in paths}
+            )
+        for path, (key, value) in paths.items():
+            prove_writable(key, value, path)
+        check_launcher(launcher)
+        for uri in sorted({cfg["tracking"]["uri"] for cfg in configs}):  # before anything starts
+            check_reachable(uri)
+    except RunnerError as e:
+        return str(e)
+    return None
+
+
+def written_paths(cfg: dict[str, Any], cwd: Path) -> dict[Path, tuple[str, str]]:
+    """The directories a job of `cfg` writes, each with the key and value that name it: the checkpoints, a
+    local store (sqlite's file or MLflow's file store) and, unless a server keeps them, the artifacts."""
+    tracking, ckpt_dir = cfg["tracking"], cfg["trainer"]["ckpt_dir"]
+    paths = {cwd / ckpt_dir: ("trainer.ckpt_dir", ckpt_dir)}
+    uri, root = tracking["uri"], tracking["artifact_root"]
+    if uri.startswith("sqlite:///"):
+        paths.setdefault((cwd / uri.removeprefix("sqlite:///")).parent, ("tracking.uri", uri))
+    elif uri.startswith("file://") or "://" not in uri:
+        paths.setdefault(cwd / uri.removeprefix("file://"), ("tracking.uri", uri))
+    if not uri.startswith(("http://", "https://")) and (root.startswith("file://") or "://" not in root):
+        paths.setdefault(cwd / root.removeprefix("file://"), ("tracking.artifact_root", root))
+    return paths
+
+
+def prove_writable(key: str, value: str, path: Path) -> None:
+    """`path` is a directory this process can create files in, or can be created: a probe directory is made
+    (and removed) in its nearest existing ancestor. Asking os.access is not enough: as root it says yes to
+    /proc and to read-only mounts."""
+    import tempfile
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a directory")
+        os.rmdir(tempfile.mkdtemp(prefix=".runner-probe-", dir=existing))
+    except OSError as e:
+        raise ConfigError(f"{key}={value} cannot be written: {existing}: {e.strerror or e}") from None
+
+
+def check_resume_from(cfg: dict[str, Any], cwd: Path) -> None:
+    if cfg["resume_from"] and not (cwd / cfg["resume_from"]).is_file():
+        raise ConfigError(f"resume_from={cfg['resume_from']} is not a file (relative to {cwd})")
+
+
+# A launcher's check of its resources (hydra.launcher's _target_ → `module:function`), run in the pre-flight.
+LAUNCHER_CHECKS = {
+    "hydra_plugins.runner_gpu_launcher.gpu_launcher.GpuLauncher": "runner.run.slots:check_launcher"
+}
+
+
+def check_launcher(launcher: dict[str, Any]) -> None:
+    import importlib
+
+    where = LAUNCHER_CHECKS.get(str(launcher.get("_target_")))
+    if where is not None:
+        module, function = where.split(":")
+        getattr(importlib.import_module(module), function)(launcher)
 
 
 def read_data_beside(dataset: dict[str, Any]) -> threading.Thread | None:
@@ -174,8 +257,9 @@ def _dry_augment(data: dict[str, Any], channels: int, size: int) -> None:
         TRAIN_VIEWS[data["augment"]](data)(image, rng)
         TEST_VIEWS[data["test_view"]](data)(image, rng)
         return
-    from runner.data.tensor_loader import AUGMENTS
+    from runner.data.tensor_loader import AUGMENTS, check_test_view
 
+    check_test_view(data)  # ImageNet's center or ten_crop asked of a 32×32 set: an error, not the whole image
     batch, gen = torch.zeros(2, channels, size, size), torch.Generator().manual_seed(0)
     for name in data["augment"]:
         batch = AUGMENTS[name](batch, gen, 0, 2)

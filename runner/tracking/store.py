@@ -67,10 +67,31 @@ def resolve_uri(uri: str, cwd: Path) -> str:
     return uri
 
 
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail before training, in one line, when an http(s) tracking server does not answer or a database
-    URI's driver is not installed."""
-    database_uri(uri)
+CONNECT_TIMEOUT_S = 5  # a server or database that does not answer in this: one line, not minutes of retries
+# The keyword each PostgreSQL driver takes for its connection timeout (libpq's drivers also read
+# PGCONNECT_TIMEOUT, which bounds the job's own connections through MLflow).
+PG_TIMEOUT_ARGS = {"psycopg2": "connect_timeout", "psycopg": "connect_timeout", "pg8000": "timeout"}
+
+
+def store_exists(uri: str) -> bool:
+    """Whether a store is there to read: opening a missing sqlite file (or file store) would create it."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists()
+    return "://" in uri or Path(uri).exists()
+
+
+def open_existing(uri: str) -> Tracker | None:
+    """A Tracker over an existing store (no retries: a reader), None where there is none to read."""
+    return Tracker(uri, retries=()) if store_exists(uri) else None
+
+
+def check_reachable(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail before training, in one line, when an http(s) tracking server or a PostgreSQL store does not
+    answer within `timeout`, or a database URI's driver is not installed."""
+    url = database_uri(uri)
+    if uri.startswith(("postgresql", "postgres:")):
+        check_database(url, uri, timeout)
+        return
     if not uri.startswith(("http://", "https://")):
         return
     try:
@@ -81,6 +102,27 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise TrackingError(
             f"tracking.uri={uri} is unreachable ({reason}); start it with `make server`"
         ) from None
+
+
+def check_database(url: str, given: str, timeout: float) -> None:
+    """Open (and close) one connection to the PostgreSQL store at `url`, its driver told to give up after
+    `timeout`: MLflow would otherwise retry a silent or refusing server for minutes before saying anything."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(int(timeout)))  # the job's MLflow connections, too
+    driver = url.partition("://")[0].partition("+")[2]
+    connect_args = {PG_TIMEOUT_ARGS.get(driver, "connect_timeout"): int(timeout)}
+    shown = sqlalchemy.engine.make_url(given).render_as_string(hide_password=True)
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as e:  # the driver's own error (refused, timeout, authentication, no such database)
+        lines = str(getattr(e, "orig", None) or e).strip().splitlines()
+        reason = lines[0] if lines else type(e).__name__
+        raise TrackingError(f"tracking.uri={shown} is unreachable within {timeout:g} s ({reason})") from None
 
 
 class Tracker:
