@@ -174,10 +174,9 @@ def log_eval_run(
 
 def open_store(tracking: dict[str, Any], cwd: Path) -> Any:
     """A Tracker on the store the config names (relative paths against `cwd`, as `runner` does)."""
-    from runner.tracking.store import Tracker, resolve_uri
+    from runner.tracking.store import Tracker, artifact_location, resolve_uri
 
-    root = tracking["artifact_root"]
-    root = root if "://" in root else str((cwd / root).resolve())
+    root = artifact_location(tracking["artifact_root"], cwd)
     return Tracker(resolve_uri(tracking["uri"], cwd), root, tracking["retry_seconds"])
 
 

@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,7 @@ from runner.errors import RunnerError, TrackingError
 class Spec:
     """A validated job: what to train, where its checkpoint and its MLflow store are."""
 
-    cfg: DictConfig
-    resolved: dict[str, Any]
+    resolved: dict[str, Any]  # the composed config, interpolations resolved: the one copy a job reads
     choices: dict[str, str]
     overrides: list[str]
     cwd: Path
@@ -61,7 +61,26 @@ def prepare(cfg: DictConfig) -> Spec:
 
     hydra_cfg = HydraConfig.get()
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if k in GROUPS or k == "experiment"}
-    return prepare_spec(cfg, choices, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.cwd))
+    spec = prepare_spec(cfg, choices, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.cwd))
+    decide_threads(spec, OmegaConf.to_container(hydra_cfg.launcher) if hydra_cfg.launcher else None)
+    return spec
+
+
+def decide_threads(spec: Spec, launcher: dict[str, Any] | None) -> None:
+    """trainer.threads as a number (the config tree and the run's params show it; the training processes
+    read it): the cores this job has, shared with the jobs beside it (runner/train/device.py)."""
+    from runner.run.ddp import under_torchrun
+    from runner.train.device import job_threads, jobs_at_once, usable_cores, uses_cuda
+
+    trainer, cores = spec.resolved["trainer"], usable_cores()
+    processes = 1 if uses_cuda(trainer) else spec.devices  # CPU DDP: each rank its share of the cores
+    if under_torchrun():
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
+    omp = os.environ.get("OMP_NUM_THREADS")
+    trainer["threads"], why = job_threads(
+        trainer["threads"], cores, jobs_at_once(launcher, cores), processes, omp
+    )
+    console.info(f"torch threads: {trainer['threads']} ({why})")
 
 
 def prepare_spec(
@@ -71,7 +90,7 @@ def prepare_spec(
     leaves the data files alone (a plan must not download them)."""
     from runner.data import check_data
     from runner.run.ddp import under_torchrun, worker_env
-    from runner.run.preflight import check_model, check_parts
+    from runner.run.preflight import check_model, check_parts, prove_writable, written_paths
     from runner.tracking.store import check_reachable, resolve_uri
     from runner.train import checkpoint
     from runner.train.device import resolve_devices
@@ -87,11 +106,12 @@ def prepare_spec(
     tracking = resolved["tracking"]
     uri = resolve_uri(tracking["uri"], cwd)
     check_reachable(uri)
+    for path, (key, value) in written_paths(resolved, cwd).items():  # a read-only or virtual file system
+        prove_writable(key, value, path)
     chash = config_hash(resolved)
     resume_from = (cwd / resolved["resume_from"]).resolve() if resolved["resume_from"] else None
     swept = os.environ.get(env.SWEPT_KEYS)
     return Spec(
-        cfg=cfg,
         resolved=resolved,
         choices=choices,
         overrides=overrides,
@@ -149,7 +169,7 @@ def open_run(spec: Spec, tracker: Any, experiment_id: str, decision: Decision) -
     }  # searchable: params.model = 'vgg_e'
     params.update(flatten({k: v for k, v in spec.resolved.items() if k != "expected"}))
     tracker.log_params(params)
-    tracker.log_text(OmegaConf.to_yaml(spec.cfg, resolve=True), "config.yaml")
+    tracker.log_text(OmegaConf.to_yaml(spec.resolved), "config.yaml")
     tracker.log_text("\n".join(spec.overrides) + "\n", "overrides.txt")
     if decision.carried is not None:  # the carried checkpoint now belongs to this run
         decision.carried["run_id"] = tracker.run_id
@@ -249,34 +269,70 @@ def run_job(cfg: DictConfig) -> int:
             job = JobInfo(spec.config_hash, str(spec.ckpt_path), str(spec.cwd), tracking_uri=spec.uri)
             run_training(spec.resolved, job, spec.devices)
             return 0
-        from runner.tracking.helper import connect
-
-        tracking = spec.resolved["tracking"]
-        root = tracking["artifact_root"]
-        root = root if "://" in root else str((spec.cwd / root).resolve())
-        tracker = connect(spec.uri, root, tracking["retry_seconds"])
-        experiment_id = tracker.experiment_id(tracking["experiment"])
-        decision = decide(spec, tracker, experiment_id)
-        parent = os.environ.get(env.PARENT_RUN_ID)
-        if parent and decision.run_id:  # a re-run sweep adopts its earlier runs: its report sees every job
-            tracker.adopt(decision.run_id, parent)
-        if decision.action == "skip":
-            from runner.run.ddp import release_torchrun_ranks
-
-            console.info(
-                f"[yellow]skipped[/] {spec.name}: this config already ran to the end in run {decision.run_id} "
-                f"({decision.detail}); "
-                "pass resume=never to train it again"
-            )
-            release_torchrun_ranks(spec.resolved)  # torchrun's other ranks wait for rank 0's decision
-            return 0
-        open_run(spec, tracker, experiment_id, decision)
-        return train_and_record(
-            spec, tracker, resume=decision.action != "new" or decision.carried is not None
-        )
+        with one_writer(spec):  # decide, train and record: one process at a time per config
+            return decide_and_train(spec)
     except RunnerError as e:
         console.error(str(e))
         return e.exit_code
+
+
+LOCK_NAME = "writer.lock"  # beside the config's last.pt
+
+
+@contextlib.contextmanager
+def one_writer(spec: Spec) -> Iterator[None]:
+    """Hold the config's lock (flock on <ckpt dir>/<experiment>/<config hash>/writer.lock) from the decision to
+    the closed run: a second identical command, or a relaunched sweep's job, refuses in one line naming the
+    process that holds it; once that ended, the same command skips or resumes. The kernel releases a flock
+    when its holder exits, however it exits (SIGKILL too): a lock is never left stale."""
+    import fcntl
+
+    path = spec.ckpt_path.parent / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from runner.run.ddp import release_torchrun_ranks
+
+            release_torchrun_ranks(spec.resolved)  # torchrun's other ranks wait for rank 0's decision
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise RunnerError(
+                f"{spec.name}: this config is being trained by {holder} (lock {path}); "
+                "run the same command again once it ended: it skips or resumes the run"
+            ) from None
+        os.ftruncate(fd, 0)  # the holder, for the line of a command that finds the lock taken
+        os.pwrite(fd, f"process {os.getpid()} ({command_line()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def decide_and_train(spec: Spec) -> int:
+    """Rank 0's job under the config's lock: connect, decide, then skip, or open the run, train and record."""
+    from runner.tracking.helper import connect
+    from runner.tracking.store import artifact_location
+
+    tracking = spec.resolved["tracking"]
+    tracker = connect(spec.uri, artifact_location(tracking["artifact_root"], spec.cwd), tracking["retry_seconds"])
+    experiment_id = tracker.experiment_id(tracking["experiment"])
+    decision = decide(spec, tracker, experiment_id)
+    parent = os.environ.get(env.PARENT_RUN_ID)
+    if parent and decision.run_id:  # a re-run sweep adopts its earlier runs: its report sees every job
+        tracker.adopt(decision.run_id, parent)
+    if decision.action == "skip":
+        from runner.run.ddp import release_torchrun_ranks
+
+        console.info(
+            f"[yellow]skipped[/] {spec.name}: this config already ran to the end in run {decision.run_id} "
+            f"({decision.detail}); "
+            "pass resume=never to train it again"
+        )
+        release_torchrun_ranks(spec.resolved)  # torchrun's other ranks wait for rank 0's decision
+        return 0
+    open_run(spec, tracker, experiment_id, decision)
+    return train_and_record(spec, tracker, resume=decision.action != "new" or decision.carried is not None)
 
 
 def command_line() -> str:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,22 @@ def swept_keys(config: DictConfig) -> list[str]:
     return [k for k in keys if k != "experiment"]
 
 
+NAME_LIMIT = 250  # MLflow's longest run name
+
+
+def sweep_name(preset: str | None, overrides: list[str]) -> str:
+    """The parent run's name: the preset (`init_depth_small`), else what the command sweeps, as typed
+    (`sweep act=relu,prelu × init=kaiming,xavier_he`), so that ad-hoc sweeps tell apart in the MLflow UI."""
+    if preset:
+        return preset
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    swept = [o.input_line.lstrip("+~") for o in parsed if o.is_sweep_override()]
+    name = " × ".join(["sweep " + swept[0], *swept[1:]]) if swept else "sweep"
+    return name if len(name) <= NAME_LIMIT else name[: NAME_LIMIT - 1] + "…"
+
+
 class SweepCallback(Callback):
     def __init__(self) -> None:
         self.tracker: Any = None
@@ -38,18 +52,18 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if int(os.environ.get("RANK", "0")) > 0:
             return
-        from runner.tracking.store import Tracker, check_reachable, resolve_uri
+        from runner.run.job import command_line
+        from runner.tracking.store import Tracker, artifact_location, check_reachable, resolve_uri
 
         cwd = Path(config.hydra.runtime.cwd)  # HydraConfig is not set yet when a multirun starts
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         uri = resolve_uri(tracking["uri"], cwd)
         check_reachable(uri)
-        root = tracking["artifact_root"]
-        self.tracker = Tracker(uri, root if "://" in root else str((cwd / root).resolve()))
+        self.tracker = Tracker(uri, artifact_location(tracking["artifact_root"], cwd))
         experiment_id = self.tracker.experiment_id(tracking["experiment"])
         choice = config.hydra.runtime.choices.get("experiment")
-        command = "runner " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        name = f"{choice or 'sweep'}"
+        command = command_line()
+        name = sweep_name(choice, list(config.hydra.overrides.task))
         self.tracker.start(
             experiment_id,
             name,

@@ -73,6 +73,11 @@ CONNECT_TIMEOUT_S = 5  # a server or database that does not answer in this: one 
 PG_TIMEOUT_ARGS = {"psycopg2": "connect_timeout", "psycopg": "connect_timeout", "pg8000": "timeout"}
 
 
+def artifact_location(root: str, cwd: Path) -> str:
+    """tracking.artifact_root as MLflow is to get it: a URI as it is, a path against the start directory."""
+    return root if "://" in root else str((cwd / root).resolve())
+
+
 def store_exists(uri: str) -> bool:
     """Whether a store is there to read: opening a missing sqlite file (or file store) would create it."""
     if uri.startswith("sqlite:///"):
