@@ -26,6 +26,7 @@ from runner.config import GROUPS
 from runner.config.identity import cell_id, config_hash, run_name
 from runner.config.schema import check_registered, flatten, validate
 from runner.errors import RunnerError, TrackingError
+from runner.tracking.store import RunLog
 
 
 @dataclass
@@ -129,7 +130,7 @@ def prepare_spec(
     )
 
 
-def decide(spec: Spec, tracker: Any, experiment_id: str) -> Decision:
+def decide(spec: Spec, tracker: RunLog, experiment_id: str) -> Decision:
     """Skip a config that ran to the end; continue an interrupted one in its run; else a new run (carrying
     a checkpoint of this config when there is one: nothing trained is thrown away)."""
     from runner.train import checkpoint
@@ -153,7 +154,7 @@ def decide(spec: Spec, tracker: Any, experiment_id: str) -> Decision:
     return Decision("new", carried=saved, source=spec.ckpt_path)
 
 
-def open_run(spec: Spec, tracker: Any, experiment_id: str, decision: Decision) -> None:
+def open_run(spec: Spec, tracker: RunLog, experiment_id: str, decision: Decision) -> None:
     """Attach to the run to continue, or create the run: tags, params, config and overrides as artifacts."""
     from runner.train import checkpoint
 
@@ -198,7 +199,7 @@ def run_tags(spec: Spec) -> dict[str, str]:
     return {k: str(v) for k, v in tags.items()}
 
 
-def train_and_record(spec: Spec, tracker: Any, resume: bool) -> int:
+def train_and_record(spec: Spec, tracker: RunLog, resume: bool) -> int:
     """Train in the run and record how it ended (tags, status); the job's exit code. A diverged or failed
     job is a result: the sweep goes on and exits 1 at the end."""
     from runner.run.ddp import run_training
@@ -236,7 +237,7 @@ def train_and_record(spec: Spec, tracker: Any, resume: bool) -> int:
     return code
 
 
-def system_metrics(spec: Spec, tracker: Any, resume: bool) -> contextlib.AbstractContextManager[None]:
+def system_metrics(spec: Spec, tracker: RunLog, resume: bool) -> contextlib.AbstractContextManager[None]:
     """MLflow's system metrics while the job trains (tracking.system_metrics), sampled by this process: the
     machine's CPU, memory and GPUs, whichever processes (DDP workers too) use them."""
     tracking = spec.resolved["tracking"]
@@ -245,7 +246,7 @@ def system_metrics(spec: Spec, tracker: Any, resume: bool) -> contextlib.Abstrac
     return tracker.system_metrics(tracking["system_metrics_seconds"], resume)
 
 
-def close_run(spec: Spec, tracker: Any, status: str) -> int:
+def close_run(spec: Spec, tracker: RunLog, status: str) -> int:
     """End the run with `status`; the exit code of a store that stopped taking writes, else 0."""
     try:
         tracker.end(status)
@@ -315,7 +316,9 @@ def decide_and_train(spec: Spec) -> int:
     from runner.tracking.store import artifact_location
 
     tracking = spec.resolved["tracking"]
-    tracker = connect(spec.uri, artifact_location(tracking["artifact_root"], spec.cwd), tracking["retry_seconds"])
+    tracker = connect(
+        spec.uri, artifact_location(tracking["artifact_root"], spec.cwd), tracking["retry_seconds"]
+    )
     experiment_id = tracker.experiment_id(tracking["experiment"])
     decision = decide(spec, tracker, experiment_id)
     parent = os.environ.get(env.PARENT_RUN_ID)

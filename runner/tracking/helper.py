@@ -25,9 +25,10 @@ import signal
 import types
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from runner.errors import TrackingError
+from runner.tracking.store import RunLog
 
 _helper: Helper | None = None
 _keys = itertools.count()
@@ -35,8 +36,8 @@ _keys = itertools.count()
 
 def _serve(conn: Connection) -> None:
     """The helper's loop: (seq, tracker key, method, run id, args, kwargs) in, (seq, (error, result, run id)) out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):  # USR: SLURM's time limit
+        signal.signal(signum, signal.SIG_IGN)
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  # the default store's code, before it is asked
 
     from runner.tracking.store import Tracker
@@ -144,10 +145,12 @@ def start() -> None:
         _helper = Helper()
 
 
-def connect(uri: str, artifact_root: str | None = None, retries: Any = None) -> Any:
+def connect(uri: str, artifact_root: str | None = None, retries: Any = None) -> RunLog:
     """A tracker for `uri`: in the helper process when one was started here, else in this process."""
     if _helper is not None and _helper.process.is_alive():
-        return RemoteTracker(_helper, uri, artifact_root, retries)
+        return cast(
+            RunLog, RemoteTracker(_helper, uri, artifact_root, retries)
+        )  # RunLog's methods, served remotely
     from runner.tracking.store import Tracker
 
     return Tracker(uri, artifact_root, retries)

@@ -28,6 +28,7 @@ from runner.data import Context, Data, build_data
 from runner.models import build_for
 from runner.models.dense import predict
 from runner.models.layers import init_weights
+from runner.tracking.store import RunLog
 from runner.train import checkpoint
 from runner.train import metrics as named_metrics
 from runner.train.checkpoint import TrainState
@@ -202,7 +203,7 @@ class Loop:
     trainer: dict[str, Any]
     sums: Sums
     state: TrainState
-    tracker: Any  # rank 0's Tracker, or None
+    tracker: RunLog | None  # rank 0's, None on the other ranks
     bars: Any = None  # console.TrainProgress
     curve: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # points not yet logged
 
@@ -380,7 +381,7 @@ def model_summary(model: nn.Module, multiply_adds: str = "") -> str:
     return "\n".join(lines + ["", str(model)])
 
 
-def describe_run(tracker: Any, cfg: dict[str, Any], parts: Parts, job: JobInfo) -> None:
+def describe_run(tracker: RunLog, cfg: dict[str, Any], parts: Parts, job: JobInfo) -> None:
     """Once per new run (rank 0): the model's summary, size and multiply-adds, and the data set it trains on."""
     from runner.train.flops import describe, run_multiply_adds
 
@@ -401,7 +402,7 @@ def describe_run(tracker: Any, cfg: dict[str, Any], parts: Parts, job: JobInfo) 
         tracker.log_dataset(cfg["dataset"]["name"], parts.data.provenance)
 
 
-def open_tracker(cfg: dict[str, Any], job: JobInfo) -> Any:
+def open_tracker(cfg: dict[str, Any], job: JobInfo) -> RunLog | None:
     """Rank 0's handle on the job's MLflow run (None on the other ranks, or without a run)."""
     if job.rank != 0 or not job.run_id:
         return None
@@ -434,7 +435,7 @@ def train(cfg: dict[str, Any], job: JobInfo) -> Outcome:
     return outcome
 
 
-def log_summary(tracker: Any, cfg: dict[str, Any], outcome: Outcome, best: float, ckpt_path: Path) -> None:
+def log_summary(tracker: RunLog, cfg: dict[str, Any], outcome: Outcome, best: float, ckpt_path: Path) -> None:
     """final_* metrics and the last checkpoint on the run, once (a run killed here and resumed skips it)."""
     summary = {f"final_{k}": v for k, v in outcome.metrics.items() if k.startswith(("test_", "val_"))}
     summary["best_monitored_error"] = best
