@@ -27,6 +27,13 @@ def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def half_interval(std: float, n: int, level: float) -> float | None:
+    """Half the two-sided t-interval of a mean of n seeds at this level; None for one seed."""
+    from scipy import stats
+
+    return float(stats.t.ppf((1 + level) / 2, n - 1)) * std / n**0.5 if n > 1 else None
+
+
 def seeds_cell(cell: Cell) -> str:
     """ "3", or "2/3 (1 diverged)": seeds that did not finish are counted, never dropped."""
     lost = cell.unfinished()
@@ -127,7 +134,9 @@ def json_text(title: str, ex: Expected | None, cells: Sequence[Cell], verdicts: 
         ],
         "verdicts": [
             {"claim": v.claim, "text": v.text, "verdict": v.kind, "headline": v.headline, "p": v.p}
-            | {"detail": v.detail, "scale": v.scale}
+            | {"p_reverse": v.p_reverse, "p_holm": v.p_holm, "p_reverse_holm": v.p_reverse_holm}
+            | {"after_holm": v.after_holm, "gate": v.gate, "detail": v.detail, "scale": v.scale}
+            | {"effect": None if v.effect is None else {**v.effect.__dict__, "text": str(v.effect)}}
             for v in verdicts
         ],
     }

@@ -29,19 +29,18 @@ from typing import Any
 import yaml
 
 from runner.analysis import render
-from runner.analysis.report import PRESET_ARTIFACT, _history_metrics, parse_preset, to_run
+from runner.analysis.report import PRESET_ARTIFACT, _history_metrics, parse_preset, reference, to_run
 from runner.analysis.verdicts import (
-    PAPER_NUMBER_CHECKS,
-    REDUCED,
-    SEVERITY,
+    JUDGED,
     Cell,
     Check,
     Claim,
     Expected,
+    Reference,
     Verdict,
-    fmt_p,
     group_cells,
     judge_claim,
+    with_holm,
 )
 from runner.config import CONF_DIR
 from runner.config.datasets import about
@@ -55,7 +54,6 @@ PAPERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("PReLU and Kaiming init (He et al. 2015b)", ("prelu_vs_relu", "init_depth")),
 )
 PRESETS = tuple(name for _, names in PAPERS for name in names)
-ORDERINGS = ("increasing", "decreasing", "equivalent")  # judged at small scale even when tied to the data
 NOT_RUN_YET = "not run yet"
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 PNG_DPI = 70  # small PNGs: they are committed
@@ -81,12 +79,8 @@ def small_experiment(name: str) -> str:
 
 
 def paper_tied(claim: Claim) -> bool:
-    """Only judged against the paper on the paper's data set (and protocol)."""
-    return claim.data == "paper" or any(c.check in PAPER_NUMBER_CHECKS for c in claim.checks)
-
-
-def is_ordering(claim: Claim) -> bool:
-    return all(c.check in ORDERINGS for c in claim.checks)
+    """Only judged on the paper's data set (and protocol): never at small scale."""
+    return claim.paper_only
 
 
 # --- the store: the sweeps of one `_small` experiment -----------------------------------------------------
@@ -189,17 +183,15 @@ class ClaimRow:
     needs: str  # tied to the paper's data set: "needs ImageNet: `runner -m +experiment=...`", else ""
 
 
-def judge_small(claim: Claim, full: Expected, sweep: Sweep) -> Verdict:
-    """The claim on the `_small` runs, as its own preset states it (else as the full preset does). A claim
-    tied to the paper's data set that is an ordering is judged as an ordering at reduced scale."""
+def judge_small(claim: Claim, full: Expected, sweep: Sweep, ref: Reference | None = None) -> Verdict:
+    """The claim on the `_small` runs, as its own preset states it (else as the full preset does); every
+    difference from the full preset (`ref`) named. A claim tied to the paper's data set reads not comparable."""
     ex = sweep.expected or full
     own = next((c for c in ex.claims if c.id == claim.id), None)
     if own is None:
         own, ex = claim, full
-    if paper_tied(own) and is_ordering(own):
-        own = dataclasses.replace(own, data="any")
     try:
-        return judge_claim(own, ex, sweep.cells)
+        return judge_claim(own, ex, sweep.cells, ref)
     except (ValueError, KeyError) as e:  # a preset's block the verdicts cannot read: say so, keep the page
         return Verdict(claim.id, claim.text, "error", None, f"{type(e).__name__}: {e}")
 
@@ -249,6 +241,7 @@ def claim_rows(name: str, sweep: Sweep | None) -> list[ClaimRow]:
     for cell in sweep.cells if sweep else ():
         labels.setdefault(cell.label, cell)
     dataset = str(full.protocol["dataset.name"])
+    ref = reference(name) if sweep else None
     rows = []
     for claim in full.claims:
         checks = _variant(claim, labels)
@@ -261,7 +254,7 @@ def claim_rows(name: str, sweep: Sweep | None) -> list[ClaimRow]:
                 claim=claim,
                 paper=paper_figure(claim, full, checks),
                 ours=ours(checks, labels) if sweep else "—",
-                verdict=judge_small(claim, full, sweep) if sweep else None,
+                verdict=judge_small(claim, full, sweep, ref) if sweep else None,
                 needs=needs,
             )
         )
@@ -278,19 +271,20 @@ def fmt_wall(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def short(row: ClaimRow) -> str:
-    """The summary's verdict: the kind and p, "needs ImageNet" for a paper number."""
+def short(row: ClaimRow) -> tuple[str, str, str]:
+    """The summary's columns: the verdict after Holm (with the raw one where Holm changed it), Δ [interval]
+    vs the paper's Δ with both p values, and the gate that stopped the claim with its numbers."""
     v = row.verdict
     if v is None:
-        small = NOT_RUN_YET
-    else:
-        p = fmt_p(v.p) if v.kind in (*SEVERITY, REDUCED) else ""  # as Verdict.headline shows it
-        small = f"**{v.kind}**" + (f" ({p})" if p else "")
-    if not row.needs:
-        return small
-    dataset = row.needs.split(":")[0]
-    # A paper number is compared on the paper's data set only; an ordering also gets its small-scale verdict.
-    return f"{dataset}; small scale: {small}" if is_ordering(row.claim) else dataset
+        return (row.needs.split(":")[0] if row.needs else NOT_RUN_YET), "—", "—"
+    if v.gate == "data":  # a claim tied to the paper's data set: never judged at small scale
+        reason = f"data: {row.claim.small_scale or 'untestable'}" + (
+            f" ({row.claim.small_scale_reason})" if row.claim.small_scale_reason else ""
+        )
+        return row.needs.split(":")[0] or v.kind, "—", reason
+    kind = f"**{v.after_holm}**" + (f" (before Holm: {v.kind})" if v.after_holm != v.kind else "")
+    numbers = v.numbers if v.kind in JUDGED or v.gate == "power" else "—"
+    return kind, numbers or "—", f"{v.gate}: {v.why}" if v.gate else "—"
 
 
 def _cell(text: str) -> str:
@@ -298,15 +292,25 @@ def _cell(text: str) -> str:
 
 
 def summary_table(rows: Sequence[ClaimRow]) -> list[str]:
-    out = ["| preset | claim | verdict |", "|---|---|---|"]
-    out += [f"| `{r.preset}` | {_cell(r.claim.text)} | {_cell(short(r))} |" for r in rows]
+    out = [
+        "| preset | claim | verdict | Δ [95 % interval] vs paper; p | stopped by |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = (f"`{r.preset}`", r.claim.text, *short(r))
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     counts: dict[str, int] = {}
     for r in rows:
-        kind = r.verdict.kind if r.verdict else NOT_RUN_YET
+        kind = r.verdict.after_holm if r.verdict else NOT_RUN_YET
         counts[kind] = counts.get(kind, 0) + 1
     tally = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda x: -x[1]))
     tied = sum(1 for r in rows if r.needs)
-    return [*out, "", f"{len(rows)} claims at small scale: {tally}; {tied} need the paper's data set."]
+    return [
+        *out,
+        "",
+        f"{len(rows)} claims at small scale: {tally} (Holm-adjusted across the page); "
+        f"{tied} need the paper's data set.",
+    ]
 
 
 def preset_section(name: str, sweep: Sweep | None, rows: Sequence[ClaimRow], png: str | None) -> list[str]:
@@ -337,10 +341,23 @@ def preset_section(name: str, sweep: Sweep | None, rows: Sequence[ClaimRow], png
         cells = (r.claim.text, r.paper, r.ours, verdict, r.needs or "—")
         out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     out.append("")
-    out += [f"- `{r.claim.id}`: {r.verdict.detail}" for r in rows if r.verdict and r.verdict.detail]
+    out += [
+        f"- `{r.claim.id}`{_small_scale(r.claim)}: {r.verdict.detail}"
+        for r in rows
+        if r.verdict and r.verdict.detail
+    ]
     if png:
         out += ["", f"![{small}: training error, test error and training loss vs iteration]({png})"]
     return [*out, ""]
+
+
+def _small_scale(claim: Claim) -> str:
+    """ " (small scale: analogue — plain_deep30 stands in for …)": how the claim can be tested away from the
+    paper's data, as its preset declares."""
+    if not claim.small_scale:
+        return ""
+    reason = f" — {claim.small_scale_reason}" if claim.small_scale_reason else ""
+    return f" (small scale: {claim.small_scale}{reason})"
 
 
 def page(uri: str, sections: Sequence[list[str]], rows: Sequence[ClaimRow]) -> str:
@@ -356,8 +373,10 @@ def page(uri: str, sections: Sequence[list[str]], rows: Sequence[ClaimRow]) -> s
         "Every claim of the seven paper presets (`expected.claims` in `runner/conf/experiment/<name>.yaml`) "
         "is judged by runner/analysis/verdicts.py on the runs of `<name>_small` (Fashion-MNIST, reduced width and "
         "budget: see each preset's comment). Claims tied to the paper's data set name it and the command "
-        "that runs them; orderings among them are also judged at small scale. Ours: mean ± sample std "
-        "(finished seeds) of the final value.",
+        "that runs them; they are never judged on other data. A verdict is reproduced only when the paper's "
+        "direction is significant, contradicted only when the reverse is, and a gate (learned, budget, power) "
+        "stops a claim before any comparison with its own numbers; the counts use Holm-adjusted p values "
+        "across the page. Ours: mean ± sample std (finished seeds) of the final value.",
         "",
         "## Summary",
         "",
@@ -380,20 +399,25 @@ def generate(uri: str, out: Path, readme: Path | None) -> list[ClaimRow]:
     """Write the page (and its PNGs under <out dir>/results/), and the README's summary block."""
     tracker = open_store(uri)
     png_dir = out.parent / "results"
-    sections, all_rows = [], []
+    presets: list[tuple[str, Sweep | None, str | None]] = []
+    all_rows: list[ClaimRow] = []
+    for name in PRESETS:
+        sweep = read_sweep(tracker, small_experiment(name), full_expected(name).key) if tracker else None
+        png = None
+        if sweep and sweep.cells:
+            png_dir.mkdir(parents=True, exist_ok=True)
+            render.plot_curves(sweep.cells, png_dir / f"{name}_small.png", f"{name}_small", dpi=PNG_DPI)
+            png = f"{png_dir.name}/{name}_small.png"
+        presets.append((name, sweep, png))
+        all_rows += claim_rows(name, sweep)
+    # Holm across every claim of the page, before any section is drawn
+    held = iter(with_holm([r.verdict for r in all_rows if r.verdict]))
+    all_rows = [dataclasses.replace(r, verdict=next(held)) if r.verdict else r for r in all_rows]
+    sections = []
     for paper, names in PAPERS:
         sections.append([f"## {paper}", ""])
-        for name in names:
-            key = full_expected(name).key
-            sweep = read_sweep(tracker, small_experiment(name), key) if tracker else None
-            png = None
-            if sweep and sweep.cells:
-                png_dir.mkdir(parents=True, exist_ok=True)
-                render.plot_curves(sweep.cells, png_dir / f"{name}_small.png", f"{name}_small", dpi=PNG_DPI)
-                png = f"{png_dir.name}/{name}_small.png"
-            rows = claim_rows(name, sweep)
-            sections.append(preset_section(name, sweep, rows, png))
-            all_rows += rows
+        for name, sweep, png in (x for x in presets if x[0] in names):
+            sections.append(preset_section(name, sweep, [r for r in all_rows if r.preset == name], png))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page(uri, sections, all_rows))
     if readme is not None and readme.exists():

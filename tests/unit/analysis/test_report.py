@@ -31,6 +31,7 @@ PRESET = {
                 "id": "xavier_stalls",
                 "text": "30 layers: Xavier stalls, kaiming converges",
                 "data": "any",
+                "early_training": True,  # as init_depth's claim: no budget gate
                 "checks": [
                     {"check": "converges", "rows": ["deep30/kaiming"], "below_chance": 0.87},
                     {"check": "stalls", "rows": ["deep30/xavier"], "within": 0.05},
@@ -96,16 +97,29 @@ def test_the_report_reads_judges_and_logs_a_seeded_sweep(
     # fashion_mnist is the paper's data set here and width 16 its width: the same protocol.
     assert stalls.kind == "reproduced" and stalls.p is not None and stalls.p < 0.05
     assert "chance ln 10 = 2.30" in stalls.detail and "3 (1 diverged)" not in stalls.detail
-    assert verdicts["kaiming_better"].kind == "reproduced"
+    # an ordering against a row whose every seed stayed at chance: stopped by the learned gate, with its counts
+    assert (
+        verdicts["kaiming_better"].headline == "not testable: deep30/xavier did not learn (0/3 seeds learned)"
+    )
     out = capsys.readouterr().out
     assert "toy (7 jobs, 2 cells" in out and "diverged" in out  # the table wraps at the test width
 
     run = tracker.get_run(parent)
     assert run.data.tags["runner.verdict.xavier_stalls"] == "reproduced"
+    assert run.data.tags["runner.gate.kaiming_better"] == "learned"
+    # the cell statistics and the claim's numbers as metrics of the parent (MLflow charts and compares them)
+    m = run.data.metrics
+    assert m["cell.deep30/kaiming.test_top1_error.mean"] == pytest.approx(39.0)  # 40, 39, 38 at the last step
+    assert (
+        m["cell.deep30/kaiming.test_top1_error.n_learned"],
+        m["cell.deep30/kaiming.test_top1_error.n_run"],
+    ) == (3, 4)
+    assert m["cell.deep30/kaiming.test_top1_error.hi"] - 39.0 == pytest.approx(4.303 * 1.0 / 3**0.5, abs=1e-3)
+    assert m["claim.xavier_stalls.p"] == pytest.approx(stalls.p) and "claim.xavier_stalls.p_holm" in m
     files = {
         name: tracker.read_artifact_text(parent, name) for name in ("report.md", "report.csv", "report.json")
     }
-    assert "| ± |" in files["report.md"] and "reproduced (p" in files["report.md"]
+    assert "| ± |" in files["report.md"] and "reproduced (Δ(deep30/" in files["report.md"]
     rows = list(csv.DictReader(io.StringIO(files["report.csv"])))
     kaiming = next(r for r in rows if r["init"] == "kaiming")
     assert kaiming["seeds"] == "3/4 (1 diverged)" and len(kaiming["run_ids"].split()) == 4
@@ -125,7 +139,9 @@ def test_runner_report_cli_writes_the_chosen_format(
     monkeypatch.chdir(out_dir)
     report.main(["toy", "--uri", tracker.uri, "--format", "json"])
     data = json.loads((out_dir / "report.json").read_text())
-    assert {v["claim"]: v["verdict"] for v in data["verdicts"]}["kaiming_better"] == "reproduced"
+    assert {v["claim"]: v["verdict"] for v in data["verdicts"]}[
+        "kaiming_better"
+    ] == "not testable: did not learn"
     report.main([parent, "--uri", tracker.uri, "--format", "csv"])
     assert "run_ids" in (out_dir / "report.csv").read_text()
     with pytest.raises(SystemExit) as exit_info:

@@ -169,17 +169,26 @@ def test_the_page_shows_mean_std_n_verdicts_and_curves_of_resumed_sweeps(tmp_pat
     png = tmp_path / "docs" / "results" / "init_depth_small.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size < 200_000
 
-    # A paper-tied ordering: "needs ImageNet" and its small-scale verdict; a paper number: not comparable.
+    # A `data: paper` ordering is never judged on other data: "needs ImageNet", not comparable, its reason named.
     b_beats_a = line_of(section(page, "resnet_shortcuts"), "| B is slightly better than A")
     assert "resnet34/B 11.10 ± 0.10 (3) · resnet34/A 12.10 ± 0.10 (3)" in b_beats_a
-    assert (
-        "reproduced at reduced scale" in b_beats_a and "needs ImageNet: `runner -m +experiment=" in b_beats_a
-    )
+    assert "different protocol: not comparable (" in b_beats_a and "reproduced" not in b_beats_a
+    assert "needs ImageNet: `runner -m +experiment=" in b_beats_a
+    assert "- `projections_b_beat_a` (small scale: untestable — a 0.5-point ImageNet effect" in page
     table3 = line_of(section(page, "resnet_shortcuts"), "| top-1 errors of Table 3")
     assert "resnet34/A 25.03" in table3 and "different protocol: not comparable" in table3
     summary = line_of(page, "| `resnet_shortcuts` | B is slightly better than A")
-    assert "needs ImageNet; small scale: **reproduced at reduced scale** (p" in summary
-    assert line_of(page, "| `resnet_shortcuts` | top-1 errors of Table 3").endswith("| needs ImageNet |")
+    assert (
+        summary.startswith("| `resnet_shortcuts` | B is slightly better than A")
+        and "| needs ImageNet | — | data: untestable (" in summary
+    )
+    assert "| needs ImageNet | — | data: untestable (" in line_of(
+        page, "| `resnet_shortcuts` | top-1 errors of Table 3"
+    )
+    # The summary: per claim the verdict after Holm, Δ [interval] vs the paper's Δ with both p values, the gate.
+    stalls = line_of(page, "| `init_depth` | 30 layers: Xavier stalls completely")
+    assert "| **reproduced at reduced scale** | Δ(plain_deep30/" in stalls and "(Holm: " in stalls
+    assert "Holm-adjusted across the page" in page
     assert (
         "**reproduced at reduced scale**" in readme
         and "Not run yet: `runner -m +experiment=vgg_depth_small`" in page

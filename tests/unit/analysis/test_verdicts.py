@@ -69,18 +69,23 @@ def verdict(claim: dict, *cells: v.Cell, **kw: object) -> v.Verdict:
 def test_a_clear_difference_over_five_seeds_is_reproduced_with_its_p_value() -> None:
     out = verdict(ordering(["a", "b"]), cell("a", spread(10, 0.5, 5)), cell("b", spread(12, 0.5, 5)))
     assert out.kind == v.REPRODUCED and out.p == pytest.approx(1.1e-4, rel=0.05)
-    assert out.headline == "reproduced (p = 0.00011)"
+    # Welch: Δ 2, se √(0.25/5 · 2) = 0.316 on 8 degrees of freedom, t(0.975, 8) = 2.306: ± 0.73
+    assert out.headline == (
+        "reproduced (Δ(b − a) +2.00 [+1.27, +2.73] vs paper —; p = 0.00011, reverse p = 1; n = 5 + 5)"
+    )
 
 
 def test_a_small_difference_over_three_noisy_seeds_is_inconclusive() -> None:
     out = verdict(ordering(["a", "b"]), cell("a", spread(10, 1, 3)), cell("b", spread(10.2, 1, 3)))
-    assert out.kind == v.INCONCLUSIVE and 0.3 < out.p < 0.5
-    assert out.headline.startswith("inconclusive (p = 0.4")
+    assert out.kind == v.INCONCLUSIVE and 0.3 < out.p < 0.5 and out.p_reverse == pytest.approx(1 - out.p)
+    assert out.headline.startswith(
+        "inconclusive (Δ(b − a) +0.20 [-2.07, +2.47] vs paper —; p = 0.41, reverse p = 0.59"
+    )
 
 
-def test_the_opposite_direction_significant_is_not_reproduced() -> None:
+def test_the_opposite_direction_significant_is_contradicted() -> None:
     out = verdict(ordering(["a", "b"]), cell("a", spread(12, 0.5, 5)), cell("b", spread(10, 0.5, 5)))
-    assert out.kind == v.NOT_REPRODUCED and out.p > 0.999
+    assert out.kind == v.CONTRADICTED and out.p > 0.999 and out.p_reverse == pytest.approx(1.1335837e-4)
 
 
 def test_one_seed_per_row_reads_single_run_never_reproduced() -> None:
@@ -90,12 +95,12 @@ def test_one_seed_per_row_reads_single_run_never_reproduced() -> None:
     assert out.kind == v.SINGLE
 
 
-def test_the_middle_row_out_of_order_is_not_reproduced() -> None:
+def test_the_middle_row_out_of_order_is_contradicted() -> None:
     cells = cell("a", spread(10, 0.3, 5)), cell("b", spread(14, 0.3, 5)), cell("c", spread(12, 0.3, 5))
     out = verdict(ordering(["a", "b", "c"]), *cells)
-    assert (
-        out.kind == v.NOT_REPRODUCED
-    )  # a < b holds, b < c does not: the first and last rows alone would pass
+    # a < b holds, b < c is reversed significantly (after Bonferroni over the 2 steps): the first and last rows
+    # alone would pass
+    assert out.kind == v.CONTRADICTED and out.effect.what == "c − b" and out.effect.delta == pytest.approx(-2)
     assert verdict(ordering(["a", "c"]), cells[0], cells[2]).kind == v.REPRODUCED
 
 
@@ -107,11 +112,21 @@ def test_decreasing_and_explicit_pairs() -> None:
     assert verdict(claim, *cells).kind == v.REPRODUCED
 
 
-def test_zero_variance_rows_take_the_limit_of_the_t_test() -> None:
+def test_constant_rows_take_the_exact_test_whose_floor_is_one_over_the_splits() -> None:
+    """3 constant seeds against 3 (every ReLU seed at iteration 234, every tanh seed censored): the t-test
+    degenerates; the exact permutation test's best is 1 split of C(6, 3) = 20, p = 0.05, never 0, so the
+    power gate stops it; 4 against 4: 1/70."""
     out = verdict(ordering(["a", "b"]), cell("a", [10, 10, 10]), cell("b", [11, 11, 11]))
-    assert out.kind == v.REPRODUCED and out.p == 0.0
-    out = verdict(ordering(["a", "b"]), cell("a", [10, 10, 10]), cell("b", [10, 10, 10]))
-    assert out.kind == v.NOT_REPRODUCED  # no difference at all: the paper's direction does not hold
+    assert (out.kind, out.p, out.p_reverse) == (v.UNDERPOWERED, pytest.approx(0.05), pytest.approx(1.0))
+    assert out.headline == (
+        "underpowered (a < b: an exact test of 3 + 3 seeds cannot go below p = 0.05;"
+        " about 4 seeds per row would do)"
+    )
+    four = verdict(ordering(["a", "b"]), cell("a", [10] * 4), cell("b", [11] * 4))
+    assert (four.kind, four.p) == (v.REPRODUCED, pytest.approx(1 / 70))
+    assert (four.effect.lo, four.effect.hi) == (1.0, 1.0)  # no spread: the interval is the difference itself
+    same = verdict(ordering(["a", "b"]), cell("a", [10] * 4), cell("b", [10] * 4))
+    assert (same.kind, same.p, same.p_reverse) == (v.INCONCLUSIVE, 1.0, 1.0)  # no difference: neither way
 
 
 def test_a_smoke_preset_never_reads_reproduced() -> None:
@@ -144,9 +159,9 @@ def test_equivalence_inside_and_outside_its_tolerance() -> None:
     same = verdict(claim, cell("a", spread(29.6, 0.1, 5)), cell("b", spread(29.7, 0.1, 5)))
     assert same.kind == v.REPRODUCED and same.p < 0.05
     apart = verdict(claim, cell("a", spread(29.6, 0.1, 5)), cell("b", spread(31.0, 0.1, 5)))
-    assert apart.kind == v.NOT_REPRODUCED
+    assert apart.kind == v.CONTRADICTED
     noisy = verdict(claim, cell("a", spread(29.6, 1.0, 3)), cell("b", spread(29.7, 1.0, 3)))
-    assert noisy.kind == v.INCONCLUSIVE
+    assert noisy.kind == v.UNDERPOWERED  # a spread of 1 at 3 seeds cannot resolve ±0.5
 
 
 def matches_claim(check: str, **extra: object) -> dict:
@@ -159,7 +174,7 @@ def test_paper_number_by_mean_and_interval() -> None:
     near = verdict(matches_claim("matches"), cell("resnet110", spread(6.6, 0.1, 5)), numbers=numbers)
     assert near.kind == v.REPRODUCED and "90% CI" in near.detail
     far = verdict(matches_claim("matches"), cell("resnet110", spread(7.5, 0.1, 5)), numbers=numbers)
-    assert far.kind == v.NOT_REPRODUCED
+    assert far.kind == v.CONTRADICTED
     small = cell("resnet110", spread(6.6, 0.1, 5), SMALL)
     out = verdict(matches_claim("matches"), small, numbers=numbers)
     assert out.kind == v.NOT_COMPARABLE and "fashion_mnist" in out.headline
@@ -172,7 +187,7 @@ def test_best_of_n_against_the_papers_best_of_n() -> None:
     out = verdict(matches_claim("best_of_n", n=5), five, numbers=numbers)
     assert out.kind == v.REPRODUCED and "best of 5 6.50" in out.detail
     worse = cell("resnet110", [7.2, 7.0, 7.3, 7.1, 7.4])
-    assert verdict(matches_claim("best_of_n", n=5), worse, numbers=numbers).kind == v.NOT_REPRODUCED
+    assert verdict(matches_claim("best_of_n", n=5), worse, numbers=numbers).kind == v.CONTRADICTED
     three = cell("resnet110", [6.9, 6.5, 6.7])
     assert verdict(matches_claim("best_of_n", n=5), three, numbers=numbers).kind == v.INCONCLUSIVE
     mean = verdict(matches_claim("matches", paper=6.61), cell("resnet110", spread(6.61, 0.16, 5)))
@@ -193,7 +208,9 @@ def test_a_failed_seed_is_counted_and_shown() -> None:
 
 def test_chance_loss_is_ln_of_the_classes_of_the_data_set_that_ran() -> None:
     assert v.chance_loss({"dataset.name": "cifar100"}) == pytest.approx(math.log(100))
-    assert v.chance_loss({"dataset.name": "imagenet"}) == pytest.approx(math.log(1000))
+    assert v.chance_loss({"dataset.name": "imagenet", "dataset.num_classes": "1000"}) == pytest.approx(
+        math.log(1000)
+    )
     assert v.chance_loss({"dataset.name": "synthetic", "dataset.num_classes": "100"}) == pytest.approx(
         math.log(100)
     )
@@ -221,6 +238,7 @@ def test_stalls_and_converges_are_relative_to_the_chance_of_the_data_set() -> No
         "text": "t",
         "data": "any",
         "families": ["prelu_deep", "plain_deep"],
+        "early_training": True,  # about the start of training: no budget gate
         "checks": [
             {"check": "converges", "rows": ["{family}30/kaiming"], "below_chance": 0.87},
             {"check": "stalls", "rows": ["{family}30/xavier"], "within": 0.05},
@@ -237,7 +255,12 @@ def test_stalls_and_converges_are_relative_to_the_chance_of_the_data_set() -> No
     assert out.kind == v.REDUCED and "plain_deep nets" in out.detail and "ln 100 = 4.61" in out.detail
     # The same xavier losses on a 10-class set are far above chance (ln 10 = 2.30): they did not stall there.
     on10 = loss_cell("plain_deep30/xavier", [[2.30, 2.0], [2.31, 2.05], [2.29, 1.9]], "cifar10")
-    assert verdict(claim, learns, on10).kind == v.NOT_REPRODUCED
+    assert (
+        verdict(claim, learns, on10).kind == v.CONTRADICTED
+    )  # lowest 1.98 ± 0.08 < 2.25, reverse p = 0.013 (×2)
+    assert verdict({**claim, "early_training": False}, learns, stuck).why == (
+        "not testable at this budget (plain_deep30/kaiming still improving: −24 % over the last quarter)"
+    )  # per seed 2.0 → 1.5, 2.2 → 1.7, 2.1 → 1.6 (at 3/4 of the run → its end): the median drop, 0.5 / 2.1
     missing = verdict(claim, learns)
     assert missing.kind == v.NOT_RUN
     assert missing.detail == (
@@ -335,7 +358,7 @@ def chance_cell(label: str, errors: Sequence[float], losses: Sequence[float]) ->
     return v.Cell(label, label, runs)
 
 
-def test_an_ordering_of_nets_that_all_learned_nothing_is_not_measured() -> None:
+def test_an_ordering_of_nets_that_all_learned_nothing_is_not_testable() -> None:
     """Every seed of both rows ends within 0.05 of ln 10 = 2.303: a 'significant' 0.4-point gap between
     chance-level nets is not evidence either way (alexnet_ablations_small, 2026-11-25)."""
     chance = [2.3026, 2.3030, 2.2999]
@@ -344,13 +367,12 @@ def test_an_ordering_of_nets_that_all_learned_nothing_is_not_measured() -> None:
         chance_cell("a", [89.6, 89.7, 89.8], chance),
         chance_cell("b", [90.1, 90.0, 90.2], chance),
     )
-    assert out.kind == v.NOT_LEARNED and out.p is None
-    assert "a final train loss 2.30 ± 0.00 (3) (chance ln 10 = 2.30)" in out.detail
-    # one row below the band (2.25 is 0.053 under ln 10): the comparison is measured again
+    assert out.kind == v.NOT_LEARNED and out.p is None and out.gate == "learned"
+    assert out.headline == "not testable: a, b did not learn (0/3, 0/3 seeds learned)"
+    # one row below the band (2.25 is 0.053 under ln 10): the other row still stops the comparison
     learned = chance_cell("a", [89.6, 89.7, 89.8], [2.25, 2.25, 2.25])
-    assert (
-        verdict(ordering(["a", "b"]), learned, chance_cell("b", [90.1, 90.0, 90.2], chance)).kind == v.REDUCED
-    )
+    out = verdict(ordering(["a", "b"]), learned, chance_cell("b", [90.1, 90.0, 90.2], chance))
+    assert out.headline == "not testable: b did not learn (0/3 seeds learned)"
 
 
 def test_tost_p_values_of_equivalence_in_both_directions() -> None:
@@ -369,10 +391,11 @@ def test_tost_p_values_of_equivalence_in_both_directions() -> None:
     above = judged((29.6, 0.1, 5), (29.3, 0.1, 5))
     assert above.kind == v.REPRODUCED and above.p == pytest.approx(6.6745317e-3, rel=1e-6)
     apart = judged((29.6, 0.1, 5), (31.0, 0.1, 5))
-    assert apart.kind == v.NOT_REPRODUCED and apart.p == pytest.approx(2.8966152e-7, rel=1e-6)
+    # beyond the tolerance: the smaller one-sided p, doubled (Bonferroni over the two sides)
+    assert apart.kind == v.CONTRADICTED and apart.p_reverse == pytest.approx(2 * 2.8966152e-7, rel=1e-6)
     assert apart.detail.endswith("Δ -1.40 (tolerance ±0.5) (TOST p = 1)")
     noisy = judged((29.6, 1.0, 3), (29.7, 1.0, 3))
-    assert noisy.kind == v.INCONCLUSIVE and noisy.p == pytest.approx(0.32493012, rel=1e-6)
+    assert noisy.kind == v.UNDERPOWERED and noisy.p == pytest.approx(0.32493012, rel=1e-6)
     single = judged((29.6, 0.0, 1), (29.7, 0.0, 1))
     assert single.kind == v.SINGLE and single.p is None
 
@@ -389,7 +412,8 @@ def curve_cell(label: str, curves: list[list[tuple[int, float]]]) -> v.Cell:
 
 def test_reaches_first_compares_the_iteration_each_seed_gets_below_the_bound() -> None:
     """AlexNet Fig. 1's question: which unit's training error gets under 25 % first. "Below" is strict (a
-    seed at exactly 25.0 has not got there); a seed that never does counts as its last iteration + 1."""
+    seed at exactly 25.0 has not got there); a seed that never does is censored at its last iteration. Every
+    ReLU seed gets there before every tanh seed: Gehan's exact test gives 1 split of C(6, 3) = 20, p = 0.05."""
 
     def claim(rows: list[str]) -> dict:
         check = {"check": "reaches_first", "metric": "train_error", "below": 25, "rows": rows}
@@ -404,19 +428,25 @@ def test_reaches_first_compares_the_iteration_each_seed_gets_below_the_bound() -
                  [(10, 70.0), (20, 30.0), (30, 23.0)]]
     )  # fmt: skip
     out = verdict(claim(["relu", "tanh"]), relu, tanh)
-    assert out.kind == v.REDUCED and out.p == pytest.approx(0.018874776, rel=1e-6)
+    assert (out.kind, out.p, out.p_reverse) == (v.UNDERPOWERED, pytest.approx(0.05), pytest.approx(1.0))
     assert out.detail.startswith(
-        "train_error < 25: relu at iteration 10, 10, 20; tanh at iteration 30, 30, 30, 2.2× sooner (p = 0.019)"
+        "train_error < 25: relu at iteration 10, 10, 20; tanh at iteration 30, 30, 30, 3.0× sooner (Gehan p = 0.05)"
+    )
+    assert out.why == (
+        "underpowered (an exact test of 3 + 3 seeds cannot go below p = 0.05; about 4 seeds per row would do)"
     )
     backwards = verdict(claim(["tanh", "relu"]), relu, tanh)
-    assert backwards.kind == v.NOT_REPRODUCED and backwards.p == pytest.approx(0.98112522, rel=1e-6)
+    assert (backwards.p, backwards.p_reverse) == (pytest.approx(1.0), pytest.approx(0.05))
     late = curve_cell(
         "tanh", [[(10, 60.0), (20, 40.0), (30, 24.0)], [(10, 50.0), (20, 30.0), (30, 25.0)],
                  [(10, 70.0), (20, 30.0), (30, 26.0)]]
     )  # fmt: skip
     never = verdict(claim(["relu", "tanh"]), relu, late)
-    assert never.p == pytest.approx(0.016968498, rel=1e-6)  # "never" = iteration 31
-    assert "tanh at iteration 30, never, never (p = 0.017)" in never.detail and "sooner" not in never.detail
+    assert never.p == pytest.approx(0.05)  # censored at 30, still after every ReLU seed
+    assert "tanh at iteration 30, never (by 30), never (by 30) (Gehan p = 0.05)" in never.detail
+    assert "sooner" not in never.detail and str(never.effect).startswith(
+        "Δ(median iteration tanh − relu) ≥ +20.00"
+    )
 
 
 def test_t_interval_is_the_two_sided_90_percent_interval_of_the_mean() -> None:
@@ -438,7 +468,7 @@ def test_paper_number_checks_at_their_boundaries() -> None:
         )
 
     two = judged("matches", [6.6, 6.4])
-    assert two.kind == v.INCONCLUSIVE and "(90% CI 5.87–7.13)" in two.detail
+    assert two.kind == v.UNDERPOWERED and "(90% CI 5.87–7.13)" in two.detail  # 2 seeds cannot resolve ±0.25
     flat = judged("matches", [6.5, 6.5, 6.5])
     assert flat.kind == v.REPRODUCED and "(90% CI 6.50–6.50)" in flat.detail
     one = judged("matches", [6.75])
@@ -446,7 +476,7 @@ def test_paper_number_checks_at_their_boundaries() -> None:
     assert judged("matches", [6.875]).detail.endswith("— the paper's direction does not hold")
     edge = judged("best_of_n", [6.75, 7.0], n=2)
     assert edge.kind == v.REPRODUCED and edge.detail.endswith("best of 2 6.75 vs paper's best of 2 6.5")
-    assert judged("best_of_n", [6.875, 7.0], n=2).kind == v.NOT_REPRODUCED
+    assert judged("best_of_n", [6.875, 7.0], n=2).kind == v.CONTRADICTED
     single = judged("best_of_n", [6.75], n=1)
     assert single.kind == v.SINGLE and single.detail.endswith("— the paper's direction holds")
     with pytest.raises(
@@ -471,18 +501,23 @@ def test_converges_judges_each_seeds_final_loss_against_a_share_of_chance() -> N
     # the final losses (1.2, 1.3, 1.4), not the lowest (1.0, 1.1, 0.9) nor the one before last
     out = loss_outcome(CONVERGES, [[2.3, 1.0, 1.2], [2.3, 1.1, 1.3], [2.3, 0.9, 1.4]])
     p = 0.0033363118568708254  # scipy: ttest_1samp([1.2, 1.3, 1.4], 0.87 · ln 10, alternative="less")
-    assert out == v.Outcome(
+    assert (out.kind, out.holds, out.p, out.p_reverse, out.detail) == (
         v.REPRODUCED,
         True,
         pytest.approx(p, rel=1e-9),
+        pytest.approx(1 - p, rel=1e-9),
         "c final train loss 1.30 ± 0.10 (3) < 2.00 (chance ln 10 = 2.30) (p = 0.0033)",
+    )
+    # Δ = 1.30 − 0.87 ln 10 = −0.703, ± t(0.975, 2) · 0.1 / √3 = 4.303 · 0.0577 = 0.248
+    assert (out.effect.delta, out.effect.lo, out.effect.hi) == pytest.approx(
+        (-0.7033, -0.9517, -0.4549), abs=1e-3
     )
 
 
 def test_stalls_judges_each_seeds_lowest_loss_against_chance_minus_within() -> None:
     out = loss_outcome(STALLS, [[2.31, 2.29, 2.32], [2.30, 2.28, 2.33], [2.32, 2.27, 2.31]])
     p = 0.020801531197646977  # scipy: ttest_1samp([2.29, 2.28, 2.27], ln 10 − 0.05, alternative="greater")
-    assert out == v.Outcome(
+    assert (out.kind, out.holds, out.p, out.detail) == (
         v.REPRODUCED,
         True,
         pytest.approx(p, rel=1e-9),
@@ -491,27 +526,27 @@ def test_stalls_judges_each_seeds_lowest_loss_against_chance_minus_within() -> N
 
 
 def test_a_loss_exactly_at_the_level_does_not_hold() -> None:
+    """Constant seeds on the level: the sign test has no seed on either side, p = 1 both ways; its floor at 3
+    seeds (0.5³ = 0.125) is the power gate's numbers."""
+    gate = "c: an exact test of 3 seeds cannot go below p = 0.12; about 5 seeds per row would do"
     level = 0.87 * LN10  # as the check computes it
-    assert loss_outcome(CONVERGES, [[3.0, level]] * 3) == v.Outcome(
-        v.NOT_REPRODUCED,
-        False,
-        1.0,
+    out = loss_outcome(CONVERGES, [[3.0, level]] * 3)
+    assert (out.kind, out.holds, out.p, out.p_reverse, out.underpowered, out.detail) == (
+        v.INCONCLUSIVE, False, 1.0, 1.0, gate,
         "c final train loss 2.00 ± 0.00 (3) < 2.00 (chance ln 10 = 2.30) (p = 1)",
-    )
+    )  # fmt: skip
     level = LN10 - 0.05
-    assert loss_outcome(STALLS, [[3.0, level]] * 3) == v.Outcome(
-        v.NOT_REPRODUCED,
-        False,
-        1.0,
-        "c lowest train loss 2.25 ± 0.00 (3) ≥ 2.25 (chance ln 10 = 2.30) (p = 1)",
-    )
+    out = loss_outcome(STALLS, [[3.0, level]] * 3)
+    assert (out.kind, out.holds, out.p, out.detail) == (
+        v.INCONCLUSIVE, False, 1.0, "c lowest train loss 2.25 ± 0.00 (3) ≥ 2.25 (chance ln 10 = 2.30) (p = 1)",
+    )  # fmt: skip
 
 
 def test_one_or_two_seeds_and_no_logged_loss() -> None:
     one = loss_outcome(CONVERGES, [[2.3, 1.0]])
-    assert one == v.Outcome(
+    assert (one.kind, one.holds, one.p, one.detail) == (
         v.SINGLE, True, None, "c final train loss 1.00 ± 0.00 (1) < 2.00 (chance ln 10 = 2.30)"
-    )
+    )  # fmt: skip
     two = loss_outcome(CONVERGES, [[2.3, 1.0], [2.3, 1.2]])
     assert (two.kind, two.p) == (
         v.REPRODUCED,
@@ -519,17 +554,19 @@ def test_one_or_two_seeds_and_no_logged_loss() -> None:
     )  # t-test with n = 2
     nothing = v.Cell("c", "c", [v.Run("r0", "c", "finished", {"dataset.name": "fashion_mnist"}, {})])
     outcome = v.check_loss(CONVERGES, {"c": nothing}, expected([]), 0.05)
-    assert outcome == v.Outcome(v.NOT_REPRODUCED, False, None, "c: no training loss logged")
+    assert outcome == v.Outcome(v.INCONCLUSIVE, False, None, "c: no training loss logged")  # no evidence
 
 
-def test_one_sample_p_is_one_sided_and_takes_the_limit_at_zero_variance() -> None:
+def test_one_sample_p_is_one_sided_and_takes_the_sign_test_at_zero_variance() -> None:
     # scipy's one-sided t-test where the values vary (here with a population variance of exactly 1)
     assert v.one_sample_p([0.0, 2.0], 0.5, greater=True) == pytest.approx(0.35241638234956674, rel=1e-12)
     assert v.one_sample_p([0.0, 2.0], 0.5, greater=False) == pytest.approx(0.6475836176504333, rel=1e-12)
-    # identical values: 0 when they lie on the claimed side of the level, 1 otherwise (on it included)
+    # identical values: the exact sign test, 0.5³ = 0.125 when all 3 lie on the claimed side, 1 otherwise
     cases = [([2.0] * 3, 1.0, True), ([2.0] * 3, 1.0, False), ([0.0] * 3, 1.0, False), ([0.0] * 3, 1.0, True),
              ([1.0] * 3, 1.0, True), ([1.0] * 3, 1.0, False), ([1.5] * 3, 1.0, True), ([1.5] * 3, 1.0, False)]  # fmt: skip
-    assert [v.one_sample_p(a, level, greater) for a, level, greater in cases] == [0, 1, 0, 1, 1, 1, 0, 1]
+    assert [v.one_sample_p(a, level, greater) for a, level, greater in cases] == [
+        0.125, 1, 0.125, 1, 1, 1, 0.125, 1
+    ]  # fmt: skip
 
 
 # --- matches / equivalent / reaches_first at their boundaries ----------------------------------------------
@@ -545,7 +582,7 @@ def test_matches_reads_the_90_percent_interval_against_paper_plus_minus_toleranc
         "interval ends inside the upper edge": ([9.0, 9.4], 10.0, 0.5, v.INCONCLUSIVE, False),
         "interval starts inside the lower edge": ([10.6, 11.0], 10.0, 0.5, v.INCONCLUSIVE, False),
         "mean exactly at the edge": ([9.25, 9.75], 10.0, 0.5, v.INCONCLUSIVE, True),
-        "far below": ([5.0, 5.2], 10.0, 0.5, v.NOT_REPRODUCED, False),
+        "far below": ([5.0, 5.2], 10.0, 0.5, v.CONTRADICTED, False),
         "one seed within": ([10.5], 10.0, 0.5, v.SINGLE, True),
         "one seed outside": ([10.6], 10.0, 0.5, v.SINGLE, False),
     }
@@ -553,9 +590,13 @@ def test_matches_reads_the_90_percent_interval_against_paper_plus_minus_toleranc
     assert got == {name: (kind, holds) for name, (*_, kind, holds) in cases.items()}
     lo, hi = v.t_interval([1.0, 2.0], 0.05)  # an interval that touches the paper's number at one end
     assert (matches([1.0, 2.0], hi, 0.0).kind, matches([1.0, 2.0], lo, 0.0).kind) == (v.INCONCLUSIVE,) * 2
-    assert matches([9.0, 9.4], 10.0, 0.5) == v.Outcome(
+    out = matches([9.0, 9.4], 10.0, 0.5)
+    assert (out.kind, out.holds, out.p, out.detail) == (
         v.INCONCLUSIVE, False, None, "c 9.20 ± 0.28 (2) vs paper 10 (90% CI 7.94–10.46)"
-    )
+    )  # fmt: skip
+    # Δ −0.80 ± t(0.975, 1) · 0.2 = 12.71 · 0.2; detectable (t(0.95, 1) + t(0.8, 1)) · 0.2 = 1.54 > 0.5
+    assert str(out.effect) == "Δ(c − paper 10) -0.80 [-3.34, +1.74] vs paper ±0.5"
+    assert out.underpowered == "c: detectable 1.54 vs tolerance 0.50; about 4 seeds per row would do"
 
 
 def equivalent(a: Sequence[float], b: Sequence[float], tol: float, alpha: float = 0.05) -> v.Outcome:
@@ -564,7 +605,8 @@ def equivalent(a: Sequence[float], b: Sequence[float], tol: float, alpha: float 
 
 
 def test_equivalence_needs_two_seeds_a_strict_tolerance_and_p_below_alpha() -> None:
-    assert equivalent([1.0], [0.5], 0.5) == v.Outcome(
+    one = equivalent([1.0], [0.5], 0.5)
+    assert (one.kind, one.holds, one.p, one.detail) == (
         v.SINGLE,
         False,
         None,
@@ -578,8 +620,9 @@ def test_equivalence_needs_two_seeds_a_strict_tolerance_and_p_below_alpha() -> N
     at_alpha = equivalent([10.0, 10.1, 10.2], [10.05, 10.1, 10.15], 1.0, alpha=close.p)
     assert at_alpha.kind == v.INCONCLUSIVE  # p equal to alpha is not below it
     apart = equivalent([10.0, 10.1, 10.2], [15.0, 15.1, 15.2], 1.0)
-    assert apart.kind == v.NOT_REPRODUCED
-    assert equivalent([10.0, 10.1, 10.2], [15.0, 15.1, 15.2], 1.0, alpha=apart.p).kind == v.INCONCLUSIVE
+    assert apart.kind == v.CONTRADICTED
+    at_reverse = equivalent([10.0, 10.1, 10.2], [15.0, 15.1, 15.2], 1.0, alpha=apart.p_reverse)
+    assert at_reverse.kind == v.INCONCLUSIVE
 
 
 def test_reaches_first_needs_an_earlier_mean_and_says_when_each_seed_got_there() -> None:
@@ -594,15 +637,20 @@ def test_reaches_first_needs_an_earlier_mean_and_says_when_each_seed_got_there()
         }  # fmt: skip
         return v.check_reaches_first(check, curves, expected([]), 0.05)
 
-    assert reach([40], [80]) == v.Outcome(
+    one = reach([40], [80])
+    assert (one.kind, one.holds, one.p, one.detail) == (
         v.SINGLE, True, None, "train_error < 80: a at iteration 40; b at iteration 80, 2.0× sooner"
-    )
+    )  # fmt: skip
     assert reach([40, 40], [40, 40]).holds is False  # the same iteration is not sooner
     two = reach([40, 50], [80, 90])
-    assert (two.kind, two.p) == (v.REPRODUCED, pytest.approx(0.014928749927334055, rel=1e-9))
+    # Gehan: a before b in every pair, 1 split of C(4, 2) = 6 as extreme: p = 1/6, the exact test's floor
+    assert (two.kind, two.p, two.p_reverse) == (v.INCONCLUSIVE, pytest.approx(1 / 6), pytest.approx(1.0))
     assert (
         two.detail
-        == "train_error < 80: a at iteration 40, 50; b at iteration 80, 90, 1.9× sooner (p = 0.015)"
+        == "train_error < 80: a at iteration 40, 50; b at iteration 80, 90, 1.9× sooner (Gehan p = 0.17)"
+    )
+    assert two.underpowered == (
+        "an exact test of 2 + 2 seeds cannot go below p = 0.17; about 4 seeds per row would do"
     )
 
 
@@ -640,12 +688,26 @@ def test_a_single_seed_ordering_step_carries_no_p_and_a_run_without_the_metric_n
         "test_top1_error: a 10.00 ± 0.00 (1) → b 12.00 ± 0.00 (1); a < b — the paper's direction holds"
     )  # no p-value on a step of single runs
     never = v.Run("r", "c", "finished", {"trainer.max_steps": "200"}, {}, {})
-    assert v._first_below(never, "train_error", 80.0) == (never.iterations + 1, False)
+    assert v._first_below(never, "train_error", 80.0) == (
+        never.iterations,
+        False,
+    )  # censored where it stopped
 
 
-def test_a_one_seed_cell_at_chance_is_described_from_its_run() -> None:
-    one = loss_cell("c", [[2.31, 2.302]], "fashion_mnist")
-    assert v._at_chance(one) == "c final train loss 2.30 ± 0.00 (1) (chance ln 10 = 2.30)"
+def test_a_row_with_one_seed_at_chance_keeps_it_apart_from_its_error_statistics() -> None:
+    """Seeds 10, 11 and one at chance (90, final loss ln 10): the row's statistics are 10.50 ± 0.71 (2) and the
+    seed at chance is named beside them; two learned seeds are enough to compare."""
+    a = chance_cell("a", [10.0, 11.0, 90.0], [0.5, 0.6, 2.3026])
+    b = chance_cell("b", [20.0, 21.0, 22.0], [0.4, 0.5, 0.6])
+    kept = v.learned_only(a)
+    assert (kept.values("test_top1_error"), [r.run_id for r in kept.at_chance]) == ([10.0, 11.0], ["a-2"])
+    assert v._row(kept, "test_top1_error") == "a 10.50 ± 0.71 (2), 1 at chance left out (90.00)"
+    out = verdict(ordering(["a", "b"]), a, b)
+    assert out.kind == v.REDUCED and out.effect.n == (2, 3) and out.effect.delta == pytest.approx(10.5)
+    assert "a 10.50 ± 0.71 (2), 1 at chance left out (90.00) → b 21.00 ± 1.00 (3)" in out.detail
+    # one learned seed left: not testable, with the counts
+    worse = chance_cell("a", [10.0, 90.0, 90.1], [0.5, 2.3026, 2.30])
+    assert verdict(ordering(["a", "b"]), worse, b).why == "not testable: a did not learn (1/3 seeds learned)"
 
 
 # --- whole verdicts, one per branch of judge_claim ---------------------------------------------------------
@@ -666,11 +728,15 @@ def small_cell(label: str, values: Sequence[float]) -> v.Cell:
 CURVE = "test_top1_error: a 10.00 ± 0.50 (5) → b 12.00 ± 0.50 (5); a < b (p = 0.00011)"
 P = pytest.approx(0.0001133583726240016, rel=1e-9)  # scipy: ttest_ind(b, a, equal_var=False, "greater")
 SCALE = "fashion_mnist, width ÷16, max_steps 160 (paper 64000), 160 iterations"
+EFFECT = v.Effect(
+    "b − a", 2.0, pytest.approx(1.2708, abs=1e-4), pytest.approx(2.7292, abs=1e-4), None, (5, 5)
+)
 
 
 def test_each_verdict_of_a_measured_ordering_in_full() -> None:
     a, b = cell("a", spread(10, 0.5, 5)), cell("b", spread(12, 0.5, 5))
-    assert verdict(ordering(["a", "b"]), a, b) == v.Verdict("c", "t", v.REPRODUCED, P, CURVE)
+    measured = {"p": P, "p_reverse": pytest.approx(1 - 0.0001133583726240016), "effect": EFFECT}
+    assert verdict(ordering(["a", "b"]), a, b) == v.Verdict("c", "t", v.REPRODUCED, detail=CURVE, **measured)
     paper_length = logged(a, 64000), logged(b, 64000)
     assert verdict(ordering(["a", "b"]), *paper_length).scale == ""  # the paper's protocol: no scale to name
     unlogged = cell("a", spread(10, 0.5, 5), SMALL), cell("b", spread(12, 0.5, 5), SMALL)  # no curve logged
@@ -679,27 +745,31 @@ def test_each_verdict_of_a_measured_ordering_in_full() -> None:
         == "fashion_mnist, width ÷16, max_steps 160 (paper 64000)"
     )
     sa, sb = small_cell("a", spread(10, 0.5, 5)), small_cell("b", spread(12, 0.5, 5))
-    assert verdict(ordering(["a", "b"]), sa, sb) == v.Verdict("c", "t", v.REDUCED, P, CURVE, SCALE)
-    paper_only = ordering(["a", "b"], data="paper")
-    assert verdict(paper_only, sa, sb) == v.Verdict("c", "t", v.NOT_COMPARABLE, None, CURVE, SCALE)
+    reduced = verdict(ordering(["a", "b"]), sa, sb)
+    assert reduced == v.Verdict("c", "t", v.REDUCED, detail=CURVE, scale=SCALE, **measured)
+    assert reduced.headline == (
+        f"reproduced at reduced scale ({SCALE}; Δ(b − a) +2.00 [+1.27, +2.73] vs paper —;"
+        " p = 0.00011, reverse p = 1; n = 5 + 5)"
+    )
+    paper_only = verdict(ordering(["a", "b"], data="paper"), sa, sb)
+    assert (paper_only.kind, paper_only.gate, paper_only.p) == (v.NOT_COMPARABLE, "data", None)
+    assert paper_only.headline == f"different protocol: not comparable ({SCALE})"
     assert verdict(ordering(["a", "b"]), sa, sb, scale="smoke") == v.Verdict(
-        "c", "t", v.SMOKE, P, CURVE, SCALE
+        "c", "t", v.SMOKE, detail=CURVE, scale=SCALE, **measured
     )
     single = verdict(ordering(["a", "b"]), small_cell("a", [10.0]), small_cell("b", [12.0]))
-    assert single == v.Verdict(
-        "c", "t", v.SINGLE, None,
+    assert (single.kind, single.p, single.detail) == (
+        v.SINGLE, None,
         "test_top1_error: a 10.00 ± 0.00 (1) → b 12.00 ± 0.00 (1); a < b — the paper's direction holds"
         f" (at reduced scale: {SCALE})",
-        SCALE,
     )  # fmt: skip
     reversed_ = verdict(
         ordering(["a", "b"]), small_cell("b", spread(10, 0.5, 5)), small_cell("a", spread(12, 0.5, 5))
     )
-    assert reversed_ == v.Verdict(
-        "c", "t", v.NOT_REPRODUCED, pytest.approx(1 - 0.0001133583726240016, rel=1e-9),
+    assert (reversed_.kind, reversed_.p, reversed_.p_reverse, reversed_.detail) == (
+        v.CONTRADICTED, pytest.approx(1 - 0.0001133583726240016, rel=1e-9), P,
         "test_top1_error: a 12.00 ± 0.50 (5) → b 10.00 ± 0.50 (5); a < b (p = 1)"
         f" (at reduced scale: {SCALE})",
-        SCALE,
     )  # fmt: skip
 
 
@@ -733,11 +803,10 @@ def test_each_verdict_of_rows_that_cannot_be_judged_in_full() -> None:
     )
     chance = [2.3026, 2.3030, 2.2999]
     at_chance = chance_cell("a", [89.6, 89.7, 89.8], chance), chance_cell("b", [90.1, 90.0, 90.2], chance)
-    both = "a final train loss 2.30 ± 0.00 (3) (chance ln 10 = 2.30); b final train loss 2.30 ± 0.00 (3) (chance ln 10 = 2.30)"
-    assert verdict(ordering(["a", "b"]), *at_chance) == v.Verdict("c", "t", v.NOT_LEARNED, None, both)
-    assert verdict(ordering(["a", "b"]), *at_chance, scale="smoke") == v.Verdict(
-        "c", "t", v.SMOKE, None, both
-    )
+    stuck = verdict(ordering(["a", "b"]), *at_chance)
+    assert (stuck.kind, stuck.gate, stuck.p) == (v.NOT_LEARNED, "learned", None)
+    assert stuck.detail.startswith("test_top1_error: a 89.70 ± 0.10 (3) → b 90.10 ± 0.10 (3)")
+    assert verdict(ordering(["a", "b"]), *at_chance, scale="smoke").kind == v.SMOKE
 
 
 def test_protocol_differences_name_each_key_briefly() -> None:
@@ -786,17 +855,18 @@ def test_p_values_print_with_two_digits_down_to_one_in_ten_thousand() -> None:
     ]  # fmt: skip
 
 
-def test_welch_p_takes_the_zero_variance_limit_only_when_both_rows_are_constant() -> None:
+def test_welch_p_takes_the_exact_test_only_when_both_rows_are_constant() -> None:
     # a population variance of exactly 1 (0, 2) beside a constant row: still the t-test, t = −4 on 1 degree
     # of freedom, whose one-sided p is ½ − atan(4)/π
     p = 0.5 - math.atan(4) / math.pi
     assert v.welch_p([0.0, 2.0], [5.0, 5.0], greater=False) == pytest.approx(p, rel=1e-9)
     assert v.welch_p([5.0, 5.0], [0.0, 2.0], greater=True) == pytest.approx(p, rel=1e-9)
-    limits = [([3.0] * 2, [1.0] * 2, True, 0.0), ([3.0] * 2, [1.0] * 2, False, 1.0),
-              ([1.0] * 2, [3.0] * 2, True, 1.0), ([1.0] * 2, [3.0] * 2, False, 0.0),
+    # 2 constant seeds against 2: 1 split of C(4, 2) = 6 as extreme as the observed one
+    limits = [([3.0] * 2, [1.0] * 2, True, 1 / 6), ([3.0] * 2, [1.0] * 2, False, 1.0),
+              ([1.0] * 2, [3.0] * 2, True, 1.0), ([1.0] * 2, [3.0] * 2, False, 1 / 6),
               ([1.0] * 2, [1.0] * 2, True, 1.0), ([1.0] * 2, [1.0] * 2, False, 1.0)]  # fmt: skip
     for a, b, greater, p in limits:
-        assert v.welch_p(a, b, greater) == p, (a, b, greater)
+        assert v.welch_p(a, b, greater) == pytest.approx(p), (a, b, greater)
 
 
 def test_decide_combine_and_the_row_summary() -> None:
@@ -804,10 +874,21 @@ def test_decide_combine_and_the_row_summary() -> None:
         v.INCONCLUSIVE, True, 0.05, "d"
     )  # p = α: not below
     assert v.decide(5, True, 0.0499, 0.05, "d").kind == v.REPRODUCED
-    steps = [v.Outcome(v.REPRODUCED, True, 0.01, "x"), v.Outcome(v.INCONCLUSIVE, True, 0.2, "y"),
+    assert (
+        v.decide(5, False, 0.97, 0.05, "d", p_reverse=0.03).kind == v.CONTRADICTED
+    )  # the reverse significant
+    assert (
+        v.decide(5, False, 0.9, 0.05, "d", p_reverse=0.1).kind == v.INCONCLUSIVE
+    )  # wrong way, not significant
+    steps = [v.Outcome(v.REPRODUCED, True, 0.01, "x", 0.99), v.Outcome(v.INCONCLUSIVE, True, 0.2, "y", 0.8),
              v.Outcome(v.SINGLE, True, None, "z")]  # fmt: skip
-    assert v.combine(steps) == v.Outcome(v.SINGLE, True, 0.2, "x; y; z")  # the most severe; the largest p
-    assert v.combine(steps[:2] + [v.Outcome(v.NOT_REPRODUCED, False, 0.9, "w")]).holds is False
+    # a single run anywhere: direction only; the largest p; the reverse p Bonferroni-adjusted: 2 × 0.8 → 1
+    assert v.combine(steps) == v.Outcome(v.SINGLE, True, 0.2, "x; y; z", 1.0)
+    reversed_step = v.Outcome(v.CONTRADICTED, False, 0.97, "w", 0.03)
+    assert (
+        v.combine(steps[:2] + [reversed_step]).kind == v.INCONCLUSIVE
+    )  # 3 × 0.03 = 0.09: not after Bonferroni
+    assert v.combine(steps[:2] + [replace(reversed_step, p_reverse=0.01)]).kind == v.CONTRADICTED  # 0.03
     lost = cell("a", [10.0, 12.0], lost=["failed", "diverged", "failed"])
     assert v._row(lost, "test_top1_error") == "a 11.00 ± 1.41 (2), 2 failed, 1 diverged"
     assert v._row(cell("b", [], lost=["killed"]), "test_top1_error") == "b —, 1 killed"
@@ -822,8 +903,9 @@ def test_stats_final_values_and_the_chance_band_edge() -> None:
     run = v.Run("r", "c", "finished", {}, {"a": float("nan"), "b": float("inf"), "c": 1.5})
     assert [run.final(m) for m in "abcd"] == [None, None, 1.5, None]
     edge = math.log(10) - v.CHANCE_BAND
-    assert not v.learned_nothing(loss_cell("c", [[3.0, edge]] * 2, "fashion_mnist"))  # on the edge: learned
-    assert v.learned_nothing(loss_cell("c", [[3.0, edge + 1e-9]], "fashion_mnist"))  # one seed, above it
+    on_edge, above = (loss_cell("c", [[3.0, x]], "fashion_mnist").runs[0] for x in (edge, edge + 1e-9))
+    assert (v.left_chance(on_edge), v.left_chance(above)) == (True, False)  # on the edge: learned
+    assert v.left_chance(v.Run("r", "c", "finished", {"dataset.name": "fashion_mnist"}, {})) is None
 
 
 def test_expected_parse_keeps_each_field_and_refuses_an_unknown_scale() -> None:
