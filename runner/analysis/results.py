@@ -46,13 +46,23 @@ from runner.config import CONF_DIR
 from runner.config.datasets import about
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
-# The page's order: paper → its presets.
-PAPERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("AlexNet (Krizhevsky et al. 2012)", ("alexnet_ablations", "alexnet_relu_tanh")),
-    ("VGG (Simonyan & Zisserman 2014)", ("vgg_depth",)),
-    ("ResNet (He et al. 2015)", ("resnet_cifar", "resnet_shortcuts")),
-    ("PReLU and Kaiming init (He et al. 2015b)", ("prelu_vs_relu", "init_depth")),
-)
+
+
+def paper_sections() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(paper group, its presets) in the page's order, from each paper preset's own YAML (`expected.paper_group`,
+    `expected.page_order`): a new paper preset is one file."""
+    placed = []
+    for path in EXPERIMENT_DIR.glob("*.yaml"):
+        expected = (yaml.safe_load(path.read_text()) or {}).get("expected") or {}
+        if "paper_group" in expected:
+            placed.append((int(expected["page_order"]), path.stem, str(expected["paper_group"])))
+    sections: dict[str, list[str]] = {}
+    for _, name, group in sorted(placed):
+        sections.setdefault(group, []).append(name)
+    return tuple((group, tuple(names)) for group, names in sections.items())
+
+
+PAPERS = paper_sections()
 PRESETS = tuple(name for _, names in PAPERS for name in names)
 NOT_RUN_YET = "not run yet"
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
