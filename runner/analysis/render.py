@@ -164,16 +164,18 @@ def _band(cell: Cell, metric: str) -> tuple[list[int], list[float], list[float],
     )
 
 
-def plot_curves(cells: Sequence[Cell], path: Path, title: str, dpi: int = 100) -> None:
-    """Training error, test error and training loss vs iteration: per cell the mean over its seeds, and a
-    band from the lowest to the highest seed (the papers' figures, with the seed spread)."""
+def plot_curves(
+    cells: Sequence[Cell], path: Path, title: str, dpi: int = 100, curves: Sequence[str] = CURVES
+) -> None:
+    """Each curve (by default training error, test error and training loss) vs iteration: per cell the mean
+    over its seeds, and a band from the lowest to the highest seed (the papers' figures, with the seed spread)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 4), squeeze=False)
-    for ax, curve in zip(axes[0], CURVES, strict=True):
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
+    for ax, curve in zip(axes[0], curves, strict=True):
         fine = INTERVAL.get(curve)
         metric = fine if fine and any(_band(c, fine)[0] for c in cells) else curve
         for cell in cells:
@@ -188,7 +190,7 @@ def plot_curves(cells: Sequence[Cell], path: Path, title: str, dpi: int = 100) -
         ax.set_xlabel("iteration")
         ax.set_ylabel(metric + (" (%)" if "error" in metric else ""))
         ax.grid(alpha=0.3)
-    if any(_band(c, CURVES[0])[0] for c in cells):
+    if any(_band(c, curves[0])[0] for c in cells):
         axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title} — mean over seeds, band: min–max")
     fig.tight_layout()

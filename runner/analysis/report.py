@@ -72,7 +72,8 @@ class Report:
 def _history_metrics(expected: Expected | None) -> list[str]:
     """The curves, and every metric a claim reads over iterations (reaches_first)."""
     named = [c.metric for claim in (expected.claims if expected else ()) for c in claim.checks]
-    return list(dict.fromkeys([*render.CURVES, *render.INTERVAL.values(), *named]))
+    curves = (expected.curves if expected else ()) or render.CURVES
+    return list(dict.fromkeys([*curves, *render.INTERVAL.values(), *named]))
 
 
 def to_run(tracker: Any, mlflow_run: Any, history_metrics: Sequence[str]) -> Run:
@@ -171,7 +172,8 @@ def log(tracker: Any, parent_id: str, report: Report) -> None:
         tracker.log_text(text, f"report.{fmt}")
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "curves.png"
-        render.plot_curves(report.cells, png, report.title.split(" (")[0])
+        curves = (report.expected.curves if report.expected else ()) or render.CURVES
+        render.plot_curves(report.cells, png, report.title.split(" (")[0], curves=curves)
         tracker.log_file(png)
     tags: dict[str, str] = {VERDICT_TAG + _key(v.claim): v.kind for v in report.verdicts}
     tags |= {GATE_TAG + _key(v.claim): v.gate for v in report.verdicts if v.gate}

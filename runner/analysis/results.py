@@ -416,7 +416,8 @@ def generate(uri: str, out: Path, readme: Path | None) -> list[ClaimRow]:
         png = None
         if sweep and sweep.cells:
             png_dir.mkdir(parents=True, exist_ok=True)
-            render.plot_curves(sweep.cells, png_dir / f"{name}_small.png", f"{name}_small", dpi=PNG_DPI)
+            curves = full_expected(name).curves or render.CURVES
+            render.plot_curves(sweep.cells, png_dir / f"{name}_small.png", f"{name}_small", PNG_DPI, curves)
             png = f"{png_dir.name}/{name}_small.png"
         presets.append((name, sweep, png))
         all_rows += claim_rows(name, sweep)

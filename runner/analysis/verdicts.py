@@ -294,6 +294,9 @@ class Expected:
     numbers: Mapping[str, tuple[float, ...]]  # row → the paper's value per metric
     protocol: Mapping[str, Any]  # flattened config key → the paper's value
     claims: tuple[Claim, ...]
+    curves: tuple[
+        str, ...
+    ] = ()  # the metrics drawn against iterations; () the default figures (render.CURVES)
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> Expected:
@@ -312,6 +315,7 @@ class Expected:
             # the paper's data set is named once, in expected.dataset; the rest of the fingerprint beside it
             protocol={"dataset.name": spec["dataset"], **(spec["protocol"] or {})},
             claims=tuple(Claim.parse(c) for c in spec["claims"] or ()),
+            curves=tuple(str(m) for m in spec.get("curves") or ()),
         )
 
     def paper_number(self, check: Check, row: str) -> float | None:

@@ -45,6 +45,44 @@ crop_pad: black
 normalize: per_channel
 test_view: whole
 """
+PRESET_YAML = """# @package _global_
+# A toy paper's claim, run by tests/e2e/test_extend.py.
+defaults:
+  - override /model: toy_mlp
+  - override /dataset: toy_blobs
+trainer:
+  epochs: 3
+  batch_size: 32
+  progress: false
+optim:
+  lr: 0.05
+tracking:
+  experiment: toy_paper
+hydra:
+  sweeper:
+    params:
+      model.hidden: 2,32
+      seed: 0,1
+expected:
+  paper: Toy et al. 2026, Table 1 (toy blobs test error, %)
+  paper_group: Toy (Toy et al. 2026)
+  page_order: 99
+  dataset: toy_blobs
+  scale: full
+  protocol: {}
+  key: [model.hidden]
+  metrics: [test_top1_error]
+  curves: [train_error, test_top2_error]
+  numbers: {2: 40.0, 32: 5.0}
+  claims:
+    - id: wider_is_better
+      text: "the wider hidden layer ends with the lower test error (Table 1)"
+      data: any
+      small_scale: testable
+      small_scale_reason: "the toy data set is the paper's"
+      checks:
+        - {check: decreasing, metric: test_top1_error, rows: ["2", "32"]}
+"""
 DATA_PY = """import torch
 
 from runner.data import register_dataset
@@ -82,6 +120,7 @@ def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         Path(CONF_DIR) / "model" / "toy_mlp.yaml": MODEL_YAML,
         package / "data" / "toy_blobs.py": DATA_PY,
         Path(CONF_DIR) / "dataset" / "toy_blobs.yaml": DATA_YAML,
+        Path(CONF_DIR) / "experiment" / "toy_paper.yaml": PRESET_YAML,
     }
     caches = (schema.declared_names, schema.model_option_rules, datasets.about)
 
@@ -126,3 +165,22 @@ def test_an_option_the_toy_family_does_not_declare_is_refused(contribution: None
     assert precheck(["model=toy_mlp", "dataset=toy_blobs", "model.hidden=8"]) is None
     line = precheck(["model=toy_mlp", "dataset=toy_blobs", "model.hidden=0"])
     assert line == "model.hidden=0 is not allowed; expected an integer in [1, 4096]"
+
+
+@pytest.mark.slow  # a sweep of four jobs
+def test_a_toy_paper_preset_trains_reports_and_takes_its_place_on_the_results_page(
+    contribution: None, tmp_path: Path
+) -> None:
+    from runner.analysis import results, verdicts
+
+    kinds = {*verdicts.JUDGED, verdicts.NOT_LEARNED, verdicts.UNDER_BUDGET, verdicts.UNDERPOWERED}
+    run_in_process(tmp_path, ["-m", "+experiment=toy_paper"])
+    runs = mlflow_runs(tmp_path, "toy_paper")
+    (parent,) = [r for r in runs if r.data.tags.get("runner.sweep") == "parent"]
+    assert len(runs) == 5 and parent.data.tags["runner.verdict.wider_is_better"] in kinds
+    assert {"claim.wider_is_better.delta", "claim.wider_is_better.p"} <= set(parent.data.metrics)
+    # the metric's curve: drawn where the preset asks for it (its points are logged per epoch)
+    children = [r for r in runs if r is not parent]
+    assert all("test_top2_error" in r.data.metrics for r in children)
+    # the results page finds the preset by its own YAML (a new process reads the folder again)
+    assert ("Toy (Toy et al. 2026)", ("toy_paper",)) in results.paper_sections()
