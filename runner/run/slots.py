@@ -25,12 +25,13 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner import env
+from runner.errors import ConfigError
 
 LOCK_DIR = ".gpu-slots"  # under the sweep dir
 LOG_NAME = "gpu-slots.jsonl"  # under the sweep dir: one line per finished job
@@ -64,6 +65,19 @@ def device_slots(gpus: list[str], devices: int | str, jobs_per_gpu: int = 1) -> 
         raise ValueError(f"hydra.launcher.jobs_per_gpu={jobs_per_gpu}; allowed: 1 or more")
     groups = [",".join(gpus[i : i + size]) for i in range(0, len(gpus) - size + 1, size)]
     return groups * jobs_per_gpu
+
+
+def check_launcher(launcher: Mapping[str, Any]) -> None:
+    """`hydra/launcher=gpus` in the pre-flight, before any run or output directory exists: the joblib plugin
+    it runs on is installed, and the GPUs it would share out are there for `devices` GPUs per job."""
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
+        raise ConfigError("hydra/launcher=gpus needs hydra-joblib-launcher: pip install -e '.[gpu]'")
+    try:
+        device_slots(visible_gpus(launcher["gpus"]), launcher["devices"], int(launcher["jobs_per_gpu"]))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _cuda_initialised() -> bool:

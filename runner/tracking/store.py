@@ -133,6 +133,36 @@ def check_reachable(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise TrackingError(
             f"tracking.uri={uri} is unreachable ({reason}); start it with `make server`"
         ) from None
+    check_login(uri, timeout)
+
+
+# MLflow's own client reads these (mlflow.utils.rest_utils): the login to a server with basic auth.
+LOGIN_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def check_login(uri: str, timeout: float) -> None:
+    """A server with logins (`make server`: MLflow's basic-auth app) answers /health to anyone: ask it one
+    read with the login MLflow will send (LOGIN_VARS), so that a missing or wrong one is one line now,
+    not a job failing after its retries."""
+    import base64
+
+    request = urllib.request.Request(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1")
+    user, password = (os.environ.get(k) for k in LOGIN_VARS)
+    if user and password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            given = f"the login of {user}" if user and password else "no login"
+            raise TrackingError(
+                f"tracking.uri={uri} refused {given} (HTTP {e.code}); set {' and '.join(LOGIN_VARS)} "
+                "to a user of that server"
+            ) from None
+    except (urllib.error.URLError, OSError, ValueError):
+        return  # /health answered; MLflow's own retries deal with a server that stops answering now
 
 
 def check_database(url: str, given: str, timeout: float) -> None:

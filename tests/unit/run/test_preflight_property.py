@@ -133,3 +133,83 @@ def test_real_entry_point_runs_or_refuses_without_traceback(name: str, workdir: 
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("runner: error: "), done.stderr
     assert mlflow_runs(workdir) == [] and not (workdir / "checkpoints").exists()
     assert not (workdir / "outputs").exists() and not (workdir / "multirun").exists()
+
+
+# Issue 30: values beyond each key's domain (huge, negative, non-finite, empty, unicode) and directories that cannot
+# be written, drawn through the real pre-flight: refused in one line naming the key, nothing written.
+UNICODE = st.text(st.characters(categories=["L", "So"], min_codepoint=0x80), min_size=1, max_size=6)
+UNWRITABLE = st.sampled_from(["/proc/runner", "/sys/runner/x", "/dev/null/runner", "/proc/ünï/cødé"])
+PATH_KEYS = {
+    "trainer.ckpt_dir": "{}",
+    "tracking.uri": "sqlite:///{}/mlflow.db",
+    "tracking.artifact_root": "{}",
+    "hydra.run.dir": "{}",
+}
+FREE_TEXT = {"dataset.root"}  # any non-empty string is in its domain (the data check reads it in the job)
+
+
+def _beyond(key: str) -> st.SearchStrategy[str]:
+    """Values outside `key`'s domain, as override text (every integer or number key of the schema is ≥ 0)."""
+    rule = SCHEMA[key]
+    if int in rule.types and float not in rule.types and bool not in rule.types:
+        return st.one_of(st.integers(min_value=2**64), st.integers(max_value=-1)).map(str)
+    if float in rule.types:
+        huge = st.integers(min_value=400, max_value=2000).map(lambda digits: "1" + "0" * digits)
+        negative = st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False).map(repr)
+        return st.one_of(st.sampled_from(["nan", "inf", "-inf", "1e400"]), huge, negative)
+    quoted = UNICODE.map(lambda text: f"'{text}'")
+    if list in rule.types and rule.item is not None:
+        return st.one_of(st.just("''"), quoted.map(lambda text: f"[{text}]"))
+    free = (
+        rule.check is not None
+        and rule.check("x")
+        and (rule.allowed == "a non-empty string" or key in FREE_TEXT)
+    )
+    return st.just("''") if free else st.one_of(st.just("''"), quoted)
+
+
+BEYOND_KEYS = sorted(k for k in SCHEMA if not k.startswith("dataset.about."))  # facts: issue 31's own checks
+
+
+@st.composite
+def beyond_draw(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """(the key that is wrong, the overrides): one key beyond its domain, or a directory that cannot be written."""
+    if draw(st.integers(0, 3)) == 0:
+        key = draw(st.sampled_from(sorted(PATH_KEYS)))
+        return key, [f"{key}={PATH_KEYS[key].format(draw(UNWRITABLE))}"]
+    key = draw(st.sampled_from(BEYOND_KEYS))
+    return key, [f"{key}={draw(_beyond(key))}"]
+
+
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(beyond_draw())
+def test_values_beyond_the_domains_are_refused_by_the_pre_flight_naming_the_key(
+    draw: tuple[str, list[str]],
+) -> None:
+    key, overrides = draw
+    problem = precheck(overrides)  # must not raise
+    assert problem is not None and "\n" not in problem, (overrides, problem)
+    assert key in problem, (overrides, problem)
+
+
+@settings(
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(draw=beyond_draw())
+def test_the_real_entry_point_refuses_them_in_one_line_exit_2_and_an_empty_store(
+    draw: tuple[str, list[str]], tmp_path: Path, empty_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import run_in_process
+
+    key, overrides = draw
+    store = tmp_path / "mlflow.db"
+    if not store.exists():
+        store.write_bytes(empty_store.read_bytes())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        run_in_process(tmp_path, [*TINY, *overrides])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stopped.value.code == 2 and len(lines) == 1 and key in lines[0], (overrides, lines)
+    assert mlflow_runs(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["mlflow.db"], overrides
