@@ -5,6 +5,11 @@
 # listening on 127.0.0.1 only, password auth (the password lives in $STATE/pgpass, mode 0600).
 # Artifacts: $STATE/mlartifacts, served by the tracking server itself (--serve-artifacts), so runners on
 # other machines upload and download them over http and need no shared disk.
+# Logins: MLflow's basic-auth app (--app-name basic-auth). At the first start an admin password is drawn
+# at random into $STATE/mlflow-admin-password (mode 0600; there is no default password); the users and
+# their permissions live in the database mlflow_auth of the same cluster. A logged-in user may read and log
+# to every experiment (DEFAULT_PERMISSION=EDIT) but deletes only in what they created; a request without a
+# valid login gets 401. Runners log in with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
 # The server runs in the foreground; Ctrl-C (or SIGTERM) stops it and the database.
 #
 #   STATE=.state HOST=127.0.0.1 PORT=5000 PGPORT=5433 WORKERS=2 ALLOWED_HOSTS= scripts/pg_server.sh
@@ -55,16 +60,38 @@ stop_db() { as_db_user "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -s stop || true; 
 trap stop_db EXIT
 trap 'exit 143' TERM INT
 
-if ! "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U mlflow -d postgres -tAc \
-  "SELECT 1 FROM pg_database WHERE datname = 'mlflow'" | grep -q 1; then
-  "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U mlflow mlflow
+for db in mlflow mlflow_auth; do # the runs; the logins and their permissions
+  if ! "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U mlflow -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+    "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U mlflow "$db"
+  fi
+done
+
+# The admin's password, drawn once at the first start: MLflow creates the admin with it then and ignores it
+# once the admin exists (change it with the update-password API, README).
+if [ ! -f "$STATE/mlflow-admin-password" ]; then
+  (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/mlflow-admin-password")
 fi
+(umask 077 && head -c 24 /dev/urandom | base64 >"$STATE/flask-secret")
+(umask 077 && cat >"$STATE/basic_auth.ini" <<EOF
+[mlflow]
+default_permission = ${DEFAULT_PERMISSION:-EDIT}
+database_uri = postgresql+psycopg2://mlflow@127.0.0.1:$PGPORT/mlflow_auth
+admin_username = admin
+admin_password = $(cat "$STATE/mlflow-admin-password")
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+EOF
+)
+export MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini"
+MLFLOW_FLASK_SERVER_SECRET_KEY=$(cat "$STATE/flask-secret")
+export MLFLOW_FLASK_SERVER_SECRET_KEY
 
 mkdir -p "$STATE/mlartifacts"
 shown=$HOST
 if [ "$HOST" = 0.0.0.0 ]; then shown=$(hostname -f 2>/dev/null || hostname); fi
 echo "MLflow tracking server: http://$shown:$PORT  (store: postgresql on 127.0.0.1:$PGPORT, artifacts: $STATE/mlartifacts)"
 echo "Point runners at it:    runner tracking.uri=http://$shown:$PORT"
+echo "Logins: the admin's password is in $STATE/mlflow-admin-password; runners set MLFLOW_TRACKING_USERNAME/PASSWORD"
 
 # MLflow 3 also starts GenAI job runners (huey consumers, several processes): nothing here uses them.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
@@ -74,4 +101,4 @@ if [ -n "${ALLOWED_HOSTS:-}" ]; then extra+=(--allowed-hosts "$ALLOWED_HOSTS"); 
 "$MLFLOW" server \
   --backend-store-uri "postgresql+psycopg2://mlflow@127.0.0.1:$PGPORT/mlflow" \
   --serve-artifacts --artifacts-destination "$STATE/mlartifacts" \
-  --host "$HOST" --port "$PORT" --workers "$WORKERS" "${extra[@]}"
+  --app-name basic-auth --host "$HOST" --port "$PORT" --workers "$WORKERS" "${extra[@]}"

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
+import subprocess
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from runner import env
+from runner import console, env
 from runner.train.device import uses_cuda
-from runner.train.loop import Interrupted, JobInfo, Outcome, train
+from runner.train.loop import TIME_LIMIT_SIGNALS, Interrupted, JobInfo, Outcome, train
 
 
 def worker_env() -> tuple[int, int, int]:
@@ -60,9 +62,8 @@ def _init_group(cfg: dict[str, Any]) -> None:
     backend = "nccl" if uses_cuda(cfg["trainer"]) else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(worker_env()[2])
-    elif "OMP_NUM_THREADS" not in os.environ:  # N CPU workers each using every core would thrash
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", worker_env()[1]))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    else:  # N CPU workers each using every core would thrash: each its share (job.decide_threads)
+        use_threads(cfg)
     if not dist.is_initialized():
         timeout = timedelta(seconds=float(cfg["trainer"]["ddp_timeout_s"]))
         dist.init_process_group(backend, timeout=timeout)
@@ -75,6 +76,14 @@ def share_job(job: JobInfo | None) -> JobInfo | None:
     box = [job if dist.get_rank() == 0 else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def use_threads(cfg: dict[str, Any]) -> None:
+    """This process's torch threads: trainer.threads as job.decide_threads set it (None: torch's default)."""
+    import torch
+
+    if cfg["trainer"]["threads"] is not None:
+        torch.set_num_threads(int(cfg["trainer"]["threads"]))
 
 
 def release_torchrun_ranks(cfg: dict[str, Any]) -> None:
@@ -103,13 +112,43 @@ def distributed_worker(cfg: dict[str, Any], job: JobInfo) -> Outcome:
         dist.destroy_process_group()
 
 
+def requeue_after_time_limit(signum: int) -> None:
+    """SLURM's time-limit signal (`--signal`, hydra.launcher.signal_delay_s) stopped the training with a
+    checkpoint: rank 0 puts the job back in the queue, where it resumes from that checkpoint in the same
+    MLflow run. SIGTERM (preemption, `scontrol requeue`, scancel) is the scheduler's: it requeues a
+    preempted job itself, and a cancelled one stays cancelled."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if signum not in TIME_LIMIT_SIGNALS or not job_id or worker_env()[0] != 0:
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the requeue's own SIGTERM must not cut the run's closing
+    try:
+        done = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
+        problem = done.stderr.strip() if done.returncode else ""
+    except (OSError, subprocess.TimeoutExpired) as e:
+        problem = str(e)
+    if problem:
+        console.error(f"SLURM job {job_id} not requeued ({problem}); resubmit the same command to resume")
+    else:
+        console.info(f"SLURM job {job_id} requeued: it resumes from the checkpoint in the same MLflow run")
+
+
 def run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
-    """Train one job on `devices` processes; a worker's exception is raised here (ChildFailedError)."""
+    """Train one job on `devices` processes; a worker's exception is raised here (ChildFailedError). Stopped
+    by SLURM's time-limit signal, the job is requeued (requeue_after_time_limit)."""
+    try:
+        return _run_training(cfg, job, devices)
+    except Interrupted as e:
+        requeue_after_time_limit(e.signum)
+        raise
+
+
+def _run_training(cfg: dict[str, Any], job: JobInfo, devices: int) -> Outcome:
     if under_torchrun():
         return distributed_worker(cfg, job)
     fault = os.environ.pop(env.FAULT, None)  # test-only: this job gets it, the next ones not
     job_env = {env.FAULT: fault} if fault else {}
     if devices == 1:
+        use_threads(cfg)
         os.environ.update(job_env)
         try:
             return train(cfg, job)

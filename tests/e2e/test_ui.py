@@ -22,7 +22,6 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,7 +133,13 @@ def pg_server() -> Iterator[str]:
         wait_healthy(url, proc, log)
         pg_pid = int(postmaster.read_text().split()[0])
         assert f"runner tracking.uri={url}" in log.read_text()
-        yield url
+        # the server has logins (tests/e2e/test_server_auth.py): the runner and MlflowClient log in as admin
+        login = {"MLFLOW_TRACKING_USERNAME": "admin"}
+        login["MLFLOW_TRACKING_PASSWORD"] = (state / "mlflow-admin-password").read_text().strip()
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in login.items():
+                patch.setenv(key, value)
+            yield url
     finally:
         stop_server(proc)  # the script's EXIT trap stops postgres too; make sure of it by its pid
         if pg_pid is not None and not gone(pg_pid):
@@ -167,20 +172,11 @@ def test_sweep_logged_to_the_postgres_tracking_server(pg_server: str, tmp_path: 
 # --- 2. the UI over the default sqlite store, in a real browser ------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sqlite_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Future]]:
-    """Started in the background when the module starts: it trains while the PostgreSQL test runs."""
-    cwd = tmp_path_factory.mktemp("ui-sweep")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield cwd, pool.submit(run_runner, SWEEP, cwd)
-
-
 @pytest.fixture(scope="module")
-def sweep_dir(sqlite_sweep: tuple[Path, Future]) -> Path:
-    cwd, future = sqlite_sweep
-    result = future.result()
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return cwd
+def sweep_dir(tiny_sweep: tuple[Path, str]) -> Path:
+    """The e2e tier's shared sweep (tests/conftest.py: act=relu,prelu on TINY), trained once a session: the
+    UI only reads its store (the server's log goes beside it)."""
+    return tiny_sweep[0]
 
 
 @pytest.fixture
