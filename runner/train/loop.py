@@ -351,6 +351,9 @@ def resume(parts: Parts, job: JobInfo, sums: Sums) -> TrainState:
     if job.rank != 0:
         sums.zero()  # rank 0 saved the sums of all ranks: count them once
     checkpoint.set_rng_state(saved["rng"])
+    # The next step's lr, as the schedule sets it after each step: a checkpoint taken at a signal precedes
+    # that call, and loading a state re-applies base × factor (not a warm-up's lr).
+    parts.schedule.iteration(state.global_step)
     return state
 
 

@@ -132,3 +132,60 @@ def test_runner_plan_through_the_entry_point_writes_nothing(workdir: Path, empty
     assert "| 2 | tanh | train" in done.stdout.replace("  ", " ").replace("  ", " "), done.stdout
     assert snapshot(workdir) == before
     assert not (workdir / "outputs").exists() and not (workdir / "multirun").exists()
+
+
+class MeasuredStore:
+    """A store whose only runs are earlier measurements: `search_everywhere` keeps the runs matching every
+    `key = 'value'` of the filter, as MLflow does (no experiment of this job, so nothing to skip or resume)."""
+
+    def __init__(self, runs: list[dict[str, str]]) -> None:
+        self.runs = runs
+
+    def experiment_id_or_none(self, name: str) -> None:
+        return None
+
+    def search_everywhere(self, query: str, max_results: int = 20) -> list:
+        from types import SimpleNamespace
+
+        wanted = dict(term.split(" = ", 1) for term in query.split(" and "))
+        found = [r for r in self.runs if all(f"'{r.get(k)}'" == v for k, v in wanted.items())]
+        return [
+            SimpleNamespace(data=SimpleNamespace(metrics={"images_per_s": float(r["rate"])})) for r in found
+        ]
+
+
+def measured(cfg: dict, devices: int, rate: float) -> dict[str, str]:
+    return {
+        "params.model": cfg["model"]["name"],
+        "params.dataset": cfg["dataset"]["name"],
+        "tags.`runner.device`": device_name(cfg["trainer"]),
+        "tags.`runner.devices`": str(devices),
+        "rate": str(rate),
+    }
+
+
+def test_the_projection_counts_the_steps_and_the_throughput_of_the_job_s_device_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """448 training images (576 - 128 held out), 64 a device: 7 steps an epoch on one device, 3 of 128 on
+    two (the rest of the epoch is dropped); the throughput is the median of those measured with as many devices.
+    Synthetic data: no file to check."""
+    from runner.tracking.store import resolve_uri
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)  # CPU processes as devices, on any machine
+    synthetic = ["dataset=synthetic", "dataset.train_size=576", "dataset.val_split=128", "trainer.batch_size=64",
+                 "trainer.epochs=3", "trainer.accelerator=cpu", "model.width=4"]  # fmt: skip
+    cfg = compose(synthetic)
+    assert plan.total_steps(cfg, 1, tmp_path) == (21, 64)
+    assert plan.total_steps(cfg, 2, tmp_path) == (9, 128)
+    assert plan.total_steps(compose([*synthetic, "trainer.max_steps=5"]), 2, tmp_path) == (5, 128)
+    store = MeasuredStore(
+        [measured(cfg, 1, 100.0), measured(cfg, 2, 160.0), measured(cfg, 2, 400.0), measured(cfg, 2, 200.0)]
+    )
+    assert plan.throughput(store, cfg, 2) == (200.0, 3) and plan.throughput(store, cfg, 1) == (100.0, 1)
+    stores = {resolve_uri(cfg["tracking"]["uri"], tmp_path): store}
+    job = [*synthetic, "trainer.devices=2"]
+    item = plan.plan_job(job, [], tmp_path, stores)
+    assert (item.action, item.images, item.img_s) == ("train", 9 * 128, 200.0)
+    assert item.seconds == pytest.approx(9 * 128 / 200.0)

@@ -386,3 +386,60 @@ def test_predict_averages_the_softmax_of_each_images_views_dense_or_not() -> Non
         probs = torch.stack([scores(x[:, k]).softmax(1) for k in range(2)]).mean(0)
         torch.testing.assert_close(predict(model, x, dense=dense), probs.log(), rtol=0, atol=1e-6)
     assert (predict(model, x, dense=True) - predict(model, x)).abs().max() > 1e-3
+
+
+def conv_maps(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, int]]:
+    """(input, output) spatial size of every conv of `model` on `x`, by its module name."""
+    names = {m: n for n, m in model.named_modules()}
+    maps: dict[str, tuple[int, int]] = {}
+
+    def note(conv: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        maps[names[conv]] = (inputs[0].shape[-1], output.shape[-1])
+
+    hooks = [m.register_forward_hook(note) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return maps
+
+
+def test_a_cifar_resnet_halves_the_map_in_the_first_conv_of_each_later_stage() -> None:
+    """He et al. 2015, Sec. 4.2: 32, 16, 8 maps; the stride-2 on the first 3×3 of blocks 4 and 7 (resnet20)."""
+    maps = conv_maps(build("resnet20", channels=1, size=32, classes=10, width=4), torch.zeros(1, 1, 32, 32))
+    per_block = [(maps[f"blocks.{b}.conv1"], maps[f"blocks.{b}.conv2"]) for b in range(9)]
+    assert per_block == (
+        [((32, 32), (32, 32))] * 3
+        + [((32, 16), (16, 16))] + [((16, 16), (16, 16))] * 2
+        + [((16, 8), (8, 8))] + [((8, 8), (8, 8))] * 2
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stride_on", "conv1", "conv2"), [("1x1", (16, 8), (8, 8)), ("3x3", (16, 16), (16, 8))]
+)
+def test_a_bottleneck_puts_its_stride_on_the_layer_stride_on_names(
+    stride_on: str, conv1: tuple[int, int], conv2: tuple[int, int]
+) -> None:
+    """conv3_1 of ResNet-50 at 64 pixels (16 → 8): the 1×1 that reduces or the 3×3; the projection shortcut
+    subsamples as the block does."""
+    model = build("resnet50", size=64, classes=10, width=2, stride_on=stride_on)
+    maps = conv_maps(model, torch.zeros(1, 3, 64, 64))
+    first = "blocks.3"  # conv2_x has 3 blocks
+    assert (maps[f"{first}.conv1"], maps[f"{first}.conv2"], maps[f"{first}.conv3"]) == (conv1, conv2, (8, 8))
+    assert maps[f"{first}.shortcut.0"] == (16, 8) and "blocks.1.shortcut.0" not in maps  # option B
+
+
+def test_the_parameter_free_shortcut_takes_every_other_pixel_from_the_first_and_zero_pads_new_channels() -> (
+    None
+):
+    """Option A (He et al. 2015, Sec. 3.3): identity, subsampled by 2 where the map halves, the extra channels
+    zeros after the input's own."""
+    model = build("resnet20", channels=1, size=32, classes=10, width=4)
+    x = torch.arange(4 * 6 * 6, dtype=torch.float32).view(1, 4, 6, 6)
+    out = model.blocks[3].shortcut(x)
+    assert out.shape == (1, 8, 3, 3)
+    assert torch.equal(out[:, :4], x[:, :, 0::2, 0::2])  # rows and columns 0, 2, 4
+    assert out[0, 1, 1, 2].item() == x[0, 1, 2, 4].item()
+    assert torch.equal(out[:, 4:], torch.zeros(1, 4, 3, 3))
+    assert torch.equal(model.blocks[1].shortcut(x), x)  # same shape: the identity

@@ -94,3 +94,58 @@ def test_a_bare_postgresql_uri_logs_a_run_through_the_installed_driver(postgres:
     tracker.end("FINISHED")
     (run,) = tracker.find_runs(experiment, {"runner.status": "finished"})
     assert run.info.run_id == run_id and run.data.metrics["images_per_s"] == 123.0
+
+
+class FlakyClient:
+    """An MlflowClient whose store refuses `failures` writes in a row (a locked sqlite file), then takes them."""
+
+    failures = 0
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.refused = 0
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        if self.refused < FlakyClient.failures:
+            self.refused += 1
+            raise OSError("database is locked\n(background on this error at: https://sqlalche.me/e/20/e3q8)")
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the tracker takes (time.sleep recorded, not slept), with FlakyClient as MLflow's client."""
+    import mlflow.tracking
+
+    monkeypatch.setattr(mlflow.tracking, "MlflowClient", FlakyClient)
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    return slept
+
+
+@pytest.mark.parametrize("failures", [0, 1, 3])
+def test_a_refused_write_is_tried_again_after_each_pause_of_the_default_retries(
+    pauses: list[float], failures: int
+) -> None:
+    from runner.tracking.store import Tracker
+
+    FlakyClient.failures = failures
+    tracker = Tracker("sqlite:///x.db")  # conf/tracking's retry_seconds: [1, 2, 4]
+    tracker.run_id = "r1"
+    tracker.end("FINISHED")
+    assert pauses == [1.0, 2.0, 4.0][:failures] and tracker.client.refused == failures
+
+
+def test_a_write_refused_after_every_pause_fails_in_one_line_and_later_writes_are_tried_once(
+    pauses: list[float],
+) -> None:
+    from runner.tracking.store import Tracker
+
+    FlakyClient.failures = 100
+    tracker = Tracker("sqlite:///x.db", retries=(0.5, 3.0))
+    tracker.run_id = "r1"
+    with pytest.raises(TrackingError) as gave_up:
+        tracker.end("FINISHED")
+    assert str(gave_up.value) == "MLflow end run failed 3 times at sqlite:///x.db: database is locked"
+    assert pauses == [0.5, 3.0] and tracker.client.refused == 3
+    with pytest.raises(TrackingError, match="^MLflow end run failed 1 times at"):
+        tracker.end("KILLED")  # the job is failing already: closing its run waits no more
+    assert pauses == [0.5, 3.0] and tracker.client.refused == 4

@@ -147,3 +147,55 @@ def test_the_format_number_decides_not_an_old_key(tmp_path: Path) -> None:
     path = tmp_path / "last.pt"
     checkpoint.save(path, valid(partial=[1.0, 2.0, 3.0]))  # format 2 with a key named as format 1's was
     assert checkpoint.load(path, "abc")["format"] == 2
+
+
+def test_a_save_that_fails_half_way_leaves_the_previous_checkpoint_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up in the middle of writing: the error reaches the caller, the file at the path is
+    still the previous checkpoint, and no partial file is left beside it."""
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, valid(run_id="previous"))
+    real_save = torch.save
+
+    def half_then_full(state: object, f: object) -> None:
+        import io
+
+        whole = io.BytesIO()
+        real_save(state, whole)
+        f.write(whole.getvalue()[: len(whole.getvalue()) // 2])  # type: ignore[attr-defined]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save(path, valid(run_id="next"))
+    assert checkpoint.load(path, "abc")["run_id"] == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_save_is_on_disk_before_it_replaces_the_file_and_the_rename_is_made_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (calls.append(f"replace {Path(b).name}"), real_replace(a, b))[1]
+    )
+    checkpoint.save(tmp_path / "last.pt", valid())
+    assert calls == ["fsync", "replace last.pt", "fsync"]  # the file's bytes, the rename, the folder
+
+
+@pytest.mark.parametrize(
+    "saved_hash",
+    ["abcdef0123456788", "abcdef01", "abcdef0123456789ff", "bcdef0123456789", "bbcdef0123456789"],
+)
+def test_a_checkpoint_whose_hash_matches_only_in_part_is_another_configs(
+    tmp_path: Path, saved_hash: str
+) -> None:
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, valid(config_hash=saved_hash))
+    with pytest.raises(CheckpointError, match=f"belongs to another config \\(hash {saved_hash}, this one is"):
+        checkpoint.load(path, "abcdef0123456789")

@@ -1,0 +1,111 @@
+"""What names a config (runner/config/identity.py), over every leaf of every config the runner ships: the default
+config and each preset. A leaf that changes what is trained changes the hash (else a finished run would be
+skipped for a config it never ran); a leaf declared NOT_HASHED does not (else a changed log interval would
+start a finished job again); the cell is the hash without the seed, and only without it."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import CONF_DIR, options
+
+from runner.config.identity import NOT_HASHED, cell_id, config_hash
+from runner.config.schema import flatten
+
+NAMES = ["default", *options("experiment")]  # the default config and every preset
+
+
+@functools.cache
+def composed(name: str) -> dict[str, Any]:
+    """The default config or a preset's, resolved (composed once per test session)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
+        cfg = compose("config", overrides=[] if name == "default" else [f"+experiment={name}"])
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def changed(value: Any) -> Any:
+    """Another value of the same kind (a value of another kind for null)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "_"
+    if isinstance(value, list):
+        return [*value, 1]
+    assert value is None, f"a leaf of an unexpected type: {value!r}"
+    return 1
+
+
+def leaves(node: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every leaf (a key may hold a dot itself: the presets' expected.protocol)."""
+    for key, value in node.items():
+        yield from leaves(value, (*path, key)) if isinstance(value, dict) else [(*path, key)]
+
+
+def with_leaf(cfg: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of `cfg` with the leaf at `path` changed."""
+    out = copy.deepcopy(cfg)
+    node = out
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = changed(node[path[-1]])
+    return out
+
+
+# What may be left out of the hash, stated here apart from runner/config/identity.py: a key added to NOT_HASHED
+# there (or dropped from it) must be added here too, with why it does not change what is trained.
+NOT_TRAINING = {
+    "tracking.": "where and how the run is logged",
+    "trainer.progress": "the progress bars",
+    "trainer.log_every": "how often the host reads the running sums",
+    "trainer.ckpt_minutes": "how often a checkpoint is written within an epoch",
+    "trainer.threads": "how many cores compute the same steps",
+    "resume": "resume and resume_from: whether an earlier run is continued",
+    "expected.": "a preset's paper claims, which only the report reads",
+    "dataset.about.": "facts about the data set, not settings",
+}
+
+
+def hashed(key: str) -> bool:
+    return not key.startswith(tuple(NOT_TRAINING)) and key != "expected"
+
+
+def test_what_is_left_out_of_the_hash_is_declared_with_its_reason() -> None:
+    assert sorted(NOT_HASHED) == sorted(NOT_TRAINING)
+
+
+def test_every_config_has_leaves_of_both_kinds_and_every_group() -> None:
+    """The draw below covers the whole config: every group's leaves, hashed or not, and the presets' own."""
+    leaves = {k for name in NAMES for k in flatten(composed(name))}
+    assert len(NAMES) >= 22
+    groups = {k.split(".")[0] for k in leaves}
+    assert {"model", "init", "act", "dataset", "schedule", "optim", "trainer", "tracking", "seed"} <= groups
+    assert {k for k in leaves if not hashed(k)} >= {"trainer.log_every", "tracking.uri", "resume"}
+    assert any(k.startswith("expected.") for k in leaves)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_hash_changes_with_every_leaf_but_those_declared_not_hashed(name: str) -> None:
+    cfg = composed(name)
+    before = config_hash(cfg)
+    moved = {".".join(p): config_hash(with_leaf(cfg, p)) != before for p in leaves(cfg)}
+    assert moved.keys() == flatten(cfg).keys()
+    assert [k for k, m in moved.items() if hashed(k) and not m] == []  # a leaf lost from the hash
+    assert [k for k, m in moved.items() if not hashed(k) and m] == []  # a leaf that should not count
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_cell_changes_with_every_hashed_leaf_but_the_seed(name: str) -> None:
+    cfg = composed(name)
+    before = cell_id(cfg)
+    moved = {".".join(p): cell_id(with_leaf(cfg, p)) != before for p in leaves(cfg) if hashed(".".join(p))}
+    assert [k for k, m in moved.items() if not m] == ["seed"]
+    assert cell_id(cfg) != config_hash(cfg)
