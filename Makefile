@@ -13,7 +13,7 @@ STATE ?= .state
 ALLOWED_HOSTS ?=
 ARGS ?=
 
-.PHONY: install data run test test-fast test-deps lint format bench gpu-check mutants ui server clean
+.PHONY: install data run test test-claims test-fast test-deps lint format bench gpu-check mutants ui server clean
 
 install: $(STAMP)
 
@@ -36,9 +36,14 @@ run: install data
 	$(VENV)/bin/runner $(ARGS)
 
 # Every test: lint, the in-process tier and the e2e tier (trainings through the real `runner`, servers, a
-# browser, the built wheel). apt-get runs only for what is missing (data, test-deps check first).
+# browser, the built wheel). apt-get runs only for what is missing (data, test-deps check first). The paper
+# claims measured at a settled budget (minutes of training each) are `make test-claims`, not part of it.
 test: install data lint test-deps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not claims" tests
+
+# The tests of a scientific claim at a budget where its outcome is settled (marker `claims`; ~10 min on 2 cores).
+test-claims: install data
+	$(PY) -m pytest -q -m claims tests
 
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), under a minute.
 test-fast: install
@@ -67,16 +72,45 @@ mutants: install data
 	$(PY) scripts/mutation_score.py --results $(STATE)/mutants-results.txt
 
 # The CUDA paths on a GPU machine: `pytest -m gpu` and the GPU benchmark, as JSON lines in $(GPU_CHECK_OUT).
-# Without a GPU: one line, exit 0 (nothing installed). With one: the `gpu` extra (torchvision for the JPEG
-# path, the GPU launcher's joblib), torchvision held to the installed torch so that pip never swaps it.
+# Without a GPU: one line, exit 0 (nothing installed). With one and a tree that carries .whl/ (the wheels
+# ../shared/device-wheels.sh collects: hydra-core, omegaconf, mlflow, hydra-joblib-launcher and what they
+# need beyond the image): offline, the image's own python and torch, those wheels unpacked into
+# $(GPU_SITE) with pip --no-index (no registry is asked), the tree on PYTHONPATH (gpu-env). Without .whl/:
+# the venv and the `gpu` extra from the registry, torchvision held to the installed torch.
 GPU_CHECK_OUT ?= gpu-check.jsonl
+GPU_PY ?= python3
+GPU_SITE ?= $(STATE)/gpu-site
+GPU_WHEEL_TAGS ?=
 gpu-check:
 	@if ! nvidia-smi -L >/dev/null 2>&1; then \
 	  echo "gpu-check: no CUDA GPU on this machine (nvidia-smi finds none); nothing to check"; exit 0; fi; \
-	$(MAKE) --no-print-directory install && \
-	$(PY) -m pip install -q $(CONSTRAINTS) "torch==$$($(PY) -c 'import torch; print(torch.__version__)')" \
-	  -e '.[dev,slurm,gpu]' && \
-	$(PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT) $(ARGS)
+	if ls .whl/*.whl >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory gpu-env && \
+	  PYTHONPATH=$(CURDIR):$(abspath $(GPU_SITE)) $(GPU_PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT) $(ARGS); \
+	else \
+	  $(MAKE) --no-print-directory install && \
+	  $(PY) -m pip install -q $(CONSTRAINTS) "torch==$$($(PY) -c 'import torch; print(torch.__version__)')" \
+	    -e '.[dev,slurm,gpu]' && \
+	  $(PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT) $(ARGS); \
+	fi
+
+# gpu-check's offline install: .whl/*.whl into $(GPU_SITE), never from a registry (--no-index --no-deps).
+# GPU_WHEEL_TAGS: the target's tags when unpacking for another python (a CPU machine's check of this step).
+.PHONY: gpu-env
+gpu-env:
+	@ls .whl/*.whl >/dev/null 2>&1 || { echo "gpu-env: no .whl/*.whl: run ../shared/device-wheels.sh first"; exit 2; }
+	rm -rf $(GPU_SITE) && mkdir -p $(GPU_SITE)
+	$(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --target $(GPU_SITE) $(GPU_WHEEL_TAGS) .whl/*.whl
+	@echo "gpu-env: $$(ls .whl/*.whl | wc -l) wheels from .whl/ in $(GPU_SITE) (no registry asked)"
+
+# A one-node SLURM cluster (scripts/slurm_cluster.sh; as root: Debian's slurmctld, slurmd, munge installed
+# when missing), its state and config under $(STATE)/slurm, addresses 127.0.0.1 only. Then:
+#   export SLURM_CONF=$(CURDIR)/$(STATE)/slurm/slurm.conf; runner -m hydra/launcher=slurm_cpu ...
+.PHONY: slurm slurm-stop
+slurm:
+	STATE=$(STATE) scripts/slurm_cluster.sh start
+slurm-stop:
+	STATE=$(STATE) scripts/slurm_cluster.sh stop
 
 # Every claim at small scale: each `_small` preset in turn, then docs/results.md (and README's summary) from
 # the store. Re-running is the resume: runner skips finished configs and resumes interrupted ones. Safe to
@@ -110,17 +144,23 @@ ui: install
 	  --host 127.0.0.1 --port $(PORT) --workers 1
 
 # A shared tracking server: PostgreSQL cluster under $(STATE)/postgres (loopback only), artifacts under
-# $(STATE)/mlartifacts served over http. Other machines: HOST=0.0.0.0 ALLOWED_HOSTS=<name>:$(PORT).
+# $(STATE)/mlartifacts served over http, logins (MLflow's basic-auth app; the admin's password, drawn at the
+# first start, in $(STATE)/mlflow-admin-password). Other machines: HOST=0.0.0.0 ALLOWED_HOSTS=<name>:$(PORT).
 server: install test-deps
 	STATE=$(STATE) HOST=$(HOST) PORT=$(PORT) PGPORT=$(PGPORT) ALLOWED_HOSTS=$(ALLOWED_HOSTS) \
 	  MLFLOW=$(VENV)/bin/mlflow scripts/pg_server.sh
 
-# System packages the UI/server tests drive: Chromium and its driver (Selenium), PostgreSQL.
+# System packages the UI/server/SLURM tests drive: Chromium and its driver (Selenium), PostgreSQL, SLURM
+# and munge (tests/e2e/test_slurm.py starts its own cluster with scripts/slurm_cluster.sh).
 test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v slurmctld >/dev/null || missing="$$missing slurmctld"; \
+	command -v slurmd >/dev/null || missing="$$missing slurmd"; \
+	command -v sbatch >/dev/null || missing="$$missing slurm-client"; \
+	command -v munged >/dev/null || missing="$$missing munge"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \

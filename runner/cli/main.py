@@ -51,12 +51,18 @@ def _hydra_entry(exit_codes: list[int]) -> None:
     task()
 
 
+HELP_FLAGS = ("--help", "-h")  # runner/cli/help.py: what runner is, the groups, the presets
 PLAN_FLAG = "--plan"  # print what the command would do (runner/cli/plan.py) and exit: nothing runs
 
 
 def main(with_helper: bool = False) -> None:
     """`with_helper`: the pre-flight starts MLflow's helper process once the torch-free checks passed."""
     argv = sys.argv[1:]
+    if any(a in HELP_FLAGS for a in argv):  # runner's own page; Hydra's template: --hydra-help
+        from runner.cli.help import print_help
+
+        print_help()
+        sys.exit(0)
     if not any(a.split("=")[0] in INFO_FLAGS for a in argv):
         from runner.run.preflight import precheck
 

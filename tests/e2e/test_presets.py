@@ -136,6 +136,8 @@ def test_smoke_sweep_with_a_diverging_job_goes_on_and_reports_it(workdir: Path) 
     and the report on the parent lists all of them with their status."""
     result = run_runner(["-m", "+experiment=init_depth_smoke", "optim.lr=0.002,1e6"], workdir, timeout=300)
     assert "Launching 4 jobs" in result.stdout + result.stderr, result.stderr[-3000:]
+    # A diverged job is a result, not a crash: the sweep exits 1 at the end, with no traceback.
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     parent, children = parent_and_children(workdir, "init_depth_smoke")
     assert parent.info.status == "FINISHED" and parent.info.run_name == "init_depth_smoke"
     assert len(children) == 4
@@ -144,6 +146,12 @@ def test_smoke_sweep_with_a_diverging_job_goes_on_and_reports_it(workdir: Path) 
     }
     assert status[("kaiming", "1000000.0")] == "diverged", status
     assert status[("kaiming", "0.002")] == status[("xavier_he", "0.002")] == "finished", status
+    for child in children:  # the diverged run is FAILED with the step and the reason; the others FINISHED
+        diverged = child.data.tags["runner.status"] == "diverged"
+        assert child.info.status == ("FAILED" if diverged else "FINISHED")
+        if diverged:
+            assert int(child.data.tags["runner.diverged_step"]) >= 1
+            assert "non-finite loss at step" in child.data.tags["runner.diverged_detail"]
 
     files = artifacts(workdir, parent.info.run_id)
     assert {"report.md", "report.csv", "report.json", "curves.png", "preset.json"} <= set(files)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
-from conftest import TINY, images_wrong, metric_history, mlflow_runs, run_runner
+from conftest import TINY, TINY_SWEEP, images_wrong, metric_history, mlflow_runs, run_runner
 
 pytestmark = pytest.mark.e2e  # every test here starts `runner` in a subprocess
 
@@ -40,32 +42,40 @@ def test_tiny_run_is_logged_to_mlflow(workdir):
 
 
 @pytest.mark.slow
-def test_rerun_skips_a_finished_config_and_the_same_seed_gives_the_same_metrics(workdir):
-    assert run_runner([*TINY, "seed=3"], cwd=workdir).returncode == 0
-    again = run_runner([*TINY, "seed=3"], cwd=workdir)
-    assert again.returncode == 0 and "skipped" in again.stdout
-    assert len(mlflow_runs(workdir)) == 1
+def test_rerun_skips_a_finished_config_and_the_same_seed_gives_the_same_metrics(tiny_sweep, workdir):
+    """In a copy of the shared sweep's store: the same sweep again trains nothing; one of its configs again
+    with resume=never trains afresh and ends with the same metrics (same seed, same config)."""
+    shutil.copytree(tiny_sweep[0], workdir, dirs_exist_ok=True)
+    before = mlflow_runs(workdir)
+    again = run_runner(TINY_SWEEP, cwd=workdir)
+    assert again.returncode == 0 and again.stdout.count("skipped") == 2, again.stdout[-3000:]
+    jobs = [r for r in mlflow_runs(workdir) if "runner.config_hash" in r.data.tags]
+    assert {r.info.run_id for r in jobs} <= {r.info.run_id for r in before} and len(jobs) == 2
 
-    fresh = run_runner([*TINY, "seed=3", "resume=never"], cwd=workdir)
+    config = [a for a in TINY_SWEEP[1:] if not a.startswith("act=")]
+    fresh = run_runner([*config, "act=relu", "resume=never"], cwd=workdir)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
-    first, second = mlflow_runs(workdir)
+    first = next(r for r in jobs if r.data.params["act"] == "relu")
+    second = mlflow_runs(workdir)[-1]
+    assert second.info.run_id not in {r.info.run_id for r in before}
+    assert second.data.tags["runner.config_hash"] == first.data.tags["runner.config_hash"]
     for key in ("train_loss", "val_top1_error", "test_top1_error", "test_loss"):
         a, b = (metric_history(workdir, r.info.run_id, key)[-1].value for r in (first, second))
         assert a == b, key
 
 
 @pytest.mark.slow
-def test_multirun_creates_one_run_per_job_under_a_parent(workdir):
-    result = run_runner(["-m", *TINY, "act=relu,prelu"], cwd=workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = mlflow_runs(workdir)
+def test_multirun_creates_one_run_per_job_under_a_parent(tiny_sweep):
+    cwd, stdout = tiny_sweep
+    runs = mlflow_runs(cwd)
     parents = [r for r in runs if r.data.tags.get("runner.sweep") == "parent"]
     children = [r for r in runs if r not in parents]
     assert len(parents) == 1 and len(children) == 2
+    assert parents[0].info.run_name == "sweep act=relu,prelu"  # named by what it sweeps
     assert {r.data.params["act"] for r in children} == {"relu", "prelu"}
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert f"MLflow sweep (parent run) {parents[0].info.run_id}; browse it with `make ui`" in result.stdout
+    assert f"MLflow sweep (parent run) {parents[0].info.run_id}; browse it with `make ui`" in stdout
 
 
 @pytest.mark.slow

@@ -10,7 +10,18 @@ import time
 
 import pytest
 
-from benchmarks.__main__ import Windows, busy_seconds, other_cores, other_load, spread
+from benchmarks.__main__ import (
+    WINDOW_SECONDS,
+    Case,
+    Windows,
+    busy_seconds,
+    cpu_cases,
+    other_cores,
+    other_load,
+    seconds_per_step,
+    sized_by_time,
+    spread,
+)
 
 
 class Clock:
@@ -101,3 +112,42 @@ def test_a_busy_process_beside_us_is_read_as_about_one_core():
     assert 0.6 < load[0] < 1.6
     machine, own = busy_seconds()
     assert machine > own > 0
+
+
+# --- windows sized by time (make bench on a slow CPU takes about as long as on a fast one) ---------------------
+
+
+def test_seconds_per_step_times_windows_of_doubling_length_until_one_lasts_a_second() -> None:
+    asked: list[int] = []
+
+    def window(steps: int) -> float:  # 0.3 s a step, plus a fixed 0.05 s per window after the warm-up
+        asked.append(steps)
+        return 0.3 * steps + (0.05 if len(asked) > 1 else 5.0)
+
+    assert seconds_per_step(window) == pytest.approx((0.3 * 4 + 0.05) / 4)
+    assert asked == [2, 2, 4]  # warm-up (its 5 s of lazy init left out), 0.65 s (too short), 1.25 s
+
+
+@pytest.mark.parametrize(
+    ("step_s", "window", "warm", "steps"),
+    [
+        (0.17, 10, 20, 120),  # the Xeon the method was tuned on: 10 steps a window, as before
+        (0.32, 5, 10, 60),  # the 2-core EPYC (~400 img/s at batch 128): 5 steps a window, same 12 windows
+        (0.02, 85, 170, 1020),  # a fast machine: longer windows in steps, the same seconds
+        (5.0, 1, 2, 12),  # slower than a window: one step a window, never zero
+    ],
+)
+def test_windows_keep_their_count_and_last_about_the_target(step_s, window, warm, steps) -> None:
+    case = Case("c", [], warm=20, steps=120, batch=128, window=10, window_s=1.7)
+    sized_by_time(case, step_s)
+    assert (case.window, case.warm, case.steps, case.step_s) == (window, warm, steps, step_s)
+    assert case.steps // case.window == 12 and case.warm // case.window == 2  # the method is unchanged
+
+
+def test_the_default_cpu_case_is_sized_by_time_and_fixed_steps_are_still_asked_for() -> None:
+    (timed,) = cpu_cases(quick=False, steps=None)
+    assert timed.window_s == WINDOW_SECONDS  # the paper's net and augmentation, not the default run's:
+    assert {"model.width=16", "dataset.augment=[crop,flip]"} <= set(timed.overrides)
+    (fixed,) = cpu_cases(quick=False, steps=60)
+    assert fixed.window_s == 0 and (fixed.window, fixed.steps) == (10, 60)
+    assert cpu_cases(quick=True, steps=None)[0].window_s == 0  # --quick only checks that it runs

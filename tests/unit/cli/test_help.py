@@ -1,0 +1,48 @@
+"""`runner --help` (runner/cli/help.py): what runner is, every group with its options, every preset with one line
+read from its own YAML, the related commands, and where the full config is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import CONF_DIR, options
+
+from runner.cli.help import WIDTH, help_text, preset_line
+from runner.config import GROUPS
+
+
+def test_help_names_every_group_with_its_options_and_every_preset_on_its_own_line() -> None:
+    lines = help_text().splitlines()
+    for group in GROUPS:
+        (row,) = [i for i, line in enumerate(lines) if line.split()[:1] == [group]]
+        listed = " ".join(lines[row : row + 6]).replace(",", " ").split()  # wrapped rows follow it
+        assert set(options(group)) <= set(listed), (group, set(options(group)) - set(listed))
+    for name in options("experiment"):
+        (row,) = [line for line in lines if line.split()[:1] == [name]]
+        assert len(row.split()) > 2, row  # a description, not the name alone
+    assert all(len(line) <= WIDTH for line in lines)
+
+
+def test_help_says_what_runner_is_and_names_the_related_commands() -> None:
+    text = help_text()
+    assert text.startswith("runner: ") and "MLflow" in text.splitlines()[1]
+    for command in ("--plan", "runner-eval", "runner-report", "runner-results", "make ui", "--cfg job"):
+        assert command in text, command
+
+
+def test_a_preset_line_comes_from_its_own_yaml(tmp_path: Path) -> None:
+    paper = tmp_path / "p.yaml"
+    paper.write_text(
+        "# @package _global_\n# Prose.\nhydra:\n  sweeper:\n    params:\n      act: relu,prelu\n      seed: 0,1\n"
+        "expected:\n  paper: He et al. 2015, Table 2 (ImageNet val)\n"
+    )
+    assert preset_line(paper) == "He et al. 2015, Table 2: sweeps act"
+    variant = tmp_path / "v.yaml"
+    variant.write_text(
+        "# @package _global_\n# x at test scale (He et al. 2015, Sec. 2.2): two nets. More\n# detail.\n"
+        "defaults:\n  - x\n"
+    )
+    assert preset_line(variant) == "x at test scale: two nets"
+    assert preset_line(CONF_DIR / "experiment" / "init_depth_small.yaml").startswith(
+        "init_depth at CPU scale"
+    )
