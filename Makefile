@@ -13,7 +13,7 @@ STATE ?= .state
 ALLOWED_HOSTS ?=
 ARGS ?=
 
-.PHONY: install data run test test-claims test-fast test-deps lint format bench gpu-check mutants ui server clean
+.PHONY: install data run test test-claims test-cluster test-fast test-deps lint format bench gpu-check mutants ui server clean
 
 install: $(STAMP)
 
@@ -39,11 +39,16 @@ run: install data
 # browser, the built wheel). apt-get runs only for what is missing (data, test-deps check first). The paper
 # claims measured at a settled budget (minutes of training each) are `make test-claims`, not part of it.
 test: install data lint test-deps
-	$(PY) -m pytest -q -m "not claims" tests
+	$(PY) -m pytest -q -m "not claims and not cluster" tests
 
 # The tests of a scientific claim at a budget where its outcome is settled (marker `claims`; ~10 min on 2 cores).
 test-claims: install data
 	$(PY) -m pytest -q -m claims tests
+
+# More than one machine, for real: the local SLURM cluster (sweeps, DDP ranks, preemption and the time limit)
+# and the shared tracking server with logins (marker `cluster`; ~10 min on 2 cores). CI runs it after make test.
+test-cluster: install data test-deps
+	$(PY) -m pytest -q -m cluster tests
 
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), under a minute.
 test-fast: install

@@ -62,6 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "claims: a scientific claim at a settled budget (make test-claims; not in make test)"
     )
+    config.addinivalue_line(
+        "markers", "cluster: a real SLURM cluster or a shared server with logins (make test-cluster; minutes each)"
+    )
 
 
 # The test being run (set before its fixtures): run_runner checks that it is marked e2e.

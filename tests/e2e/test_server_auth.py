@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, run_runner
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]  # make test-cluster: a PostgreSQL + MLflow server
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, metric_history, mlflow_runs, run_runner
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]  # make test-cluster: minutes of real scheduling
 
 SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
 SLURM = ["-m", "hydra/launcher=slurm_cpu", "trainer.accelerator=cpu", "tracking.log_checkpoint=false"]
