@@ -46,7 +46,7 @@ test-claims: install data
 	$(PY) -m pytest -q -m claims tests
 
 # More than one machine, for real: the local SLURM cluster (sweeps, DDP ranks, preemption and the time limit)
-# and the shared tracking server with logins (marker `cluster`; ~10 min on 2 cores). CI runs it after make test.
+# and the shared tracking server with logins (marker `cluster`; ~8 min on 2 cores), apart from make test.
 test-cluster: install data test-deps
 	$(PY) -m pytest -q -m cluster tests
 
