@@ -63,7 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "claims: a scientific claim at a settled budget (make test-claims; not in make test)"
     )
     config.addinivalue_line(
-        "markers", "cluster: a real SLURM cluster or a shared server with logins (make test-cluster; minutes each)"
+        "markers",
+        "cluster: a real SLURM cluster or a shared server with logins (make test-cluster; minutes each)",
     )
 
 
