@@ -203,16 +203,25 @@ def check_one_run_resumed(workdir: Path, signal_name: str, total: int) -> tuple[
     return step, check_steps_contiguous(workdir, run.info.run_id, total, step)
 
 
-def test_a_requeued_job_resumes_in_its_run_from_the_checkpoint(workdir, slurm):
-    """`scontrol requeue`, as preemption does: SIGTERM → checkpoint, run KILLED; the scheduler requeues."""
+def interrupt_after_first_epoch(
+    workdir, slurm, command: list[str], signal_name: str
+) -> tuple[str, int, list[int]]:
+    """A 12-epoch job, interrupted by `command <job id>` once its first epoch is logged and released when the
+    scheduler requeues it; (job id, the step it stopped at, the logged steps) once it resumed and finished."""
     epochs = 12
     with runner_in_background([*SLURM, *TINY, f"trainer.epochs={epochs}"], workdir, slurm) as process:
         wait_for("the first epoch", lambda: first_epoch_done(workdir))
         job_id, _ = job_of(workdir, slurm)
-        slurm_cmd(slurm, "scontrol", "requeue", job_id)
+        slurm_cmd(slurm, *command, job_id)
         release_requeued(workdir, slurm)
         finish(process)
-    step, points = check_one_run_resumed(workdir, "SIGTERM", epochs * STEPS_PER_EPOCH)
+    step, points = check_one_run_resumed(workdir, signal_name, epochs * STEPS_PER_EPOCH)
+    return job_id, step, points
+
+
+def test_a_requeued_job_resumes_in_its_run_from_the_checkpoint(workdir, slurm):
+    """`scontrol requeue`, as preemption does: SIGTERM → checkpoint, run KILLED; the scheduler requeues."""
+    _, step, points = interrupt_after_first_epoch(workdir, slurm, ["scontrol", "requeue"], "SIGTERM")
     print(f"requeued at step {step}; train_loss_interval at steps {points}")
 
 
@@ -221,14 +230,9 @@ def test_a_job_signalled_before_its_time_limit_requeues_itself_and_resumes(workd
     SLURM's controller delivers it to every task of the job, as `scancel --signal=USR2` does here (the
     controller checks limits only every 30 s: a real limit would make the test's timing a guess). The
     runner checkpoints, marks the run KILLED and requeues its own job, which resumes in the same run."""
-    epochs = 12
-    with runner_in_background([*SLURM, *TINY, f"trainer.epochs={epochs}"], workdir, slurm) as process:
-        wait_for("the first epoch", lambda: first_epoch_done(workdir))
-        job_id, _ = job_of(workdir, slurm)
-        slurm_cmd(slurm, "scancel", "--signal=USR2", job_id)
-        release_requeued(workdir, slurm)
-        finish(process)
-    step, points = check_one_run_resumed(workdir, "SIGUSR2", epochs * STEPS_PER_EPOCH)
+    job_id, step, points = interrupt_after_first_epoch(
+        workdir, slurm, ["scancel", "--signal=USR2"], "SIGUSR2"
+    )
     assert f"SLURM job {job_id} requeued" in job_logs(workdir)
     print(f"signalled at step {step}; train_loss_interval at steps {points}")
 
