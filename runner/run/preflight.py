@@ -200,11 +200,6 @@ def check_model(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"model.{sorted(unknown)[0]} is not an option of {name}; allowed: {allowed}")
 
 
-def _error_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def check_parts(cfg: dict[str, Any]) -> None:
     """Dry-build what the job will build from the config, before any run exists: the model's forward at the
     data set's input size, the optimizer and the schedule (on the meta device: no memory, no compute), and
@@ -237,7 +232,7 @@ def check_parts(cfg: dict[str, Any]) -> None:
         part = f"dataset.augment={data['augment']!r} of dataset={data['name']}"
         _dry_augment(data, shape.channels, shape.size)
     except (ValueError, TypeError, IndexError, RuntimeError) as e:
-        raise ConfigError(f"{part}: {_error_line(e)}") from None
+        raise ConfigError(f"{part}: {first_line(str(e)) or type(e).__name__}") from None
 
 
 def _dry_augment(data: dict[str, Any], channels: int, size: int) -> None:
