@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -297,6 +298,8 @@ class Expected:
     curves: tuple[
         str, ...
     ] = ()  # the metrics drawn against iterations; () the default figures (render.CURVES)
+    # make reproduce's second pass adds seeds up to this where the power gate asks (runner/analysis/seeds.py)
+    seeds_max: int | None = None
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> Expected:
@@ -316,6 +319,7 @@ class Expected:
             protocol={"dataset.name": spec["dataset"], **(spec["protocol"] or {})},
             claims=tuple(Claim.parse(c) for c in spec["claims"] or ()),
             curves=tuple(str(m) for m in spec.get("curves") or ()),
+            seeds_max=None if spec.get("seeds_max") is None else int(spec["seeds_max"]),
         )
 
     def paper_number(self, check: Check, row: str) -> float | None:
@@ -557,7 +561,18 @@ def _seeds_needed(ok: Callable[[int], bool]) -> str:
     while lo < hi:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
-    return f"about {lo} seeds per row would do"
+    return SEEDS_NEEDED.format(lo)
+
+
+SEEDS_NEEDED = "about {} seeds per row would do"  # runner.analysis.seeds reads k back from the power gate
+
+
+def seeds_needed(gate_text: str) -> int | None:
+    """k of the power gate's "about k seeds per row would do" (MAX_SEEDS + 1 for "more than"); None: none asked."""
+    if f"more than {MAX_SEEDS} seeds" in gate_text:
+        return MAX_SEEDS + 1
+    found = [int(k) for k in re.findall(SEEDS_NEEDED.replace("{}", r"(\d+)"), gate_text)]
+    return max(found) if found else None
 
 
 def t_gate(
