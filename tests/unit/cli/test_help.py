@@ -46,3 +46,10 @@ def test_a_preset_line_comes_from_its_own_yaml(tmp_path: Path) -> None:
     assert preset_line(CONF_DIR / "experiment" / "init_depth_small.yaml").startswith(
         "init_depth at CPU scale"
     )
+
+
+def test_readme_pastes_the_help_as_it_prints_today() -> None:
+    # README's "runner --help" block is the newcomer's first view of runner: it must be the real output.
+    readme = (CONF_DIR.parents[1] / "README.md").read_text()
+    block = readme.split("$ runner --help\n", 1)[1].split("\n```", 1)[0]
+    assert block.rstrip("\n") == help_text().rstrip("\n")
