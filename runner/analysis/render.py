@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from runner.analysis.verdicts import Cell, Expected, Verdict, protocol_differences
+from runner.analysis.verdicts import Cell, Expected, Run, Verdict, protocol_differences
 
 CURVES = ("train_error", "test_top1_error", "train_loss")  # the papers' figures: error vs iteration
 # The training curves at iteration resolution (every trainer.log_every steps), drawn where the runs logged them.
@@ -86,14 +86,16 @@ def table(
     return header, rows
 
 
+def md_row(cells: Sequence[Any]) -> str:
+    """A markdown table row; a "|" or a line break inside a cell would break the table."""
+    return "| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |"
+
+
 def markdown(
     title: str, header: Sequence[str], rows: Sequence[Sequence[str]], verdicts: Sequence[Verdict], paper: str
 ) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |"
-
     out = [f"# {title}", ""] + ([f"Paper: {paper}", ""] if paper else [])
-    out += [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
+    out += [md_row(header), md_row(["---"] * len(header)), *(md_row(r) for r in rows)]
     out += ["", "Mean ± sample std over the finished seeds of each cell; best = the lowest error.", ""]
     if verdicts:
         out += ["## Verdicts", ""]
@@ -148,13 +150,19 @@ def verdict_line(v: Verdict) -> str:
     return f"[bold]{v.text}[/]: {v.headline} — {v.detail}"
 
 
-def _band(cell: Cell, metric: str) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Steps, mean, min and max over the seeds that logged each step (finite values only)."""
+def values_by_step(runs: Sequence[Run], metric: str) -> dict[int, list[float]]:
+    """Step → the finite values of `metric` the runs logged at that step (one per run that did)."""
     by_step: dict[int, list[float]] = {}
-    for run in cell.runs:
+    for run in runs:
         for step, value in run.history.get(metric, ()):
             if np.isfinite(value):
                 by_step.setdefault(step, []).append(value)
+    return by_step
+
+
+def _band(cell: Cell, metric: str) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Steps, mean, min and max over the seeds that logged each step (finite values only)."""
+    by_step = values_by_step(cell.runs, metric)
     steps = sorted(by_step)
     return (
         steps,
@@ -169,12 +177,7 @@ def plot_curves(
 ) -> None:
     """Each curve (by default training error, test error and training loss) vs iteration: per cell the mean
     over its seeds, and a band from the lowest to the highest seed (the papers' figures, with the seed spread)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
+    fig, axes = figure(len(curves))
     for ax, curve in zip(axes[0], curves, strict=True):
         fine = INTERVAL.get(curve)
         metric = fine if fine and any(_band(c, fine)[0] for c in cells) else curve
@@ -193,6 +196,24 @@ def plot_curves(
     if any(_band(c, curves[0])[0] for c in cells):
         axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title} — mean over seeds, band: min–max")
+    save(fig, path, dpi)
+
+
+def figure(columns: int) -> tuple[Any, Any]:
+    """A figure with one row of `columns` axes (axes[0][i]), drawn off-screen (Agg: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, columns, figsize=(5 * columns, 4), squeeze=False)
+
+
+def save(fig: Any, path: Path, dpi: int) -> None:
+    """Lay out, write and close the figure (docs/results/*.png use a low dpi: they are committed)."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)  # docs/results/*.png: smaller, they are committed
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)

@@ -1,13 +1,19 @@
 """docs/results.md: every claim of the seven paper presets, judged on the runs of their `_small` presets.
 
 Generated, never hand-written: `make reproduce` runs the `_small` presets and then this module, which reads
-the store back through runner/tracking/store.py and judges with runner/analysis/verdicts.py (as runner-report does). Per
-paper and preset: each claim of the full preset (`expected:` in runner/conf/experiment/<name>.yaml), the
-paper's number or figure, ours (mean ± std (n) per row), the small-scale verdict, the preset's wall time,
-its command and its curves (docs/results/<name>_small.png). Claims tied to the paper's data set read
-"needs ImageNet" / "needs CIFAR-10" with the command that runs them, plus their small-scale verdict where
-they are orderings. A preset that has not run lists its claims as "not run yet": no claim goes missing.
-The summary table also replaces the block between the markers in README.md.
+the store back through runner/tracking/store.py and judges with runner/analysis/verdicts.py (as runner-report does).
+
+The summary, for a reader who skims, puts every claim in one of five sections (SECTIONS): evidence for the
+paper, evidence against, inconclusive at a powered test, not testable here (with the gate or reason that
+stopped it), needs the paper's data (with the command). Each line: the verdict after Holm, Δ [95 % interval]
+vs the paper's Δ, both p values (Holm's beside them where it changes them), seeds learned / run per row, the
+budget in iterations and the claim's budget curve (runner/analysis/budget_curves.py:
+docs/results/<name>_small_<claim id>.png). It also replaces the block between the markers in README.md.
+
+Below it, per paper and preset: each claim of the full preset (`expected:` in
+runner/conf/experiment/<name>.yaml), the paper's number or figure, ours (mean ± std (n) per row), the
+small-scale verdict, the preset's wall time, its command and its curves (docs/results/<name>_small.png).
+A preset that has not run lists its claims as "not run yet": no claim goes missing.
 
     runner-results                                   # ./mlflow.db → docs/results.md, README.md
     runner-results --uri sqlite:///other.db --out /tmp/results.md --readme ''
@@ -21,25 +27,33 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from runner.analysis import render
+from runner.analysis import budget_curves, render
 from runner.analysis.report import PRESET_ARTIFACT, _history_metrics, parse_preset, reference, to_run
 from runner.analysis.verdicts import (
-    JUDGED,
+    AMBIGUOUS,
+    CONTRADICTED,
+    INCONCLUSIVE,
+    NOT_RUN,
+    PAPER_NUMBER_CHECKS,
+    REDUCED,
+    REPRODUCED,
     Cell,
     Check,
     Claim,
     Expected,
     Reference,
     Verdict,
+    fmt_ps,
     group_cells,
     judge_claim,
+    left_chance,
     with_holm,
 )
 from runner.config import CONF_DIR
@@ -91,6 +105,16 @@ def small_experiment(name: str) -> str:
 def paper_tied(claim: Claim) -> bool:
     """Only judged on the paper's data set (and protocol): never at small scale."""
     return claim.paper_only
+
+
+def needs_paper_data(claim: Claim) -> bool:
+    """A claim about the paper's data itself (`data: paper`, or its numbers): it waits for that data, where a
+    `small_scale: untestable` claim of `data: any` is only out of this page's budget."""
+    return claim.data == "paper" or any(c.check in PAPER_NUMBER_CHECKS for c in claim.checks)
+
+
+def rows_of(checks: Sequence[Check]) -> list[str]:
+    return list(dict.fromkeys(r for c in checks for r in (*c.rows, *(x for pair in c.pairs for x in pair))))
 
 
 # --- the store: the sweeps of one `_small` experiment -----------------------------------------------------
@@ -148,7 +172,8 @@ def read_sweep(tracker: Any, experiment: str, key: Sequence[str]) -> Sweep | Non
     children_of = {p.info.run_id: tracker.child_runs(p) for p in parents}
     order = {c.info.run_id: i for i, p in enumerate(parents) for c in children_of[p.info.run_id]}
     kept = _newest_per_config([c for p in parents for c in children_of[p.info.run_id]])
-    history = _history_metrics(expected)
+    # + the per-epoch validation error: the budget curves' Δ over the same runs (budget_curves.EPOCH_METRICS)
+    history = list(dict.fromkeys([*_history_metrics(expected), *budget_curves.EPOCH_METRICS]))
     runs = [to_run(tracker, r, history) for r in kept]
     cells = _newest_cells(group_cells(runs, list(expected.key) if expected else key), order)
     shown = {r.run_id for c in cells for r in c.runs}
@@ -191,6 +216,9 @@ class ClaimRow:
     ours: str  # mean ± std (n) of each row, "—" where it did not run
     verdict: Verdict | None  # at small scale; None: the `_small` preset has not run yet
     needs: str  # tied to the paper's data set: "needs ImageNet: `runner -m +experiment=...`", else ""
+    checks: tuple[Check, ...] = ()  # the claim's checks, rows filled in (the family that ran)
+    cells: Mapping[str, Cell] = field(default_factory=dict)  # row → its cell, for the rows that ran
+    curve: str = ""  # the file name of its budget curve (under docs/results/), "" where none was drawn
 
 
 def judge_small(claim: Claim, full: Expected, sweep: Sweep, ref: Reference | None = None) -> Verdict:
@@ -266,9 +294,108 @@ def claim_rows(name: str, sweep: Sweep | None) -> list[ClaimRow]:
                 ours=ours(checks, labels) if sweep else "—",
                 verdict=judge_small(claim, full, sweep, ref) if sweep else None,
                 needs=needs,
+                checks=checks,
+                cells={r: labels[r] for r in rows_of(checks) if r in labels},
             )
         )
     return rows
+
+
+# --- the summary: every claim in one of five sections ------------------------------------------------------
+
+FOR, AGAINST, POWERED = "Evidence for the paper", "Evidence against", "Inconclusive at a powered test"
+NOT_TESTABLE, NEEDS_DATA = "Not testable here", "Needs the paper's data"
+SECTIONS = (FOR, AGAINST, POWERED, NOT_TESTABLE, NEEDS_DATA)  # the summary's order
+ABOUT = {
+    FOR: "Reproduced, or reproduced at reduced scale: the paper's direction is significant after Holm.",
+    AGAINST: "Contradicted: the reverse direction is significant after Holm, at a test that passed every gate.",
+    POWERED: "Every gate passed (learned, budget, power), yet neither direction is significant after Holm.",
+    NOT_TESTABLE: "A gate, the claim's declared scale or a missing run stopped it before any comparison: "
+    "each line says which, with its numbers.",
+    NEEDS_DATA: "Claims about the paper's own data (`data: paper`, or its numbers): never judged on other "
+    "data; the command runs them on it.",
+}
+JUDGED_HEADER = ("preset", "claim", "verdict", "Δ [95 % interval] vs paper", "p, reverse p")
+JUDGED_HEADER += ("seeds learned / run", "budget", "budget curve")
+NEEDS_HEADER = ("preset", "claim", "needs", "why not at small scale")
+
+
+def section_of(row: ClaimRow) -> str:
+    """The claim's summary section, from its verdict after Holm (a gate's kind or a missing run: not testable)."""
+    v = row.verdict
+    if needs_paper_data(row.claim):
+        return NEEDS_DATA
+    if v is None:
+        return NOT_TESTABLE
+    if v.after_holm in (REPRODUCED, REDUCED):
+        return FOR
+    if v.after_holm == CONTRADICTED:
+        return AGAINST
+    return POWERED if v.after_holm == INCONCLUSIVE else NOT_TESTABLE  # single run, rows missing, ambiguous
+
+
+def stopped_by(row: ClaimRow) -> str:
+    """Why a claim is not testable here: its declared scale, the gate's own line, or what did not run."""
+    v, claim = row.verdict, row.claim
+    if claim.small_scale == "untestable":
+        return f"small_scale: {declared_scale(claim)}"
+    if v is None:
+        return f"{NOT_RUN_YET}: `runner -m +experiment={row.preset}_small`"
+    if v.why:  # learned, budget, power: "not testable: b did not learn (1/3 seeds learned)"
+        return v.why
+    return f"{v.kind}: {v.detail}" if v.kind in (NOT_RUN, AMBIGUOUS, "error") else v.headline
+
+
+def p_text(v: Verdict) -> str:
+    """Both one-sided p values, Holm's beside them where the adjustment changes them."""
+    raw, holm = fmt_ps(v.p, v.p_reverse), fmt_ps(v.p_holm, v.p_reverse_holm)
+    return (f"{raw} (Holm: {holm})" if holm and holm != raw else raw) or "—"
+
+
+def seeds_text(row: ClaimRow) -> str:
+    """Per row of the claim: seeds that left chance / seeds run ("vgg_a 3/3 · vgg_b 1/3"), as runner-report
+    counts them (a seed without a training loss counts as learned)."""
+    if row.verdict is None:
+        return "—"
+    out = []
+    for label in rows_of(row.checks):
+        cell = row.cells.get(label)
+        learned = sum(left_chance(r) is not False for r in cell.finished) if cell else 0
+        out.append(f"{label} {learned}/{len(cell.runs)}" if cell else f"{label} not run")
+    return " · ".join(out)
+
+
+def budget_text(row: ClaimRow) -> str:
+    steps = max((r.iterations for c in row.cells.values() for r in c.runs), default=0)
+    return f"{steps} iterations" if steps else "—"
+
+
+def summary_line(row: ClaimRow, curves: str) -> tuple[str, ...]:
+    """One claim as the summary shows it; `curves`: the folder of the PNGs, relative to the page."""
+    head = (f"`{row.preset}`", row.claim.text)
+    if section_of(row) == NEEDS_DATA:
+        return (*head, row.needs or NOT_RUN_YET, row.claim.small_scale_reason or "—")
+    v = row.verdict
+    if section_of(row) == NOT_TESTABLE:
+        verdict = stopped_by(row)
+    else:
+        verdict = f"**{v.after_holm}**" + (f" (before Holm: {v.kind})" if v.after_holm != v.kind else "")
+    effect = str(v.effect) if v and v.effect else "—"  # underpowered: the Δ the power gate read
+    curve = f"[curve]({curves}/{row.curve})" if row.curve else "—"
+    return (*head, verdict, effect, p_text(v) if v else "—", seeds_text(row), budget_text(row), curve)
+
+
+def summary(rows: Sequence[ClaimRow], curves: str = "results", level: str = "###") -> list[str]:
+    """The tally, then every claim in its section (SECTIONS, in order, each with what puts a claim there)."""
+    grouped = {name: [r for r in rows if section_of(r) == name] for name in SECTIONS}
+    tally = "; ".join(f"{name.lower()}: {len(group)}" for name, group in grouped.items())
+    out = [f"{len(rows)} claims — {tally} (verdicts after Holm-adjusted p values across the page).", ""]
+    for name, group in grouped.items():
+        out += [f"{level} {name} ({len(group)})", "", ABOUT[name], ""]
+        header = NEEDS_HEADER if name == NEEDS_DATA else JUDGED_HEADER
+        lines = [summary_line(r, curves) for r in group]
+        out += [*_table(header, lines), ""] if lines else ["None.", ""]
+    return out
 
 
 # --- the page -------------------------------------------------------------------------------------------
@@ -281,49 +408,13 @@ def fmt_wall(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def short(row: ClaimRow) -> tuple[str, str, str]:
-    """The summary's columns: the verdict after Holm (with the raw one where Holm changed it), Δ [interval]
-    vs the paper's Δ with both p values, and the gate that stopped the claim with its numbers."""
-    v = row.verdict
-    if v is None:
-        return (row.needs.split(":")[0] if row.needs else NOT_RUN_YET), "—", "—"
-    if v.gate == "data":  # a claim tied to the paper's data set: never judged at small scale
-        reason = f"data: {row.claim.small_scale or 'untestable'}" + (
-            f" ({row.claim.small_scale_reason})" if row.claim.small_scale_reason else ""
-        )
-        return row.needs.split(":")[0] or v.kind, "—", reason
-    kind = f"**{v.after_holm}**" + (f" (before Holm: {v.kind})" if v.after_holm != v.kind else "")
-    numbers = v.numbers if v.kind in JUDGED or v.gate == "power" else "—"
-    return kind, numbers or "—", f"{v.gate}: {v.why}" if v.gate else "—"
+def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> list[str]:
+    return [render.md_row(header), render.md_row(["---"] * len(header)), *map(render.md_row, lines)]
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "/").replace("\n", " ")
-
-
-def summary_table(rows: Sequence[ClaimRow]) -> list[str]:
-    out = [
-        "| preset | claim | verdict | Δ [95 % interval] vs paper; p | stopped by |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        cells = (f"`{r.preset}`", r.claim.text, *short(r))
-        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    counts: dict[str, int] = {}
-    for r in rows:
-        kind = r.verdict.after_holm if r.verdict else NOT_RUN_YET
-        counts[kind] = counts.get(kind, 0) + 1
-    tally = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda x: -x[1]))
-    tied = sum(1 for r in rows if r.needs)
-    return [
-        *out,
-        "",
-        f"{len(rows)} claims at small scale: {tally} (Holm-adjusted across the page); "
-        f"{tied} need the paper's data set.",
-    ]
-
-
-def preset_section(name: str, sweep: Sweep | None, rows: Sequence[ClaimRow], png: str | None) -> list[str]:
+def preset_section(
+    name: str, sweep: Sweep | None, rows: Sequence[ClaimRow], png: str | None, curves: str = "results"
+) -> list[str]:
     small = f"{name}_small"
     out = [f"### `{name}` — {full_expected(name).paper}", ""]
     if sweep is None:
@@ -342,17 +433,17 @@ def preset_section(name: str, sweep: Sweep | None, rows: Sequence[ClaimRow], png
             f"newest sweep {sweep.started} (parent run `{sweep.parent_id}`)",
             "",
         ]
-    out += [
-        "| claim | paper | ours: mean ± std (n) | small-scale verdict | paper's data set |",
-        "|---|---|---|---|---|",
-    ]
+    header = ("claim", "paper", "ours: mean ± std (n)", "small-scale verdict", "paper's data set")
+    lines = []
     for r in rows:
         verdict = r.verdict.headline if r.verdict else NOT_RUN_YET
-        cells = (r.claim.text, r.paper, r.ours, verdict, r.needs or "—")
-        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    out.append("")
+        verdict += f"<br>[budget curve]({curves}/{r.curve})" if r.curve else ""
+        lines.append((r.claim.text, r.paper, r.ours, verdict, r.needs or "—"))
+    out += [*_table(header, lines), ""]
     out += [
-        f"- `{r.claim.id}`{_small_scale(r.claim)}: {r.verdict.detail}"
+        f"- `{r.claim.id}`"
+        + (f" (small scale: {declared_scale(r.claim)})" if r.claim.small_scale else "")
+        + f": {r.verdict.detail}"
         for r in rows
         if r.verdict and r.verdict.detail
     ]
@@ -361,13 +452,11 @@ def preset_section(name: str, sweep: Sweep | None, rows: Sequence[ClaimRow], png
     return [*out, ""]
 
 
-def _small_scale(claim: Claim) -> str:
-    """ " (small scale: analogue — plain_deep30 stands in for …)": how the claim can be tested away from the
-    paper's data, as its preset declares."""
-    if not claim.small_scale:
-        return ""
+def declared_scale(claim: Claim) -> str:
+    """ "analogue — plain_deep30 stands in for …": how the claim can be tested away from the paper's data, as
+    its preset declares ("" where it does not)."""
     reason = f" — {claim.small_scale_reason}" if claim.small_scale_reason else ""
-    return f" (small scale: {claim.small_scale}{reason})"
+    return f"{claim.small_scale}{reason}" if claim.small_scale else ""
 
 
 def page(uri: str, sections: Sequence[list[str]], rows: Sequence[ClaimRow]) -> str:
@@ -385,12 +474,14 @@ def page(uri: str, sections: Sequence[list[str]], rows: Sequence[ClaimRow]) -> s
         "budget: see each preset's comment). Claims tied to the paper's data set name it and the command "
         "that runs them; they are never judged on other data. A verdict is reproduced only when the paper's "
         "direction is significant, contradicted only when the reverse is, and a gate (learned, budget, power) "
-        "stops a claim before any comparison with its own numbers; the counts use Holm-adjusted p values "
-        "across the page. Ours: mean ± sample std (finished seeds) of the final value.",
+        "stops a claim before any comparison with its own numbers; the sections use Holm-adjusted p values "
+        "across the page. Ours: mean ± sample std (finished seeds) of the final value. A claim's budget "
+        "curve follows its Δ over the epochs of the same runs (validation error where the runs held out "
+        "images, else training error), its last point the verdict's Δ on the test set.",
         "",
         "## Summary",
         "",
-        *summary_table(rows),
+        *summary(rows),
         "",
     ]
     text = "\n".join(head + [line for s in sections for line in s]).rstrip() + "\n"
@@ -405,6 +496,47 @@ def replace_block(text: str, block: str) -> str | None:
     return text[: start + len(README_START)] + "\n" + block + "\n" + text[end:]
 
 
+def draw_preset(name: str, sweep: Sweep | None, png_dir: Path) -> str | None:
+    """The preset's curves (<png_dir>/<name>_small.png); its path relative to the page, None without runs."""
+    if not (sweep and sweep.cells):
+        return None
+    png_dir.mkdir(parents=True, exist_ok=True)
+    curves = full_expected(name).curves or render.CURVES
+    render.plot_curves(sweep.cells, png_dir / f"{name}_small.png", f"{name}_small", PNG_DPI, curves)
+    return f"{png_dir.name}/{name}_small.png"
+
+
+def draw_budget_curves(rows: Sequence[ClaimRow], png_dir: Path) -> list[ClaimRow]:
+    """The budget curve of each claim judged on runs (not tied to the paper's data), where it compares rows
+    or times them to a threshold; each row with its PNG's name (<preset>_small_<claim id>.png)."""
+    out = []
+    for r in rows:
+        name = f"{r.preset}_small_{r.claim.id}.png"
+        title = f"{r.preset}_small · {r.claim.id}"
+        drawn = (
+            r.verdict is not None
+            and not paper_tied(r.claim)
+            and budget_curves.draw(
+                r.checks, full_expected(r.preset), r.cells, r.verdict.gate, png_dir / name, title, PNG_DPI
+            )
+        )
+        out.append(dataclasses.replace(r, curve=name) if drawn else r)
+    return out
+
+
+def write_readme(readme: Path, out: Path, png_dir: Path, rows: Sequence[ClaimRow]) -> None:
+    """The summary between README's markers, its links relative to README (it sits under a ### heading)."""
+    base = readme.resolve().parent
+    target = Path(os.path.relpath(out.resolve(), base)).as_posix()
+    curves = Path(os.path.relpath(png_dir.resolve(), base)).as_posix()
+    link = f"Every claim, with its numbers, curves and commands: [{target}]({target})."
+    new = replace_block(readme.read_text(), "\n".join([*summary(rows, curves, "####"), link]))
+    if new is None:
+        print(f"{readme}: no {README_START} … {README_END} block; left as it is", file=sys.stderr)
+    else:
+        readme.write_text(new)
+
+
 def generate(uri: str, out: Path, readme: Path | None) -> list[ClaimRow]:
     """Write the page (and its PNGs under <out dir>/results/), and the README's summary block."""
     tracker = open_store(uri)
@@ -413,17 +545,12 @@ def generate(uri: str, out: Path, readme: Path | None) -> list[ClaimRow]:
     all_rows: list[ClaimRow] = []
     for name in PRESETS:
         sweep = read_sweep(tracker, small_experiment(name), full_expected(name).key) if tracker else None
-        png = None
-        if sweep and sweep.cells:
-            png_dir.mkdir(parents=True, exist_ok=True)
-            curves = full_expected(name).curves or render.CURVES
-            render.plot_curves(sweep.cells, png_dir / f"{name}_small.png", f"{name}_small", PNG_DPI, curves)
-            png = f"{png_dir.name}/{name}_small.png"
-        presets.append((name, sweep, png))
+        presets.append((name, sweep, draw_preset(name, sweep, png_dir)))
         all_rows += claim_rows(name, sweep)
     # Holm across every claim of the page, before any section is drawn
     held = iter(with_holm([r.verdict for r in all_rows if r.verdict]))
     all_rows = [dataclasses.replace(r, verdict=next(held)) if r.verdict else r for r in all_rows]
+    all_rows = draw_budget_curves(all_rows, png_dir)
     sections = []
     for paper, names in PAPERS:
         sections.append([f"## {paper}", ""])
@@ -432,13 +559,7 @@ def generate(uri: str, out: Path, readme: Path | None) -> list[ClaimRow]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page(uri, sections, all_rows))
     if readme is not None and readme.exists():
-        target = Path(os.path.relpath(out.resolve(), readme.resolve().parent)).as_posix()
-        link = f"Every claim, with its numbers, curves and commands: [{target}]({target})."
-        new = replace_block(readme.read_text(), "\n".join([*summary_table(all_rows), "", link]))
-        if new is None:
-            print(f"{readme}: no {README_START} … {README_END} block; left as it is", file=sys.stderr)
-        else:
-            readme.write_text(new)
+        write_readme(readme, out, png_dir, all_rows)
     return all_rows
 
 

@@ -14,8 +14,27 @@ from typing import Any
 import pytest
 import yaml
 from conftest import CONF_DIR, run_runner
+from scipy import stats
 
-from runner.analysis import results
+from runner.analysis import budget_curves, results
+from runner.analysis.results import AGAINST, FOR, NEEDS_DATA, NOT_TESTABLE, POWERED, ClaimRow
+from runner.analysis.verdicts import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    NOT_COMPARABLE,
+    NOT_LEARNED,
+    NOT_RUN,
+    REDUCED,
+    REPRODUCED,
+    SINGLE,
+    UNDER_BUDGET,
+    UNDERPOWERED,
+    Cell,
+    Claim,
+    Effect,
+    Run,
+    Verdict,
+)
 from runner.tracking.store import Tracker
 
 LN10 = math.log(10)
@@ -50,6 +69,12 @@ def line_of(page: str, start: str) -> str:
     return next(x for x in page.splitlines() if x.startswith(start))
 
 
+def summary_section(text: str, name: str, level: str = "###") -> str:
+    """One section of the summary (results.SECTIONS), from its heading to the next heading."""
+    rest = text.split(f"{level} {name} (", 1)[1]
+    return rest.split(f"\n{level} ", 1)[0].split("\n## ", 1)[0]
+
+
 @pytest.mark.parametrize("store", ["missing", "empty"])
 def test_every_claim_of_every_preset_is_listed_when_nothing_ran(
     tmp_path: Path, empty_store: Path, store: str
@@ -75,13 +100,37 @@ def test_every_claim_of_every_preset_is_listed_when_nothing_ran(
             summary = line_of(page, f"| `{name}` | {claim['text']} |")
             row = line_of(section(page, name), f"| {claim['text']} |")
             assert "not run yet" in row, row
-            tied = claim["data"] == "paper" or any(
+            paper_data = claim["data"] == "paper" or any(
                 c["check"] in ("matches", "best_of_n") for c in claim["checks"]
             )
+            untestable = claim.get("small_scale") == "untestable"
             dataset = "CIFAR-10" if name == "resnet_cifar" else "ImageNet"
-            assert (f"needs {dataset}: `runner -m +experiment={name}" in row) == tied, row
-            assert (f"needs {dataset}" in summary) == tied, summary
+            needs = f"needs {dataset}: `runner -m +experiment={name}"
+            assert (needs in row) == (paper_data or untestable), row
+            # The summary: the paper's data with its command; else why it is not testable here.
+            where = results.NEEDS_DATA if paper_data else results.NOT_TESTABLE
+            assert summary in summary_section(page, where).splitlines(), (where, summary)
+            if paper_data:
+                assert needs in summary
+            elif untestable:
+                assert f"| small_scale: untestable — {claim['small_scale_reason']} |" in summary
+            else:
+                assert f"| not run yet: `runner -m +experiment={name}_small` |" in summary
             assert claim["text"] in readme
+    # resnet_shortcuts_small is not run by make reproduce (every claim `data: paper`): none reads "not run yet"
+    assert yaml_claims["resnet_shortcuts"] and all(
+        c["data"] == "paper" for c in yaml_claims["resnet_shortcuts"]
+    )
+    for claim in yaml_claims["resnet_shortcuts"]:
+        needs = line_of(
+            summary_section(page, results.NEEDS_DATA), f"| `resnet_shortcuts` | {claim['text']} |"
+        )
+        assert "needs ImageNet: `runner -m +experiment=resnet_shortcuts dataset.root=" in needs
+    for name in results.SECTIONS:  # the summary's sections, in order, on the page and in README
+        assert page.index(f"### {name} (") < page.index("## AlexNet")
+        assert f"#### {name} (" in readme
+    order = [page.index(f"### {name} (") for name in results.SECTIONS]
+    assert order == sorted(order)
     assert "old table" not in readme and readme.endswith("<!-- results:end -->\n\n## after\n")
     assert "results.md](" in readme
     assert not (tmp_path / "docs" / "results").exists()  # no curves without runs
@@ -184,22 +233,240 @@ def test_the_page_shows_mean_std_n_verdicts_and_curves_of_resumed_sweeps(tmp_pat
     assert "- `projections_b_beat_a` (small scale: untestable — a 0.5-point ImageNet effect" in page
     table3 = line_of(section(page, "resnet_shortcuts"), "| top-1 errors of Table 3")
     assert "resnet34/A 25.03" in table3 and "different protocol: not comparable" in table3
-    summary = line_of(page, "| `resnet_shortcuts` | B is slightly better than A")
+    # It ran, yet the summary lists it with the paper's data and why it is not tested here.
+    needs = summary_section(page, results.NEEDS_DATA)
+    summary = line_of(needs, "| `resnet_shortcuts` | B is slightly better than A")
+    assert "| needs ImageNet: `runner -m +experiment=resnet_shortcuts" in summary
+    assert summary.endswith(
+        "| a 0.5-point ImageNet effect; at reduced width projections are a larger share of the parameters, another question |"
+    )
+    assert "| needs ImageNet: `runner -m +experiment=resnet_shortcuts" in line_of(
+        needs, "| `resnet_shortcuts` | top-1 errors of Table 3"
+    )
+    # The summary: per claim the verdict after Holm, Δ [interval] vs the paper's Δ with both p values (one
+    # claim judged on the page: Holm changes nothing, so it is not repeated), seeds learned / run, the budget.
+    stalls = line_of(
+        summary_section(page, results.FOR), "| `init_depth` | 30 layers: Xavier stalls completely"
+    )
+    assert "| **reproduced at reduced scale** | Δ(plain_deep30/kaiming final loss − 2.00) " in stalls
+    assert "(Holm: " not in stalls and "| p = " in stalls
+    assert "| plain_deep30/kaiming 3/3 · plain_deep30/xavier_he 0/3 | 160 iterations | — |" in stalls
+    assert "(verdicts after Holm-adjusted p values across the page)" in page
+    # Budget curves: none for a claim tied to the paper's data (it ran here, yet is never judged on these runs),
+    # nor for one-row checks (converges, stalls).
+    assert not list((tmp_path / "docs" / "results").glob("*_small_*.png"))
+    # A claim whose rows did not run is not testable, with what is missing.
+    both = line_of(
+        summary_section(page, results.NOT_TESTABLE), "| `init_depth` | 22 layers: both inits converge"
+    )
     assert (
-        summary.startswith("| `resnet_shortcuts` | B is slightly better than A")
-        and "| needs ImageNet | — | data: untestable (" in summary
+        "| not run: no run of prelu_deep22/kaiming, prelu_deep22/xavier_he (prelu_deep nets); no run of plain_deep22/kaiming"
+        in both
     )
-    assert "| needs ImageNet | — | data: untestable (" in line_of(
-        page, "| `resnet_shortcuts` | top-1 errors of Table 3"
-    )
-    # The summary: per claim the verdict after Holm, Δ [interval] vs the paper's Δ with both p values, the gate.
-    stalls = line_of(page, "| `init_depth` | 30 layers: Xavier stalls completely")
-    assert "| **reproduced at reduced scale** | Δ(plain_deep30/" in stalls and "(Holm: " in stalls
-    assert "Holm-adjusted across the page" in page
     assert (
         "**reproduced at reduced scale**" in readme
         and "Not run yet: `runner -m +experiment=vgg_depth_small`" in page
     )
+
+
+# --- the summary's sections -------------------------------------------------------------------------------
+
+POWER_LINE = "underpowered (detectable 7.30 vs expected 1.18; about 40 seeds per row would do)"
+LEARNED_LINE = "not testable: b did not learn (1/3 seeds learned)"
+BUDGET_LINE = "not testable at this budget (b still improving: −23 % over the last quarter)"
+
+
+def synthetic(
+    text: str, kind: str | None, data: str = "any", small_scale: str = "", **verdict: Any
+) -> ClaimRow:
+    """A claim row of preset `p` with a verdict of this kind (None: the preset never ran)."""
+    spec = {"id": text, "text": text, "data": data, "small_scale": small_scale, "small_scale_reason": "why"}
+    spec["checks"] = [{"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"}]
+    claim = Claim.parse(spec)
+    v = None if kind is None else Verdict(text, text, kind, verdict.pop("p", None), "detail", **verdict)
+    needs = (
+        "needs ImageNet: `runner -m +experiment=p dataset.root=<ImageNet dir>`" if claim.paper_only else ""
+    )
+    return ClaimRow("p", claim, "—", "—", v, needs, claim.checks)
+
+
+def seed_run(run_id: str, loss: float | None, status: str = "finished") -> Run:
+    metrics = {} if loss is None else {"train_loss": loss}
+    history = {"train_loss": [(300, loss)]} if loss is not None else {"train_error": [(300, 50.0)]}
+    return Run(run_id, "c", status, {"dataset.name": "fashion_mnist"}, metrics, history)
+
+
+def test_one_verdict_of_each_kind_lands_in_its_section() -> None:
+    fx = Effect("b − a", 2.0, 1.27, 2.73, 1.4, (5, 5))
+    cases = {
+        "kept": (
+            synthetic(
+                "kept", REPRODUCED, p=0.001, p_reverse=0.99, p_holm=0.01, p_reverse_holm=1.0, effect=fx
+            ),
+            FOR,
+        ),
+        "reduced": (synthetic("reduced", REDUCED, p=0.002, p_holm=0.002, effect=fx), FOR),
+        "taken back by Holm": (synthetic("taken back by Holm", REDUCED, p=0.02, p_holm=0.08), POWERED),
+        "reversed": (
+            synthetic("reversed", CONTRADICTED, p=0.99, p_reverse=0.001, p_reverse_holm=0.004),
+            AGAINST,
+        ),
+        "reversal taken back": (
+            synthetic("reversal taken back", CONTRADICTED, p=0.9, p_reverse=0.04, p_reverse_holm=0.2),
+            POWERED,
+        ),
+        "open": (synthetic("open", INCONCLUSIVE, p=0.3, p_reverse=0.7, p_holm=0.9), POWERED),
+        "few seeds": (
+            synthetic("few seeds", UNDERPOWERED, p=0.2, gate="power", why=POWER_LINE, effect=fx),
+            NOT_TESTABLE,
+        ),
+        "stuck": (synthetic("stuck", NOT_LEARNED, gate="learned", why=LEARNED_LINE), NOT_TESTABLE),
+        "still falling": (
+            synthetic("still falling", UNDER_BUDGET, gate="budget", why=BUDGET_LINE),
+            NOT_TESTABLE,
+        ),
+        "out of budget": (
+            synthetic("out of budget", NOT_COMPARABLE, small_scale="untestable", gate="data"),
+            NOT_TESTABLE,
+        ),
+        "missing row": (synthetic("missing row", NOT_RUN), NOT_TESTABLE),
+        "one seed": (synthetic("one seed", SINGLE), NOT_TESTABLE),
+        "never ran": (synthetic("never ran", None), NOT_TESTABLE),
+        "imagenet only": (
+            synthetic("imagenet only", NOT_COMPARABLE, data="paper", small_scale="untestable", gate="data"),
+            NEEDS_DATA,
+        ),
+        "imagenet, never ran": (synthetic("imagenet, never ran", None, data="paper"), NEEDS_DATA),
+    }
+    for text, (row, section) in cases.items():
+        assert results.section_of(row) == section, text
+    # Seeds per row of "few seeds": a: two learned, one at chance (ln 10), one failed; b: one learned, one that
+    # logged no training loss (counted as learned, as runner-report counts it).
+    few = cases["few seeds"][0]
+    a = [seed_run("a0", 0.5), seed_run("a1", 0.4), seed_run("a2", LN10), seed_run("a3", None, "failed")]
+    few.cells = {"a": Cell("a", "a", a), "b": Cell("b", "b", [seed_run("b0", 0.5), seed_run("b1", None)])}
+
+    text = "\n".join(results.summary([row for row, _ in cases.values()], curves="results"))
+
+    assert text.startswith(
+        "15 claims — evidence for the paper: 2; evidence against: 1; inconclusive at a powered test: 3; "
+        "not testable here: 7; needs the paper's data: 2 (verdicts after Holm-adjusted p values across the page)."
+    )
+    for name in results.SECTIONS:
+        lines = summary_section(text, name).splitlines()
+        assert sorted(line.split(" | ")[1] for line in lines if line.startswith("| `p` |")) == sorted(
+            t for t, (_, section) in cases.items() if section == name
+        ), name
+
+    def line(claim: str) -> str:
+        return line_of(text, f"| `p` | {claim} |")
+
+    # After Holm, with the raw kind and p where Holm changes them; unchanged ones once.
+    kept = "| **reproduced** | Δ(b − a) +2.00 [+1.27, +2.73] vs paper +1.40 | p = 0.001, reverse p = 0.99 "
+    assert kept + "(Holm: p = 0.01, reverse p = 1) |" in line("kept")
+    assert "| p = 0.002 |" in line("reduced")
+    assert "| **inconclusive** (before Holm: reproduced at reduced scale) |" in line("taken back by Holm")
+    assert "| **contradicted** |" in line("reversed")
+    # Not testable: the gate's own line with its numbers, the declared scale, or what did not run.
+    assert f"| {POWER_LINE} | Δ(b − a) +2.00 [+1.27, +2.73] vs paper +1.40 | p = 0.2 |" in line("few seeds")
+    assert "| a 2/4 · b 2/2 | 300 iterations | — |" in line(
+        "few seeds"
+    )  # learned / run, failed seeds counted
+    assert f"| {LEARNED_LINE} |" in line("stuck") and f"| {BUDGET_LINE} |" in line("still falling")
+    assert "| small_scale: untestable — why |" in line("out of budget")
+    assert "| not run: detail |" in line("missing row")
+    assert "| not run yet: `runner -m +experiment=p_small` | — | — | — | — | — |" in line("never ran")
+    assert line("imagenet only") == (
+        "| `p` | imagenet only | needs ImageNet: `runner -m +experiment=p dataset.root=<ImageNet dir>` | why |"
+    )
+
+
+def prelu_job(
+    store: Store, parent: str, act: str, seed: int, test: float, val: list[float], loss: float
+) -> None:
+    """A seed of prelu_vs_relu_small: its validation error per epoch (steps 40 … 160), its final test error."""
+    params = {"act": act, "seed": seed, "dataset.name": "fashion_mnist", "model": "prelu_14"}
+    curve = [
+        {"val_top1_error": v, "train_loss": loss + 0.2 * (2 - k) if k < 2 else loss}
+        for k, v in enumerate(val)
+    ]
+    curve[-1]["test_top1_error"] = test
+    store.child("prelu_vs_relu_small", parent, f"cell-{act}", params, curve)
+
+
+def test_a_budget_curve_per_compared_claim_from_the_validation_error_of_the_same_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    parent = store.parent("prelu_vs_relu_small", "prelu_vs_relu", 80)
+    for seed in range(3):  # validation error per epoch: relu 40/30/25/24 + seed, prelu 38/29/22/20 + seed
+        prelu_job(
+            store,
+            parent,
+            "relu",
+            seed,
+            24.0 + 0.3 * seed,
+            [40.0 + seed, 30 + seed, 25 + seed, 24 + seed],
+            0.6,
+        )
+        prelu_job(
+            store,
+            parent,
+            "prelu",
+            seed,
+            22.0 + 0.3 * seed,
+            [38.0 + seed, 29 + seed, 22 + seed, 20 + seed],
+            0.6,
+        )
+        prelu_job(
+            store,
+            parent,
+            "prelu_shared",
+            seed,
+            23.0 + 0.3 * seed,
+            [39.0 + seed, 30 + seed, 24 + seed, 22 + seed],
+            0.6,
+        )
+    prelu_job(store, parent, "relu", 3, 90.0, [90.0] * 4, LN10)  # a seed that never left chance: left out
+
+    page, readme = generate(tmp_path, store.tracker.uri)
+
+    line = line_of(summary_section(page, results.FOR), "| `prelu_vs_relu` | channel-wise PReLU beats ReLU")
+    assert "| **reproduced at reduced scale** | Δ(relu − prelu) +2.00 [" in line and "vs paper +1.18" in line
+    # Two claims judged on the page (p 0.00061 and 0.0075): Holm doubles the smaller; the larger keeps its p
+    # and only its reverse p moves (0.99 × 2, capped at 1). Welch: se = √(0.09/3 × 2), df 4: ±0.68.
+    holm = "p = 0.00061, reverse p = 1 (Holm: p = 0.0012, reverse p = 1)"
+    assert f"| Δ(relu − prelu) +2.00 [+1.32, +2.68] vs paper +1.18 | {holm} |" in line
+    assert (
+        "| prelu 3/3 · relu 3/4 | 160 iterations | [curve](results/prelu_vs_relu_small_prelu_beats_relu.png) |"
+        in line
+    )
+    shared = line_of(summary_section(page, results.FOR), "| `prelu_vs_relu` | channel-shared PReLU")
+    assert "| p = 0.0075, reverse p = 0.99 (Holm: p = 0.0075, reverse p = 1) |" in shared
+    assert "[curve](results/prelu_vs_relu_small_shared_beats_relu.png)" in shared
+    assert "[curve](docs/results/prelu_vs_relu_small_prelu_beats_relu.png)" in readme
+    assert "<br>[budget curve](results/prelu_vs_relu_small_prelu_beats_relu.png)" in section(
+        page, "prelu_vs_relu"
+    )
+    png = tmp_path / "docs" / "results" / "prelu_vs_relu_small_prelu_beats_relu.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size < 200_000
+    assert not (tmp_path / "docs" / "results" / "prelu_vs_relu_small_table2_numbers.png").exists()
+
+    # The curve itself: Δ of the validation error at every epoch, read back from the store, the seed at chance
+    # left out: relu − prelu = 2, 1, 3, 4 (both rows x, x + 1, x + 2: variance 1, se √(2/3), Welch df 4).
+    sweep = results.read_sweep(store.tracker, "prelu_vs_relu_small", ("act",))
+    row = next(r for r in results.claim_rows("prelu_vs_relu", sweep) if r.claim.id == "prelu_beats_relu")
+    curve = budget_curves.delta_curve(
+        row.checks, results.full_expected("prelu_vs_relu"), row.cells, row.verdict.gate
+    )
+    assert curve is not None and curve.metric == "val_top1_error"
+    assert [(p.step, p.n) for p in curve.points] == [(40, (3, 3)), (80, (3, 3)), (120, (3, 3)), (160, (3, 3))]
+    assert [p.delta for p in curve.points] == pytest.approx([2.0, 1.0, 3.0, 4.0])
+    half = stats.t.ppf(0.975, 4) * math.sqrt(2 / 3)
+    assert (curve.points[-1].lo, curve.points[-1].hi) == pytest.approx((4.0 - half, 4.0 + half))
+    fx = row.verdict.effect  # the last point: the verdict's own Δ on the test set
+    assert curve.final is not None and (curve.final.delta, curve.final.lo, curve.final.hi) == pytest.approx(
+        (fx.delta, fx.lo, fx.hi)
+    )
+    assert curve.final.delta == pytest.approx(2.0)
 
 
 @pytest.mark.e2e

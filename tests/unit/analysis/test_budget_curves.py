@@ -1,0 +1,157 @@
+"""runner/analysis/budget_curves.py: a claim's Δ between its rows at every epoch of the same runs, with its 95 %
+interval, checked against numbers computed by hand; the seeds it counts; the claims that get a curve."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from runner.analysis import budget_curves
+from runner.analysis.verdicts import Cell, Check, Expected, Run
+
+LN10 = math.log(10)
+STEPS = (100, 200, 300)
+
+
+def run(run_id: str, val: list[float], test: float, loss: float = 0.5) -> Run:
+    """A finished seed: its validation error at STEPS (and a training error the curve must not read), its
+    final test error and training loss."""
+    history = {"val_top1_error": list(zip(STEPS, val, strict=True)), "train_loss": [(STEPS[-1], loss)]}
+    history["train_error"] = [(s, 0.0) for s in STEPS]
+    metrics = {"test_top1_error": test, "train_loss": loss}
+    return Run(run_id, "c", "finished", {"dataset.name": "fashion_mnist"}, metrics, history)
+
+
+def cell(label: str, runs: list[Run]) -> Cell:
+    return Cell(label, label, runs)
+
+
+def expected(numbers: dict[str, float], check: dict) -> tuple[Expected, tuple[Check, ...]]:
+    ex = Expected.parse(
+        {
+            "paper": "p",
+            "scale": "full",
+            "dataset": "imagenet",
+            "protocol": {},
+            "key": ["model"],
+            "metrics": ["test_top1_error"],
+            "numbers": numbers,
+            "claims": [{"id": "c", "text": "t", "data": "any", "checks": [check]}],
+        }
+    )
+    return ex, ex.claims[0].checks
+
+
+def test_the_delta_and_its_welch_interval_at_each_epoch_by_hand() -> None:
+    # a: 10, 12, 14 (mean 12, variance 4); b: 16, 18, 20 (mean 18, variance 4) at step 200.
+    # Δ = 6; se = √(4/3 + 4/3) = √(8/3); Welch df = (8/3)² / ((4/3)²/2 + (4/3)²/2) = 4.
+    a = [run(f"a{i}", [30.0, 10.0 + 2 * i, 9.0], test=20.0 + i) for i in range(3)]
+    b = [run(f"b{i}", [31.0, 16.0 + 2 * i, 9.5], test=25.0 + 2 * i) for i in range(3)]
+    ex, checks = expected(
+        {"a": 30.0, "b": 31.5}, {"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"}
+    )
+
+    curve = budget_curves.delta_curve(checks, ex, {"a": cell("a", a), "b": cell("b", b)})
+
+    assert curve is not None and curve.metric == "val_top1_error"
+    assert [p.step for p in curve.points] == list(STEPS)
+    at = curve.points[1]
+    half = stats.t.ppf(0.975, 4) * math.sqrt(8 / 3)  # 2.776 × 1.633 = 4.534
+    assert at.delta == pytest.approx(6.0)
+    assert (at.lo, at.hi) == pytest.approx((6.0 - half, 6.0 + half))
+    assert at.n == (3, 3)
+    assert curve.points[0].delta == pytest.approx(1.0) and curve.points[2].delta == pytest.approx(0.5)
+    # The last point: the test set, as the verdict reads it. a: 20, 21, 22 (var 1); b: 25, 27, 29 (var 4).
+    # Δ = 27 − 21 = 6; se = √(1/3 + 4/3) = √(5/3); df = (5/3)² / ((1/3)²/2 + (4/3)²/2) = 50/17.
+    se, df = math.sqrt(5 / 3), (5 / 3) ** 2 / ((1 / 3) ** 2 / 2 + (4 / 3) ** 2 / 2)
+    final = curve.final
+    assert final is not None and final.step == 300 and final.delta == pytest.approx(6.0)
+    assert (final.lo, final.hi) == pytest.approx(
+        (6 - stats.t.ppf(0.975, df) * se, 6 + stats.t.ppf(0.975, df) * se)
+    )
+    assert curve.comparison.paper == pytest.approx(1.5) and curve.comparison.what == "b − a"
+
+
+def test_a_trend_ordering_follows_the_slope_and_its_t_interval_by_hand() -> None:
+    # Rows at positions 0, 1, 2 hold 1, 2, 3 / 3, 4, 5 / 5, 6, 7 at step 100: slope 2; the residuals −1, 0, 1
+    # in each row: SSE = 6, n = 9, s² = 6/7, Sxx = 3 × (1 + 0 + 1) = 6, so se(slope) = √(1/7), df = 7.
+    rows = {
+        name: cell(name, [run(f"{name}{i}", [base + i, 50.0, 50.0], test=base + i) for i in range(3)])
+        for name, base in (("x", 1.0), ("y", 3.0), ("z", 5.0))
+    }
+    check = {"check": "decreasing", "rows": ["x", "y", "z"], "metric": "test_top1_error", "trend": True}
+    ex, checks = expected({"x": 30.0, "y": 29.0, "z": 27.0}, check)
+
+    curve = budget_curves.delta_curve(checks, ex, rows)
+
+    assert curve is not None and curve.comparison.trend
+    half = stats.t.ppf(0.975, 7) * math.sqrt(1 / 7)
+    at = curve.points[0]
+    assert (at.delta, at.lo, at.hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert curve.points[1].delta == pytest.approx(0.0)  # every row at 50: no slope
+    assert curve.comparison.paper == pytest.approx(-1.5)  # the paper's numbers 30, 29, 27: slope −1.5
+
+
+def test_seeds_at_chance_are_left_out_unless_the_learned_gate_stopped_the_claim() -> None:
+    a = [run(f"a{i}", [30.0 + i, 10.0 + 2 * i, 9.0 + i], test=20.0 + i) for i in range(3)]
+    stuck = run("a3", [90.0, 90.0, 90.0], test=90.0, loss=LN10)  # never left chance
+    b = [run(f"b{i}", [31.0 + i, 16.0 + 2 * i, 9.5 + i], test=25.0 + i) for i in range(3)]
+    ex, checks = expected({}, {"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"})
+    cells = {"a": cell("a", [*a, stuck]), "b": cell("b", b)}
+
+    kept = budget_curves.delta_curve(checks, ex, cells)
+    every = budget_curves.delta_curve(checks, ex, cells, gate="learned")
+
+    assert kept is not None and kept.points[1].delta == pytest.approx(6.0) and kept.points[1].n == (3, 3)
+    assert every is not None and every.points[1].n == (4, 3)
+    assert every.points[1].delta == pytest.approx(18.0 - (10 + 12 + 14 + 90) / 4)
+
+
+def test_equivalent_reads_first_minus_second_and_train_error_stands_in_without_a_validation_split() -> None:
+    def seed(run_id: str, errors: list[float]) -> Run:
+        history = {"train_error": list(zip(STEPS, errors, strict=True))}
+        return Run(run_id, "c", "finished", {}, {"test_top1_error": errors[-1]}, history)
+
+    first = cell("a", [seed("a0", [5.0, 4.0, 3.0]), seed("a1", [7.0, 6.0, 5.0])])
+    second = cell("b", [seed("b0", [1.0, 1.0, 1.0]), seed("b1", [3.0, 3.0, 3.0])])
+    check = {"check": "equivalent", "rows": ["a", "b"], "metric": "test_top1_error", "tolerance": 0.5}
+    ex, checks = expected({}, check)
+
+    curve = budget_curves.delta_curve(checks, ex, {"a": first, "b": second})
+
+    assert curve is not None and curve.metric == "train_error" and curve.comparison.what == "a − b"
+    assert [p.delta for p in curve.points] == pytest.approx([4.0, 3.0, 2.0])
+
+
+def test_reaches_first_draws_each_rows_median_curve_and_other_claims_draw_nothing(tmp_path: Path) -> None:
+    def seed(run_id: str, errors: list[float]) -> Run:
+        return Run(run_id, "c", "finished", {}, {}, {"train_error": list(zip(STEPS, errors, strict=True))})
+
+    relu = cell(
+        "relu",
+        [seed("r0", [50.0, 20.0, 10.0]), seed("r1", [60.0, 30.0, 20.0]), seed("r2", [90.0, 80.0, 70.0])],
+    )
+    tanh = cell("tanh", [seed("t0", [90.0, 90.0, 89.0]), seed("t1", [90.0, 88.0, 80.0])])
+    check = {"check": "reaches_first", "rows": ["relu", "tanh"], "metric": "train_error", "below": 25}
+    ex, checks = expected({}, check)
+    cells = {"relu": relu, "tanh": tanh}
+
+    curve = budget_curves.threshold_curve(checks, cells)
+
+    assert curve is not None and curve.below == 25 and curve.metric == "train_error"
+    assert curve.medians["relu"] == (list(STEPS), [60.0, 30.0, 20.0])
+    assert curve.medians["tanh"] == (list(STEPS), [90.0, 89.0, 84.5])
+    assert curve.seeds == {"relu": 3, "tanh": 2}
+    assert (
+        budget_curves.delta_curve(checks, ex, cells) is None
+    )  # a time to threshold has no Δ of final values
+    png = tmp_path / "curves" / "c.png"
+    assert budget_curves.draw(checks, ex, cells, "", png, "t", 50)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+    one_row, one_check = expected({}, {"check": "converges", "rows": ["relu"], "below_chance": 0.87})
+    assert not budget_curves.draw(one_check, one_row, cells, "", tmp_path / "none.png", "t", 50)
+    assert not (tmp_path / "none.png").exists()
