@@ -15,8 +15,13 @@ runner/conf/experiment/<name>.yaml), the paper's number or figure, ours (mean ±
 small-scale verdict, the preset's wall time, its command and its curves (docs/results/<name>_small.png).
 A preset that has not run lists its claims as "not run yet": no claim goes missing.
 
+With `--also URI` (`make reproduce-threads`: the same presets with 2 torch threads each) every claim is judged on
+that store too: a verdict that differs there is fragile (float rounding moved a seed over an edge), listed under
+"not testable here" with both verdicts instead of counting as a finding; one that agrees gets a note.
+
     runner-results                                   # ./mlflow.db → docs/results.md, README.md
     runner-results --uri sqlite:///other.db --out /tmp/results.md --readme ''
+    runner-results --also sqlite:///mlflow-2threads.db   # the stability check across thread counts
 """
 
 from __future__ import annotations
@@ -208,6 +213,17 @@ def open_store(uri: str) -> Any | None:
 # --- one row per claim ----------------------------------------------------------------------------------
 
 
+FRAGILE, SAME, ALSO_NOT_RUN = "fragile", "same", "not run"  # Stability.kind
+
+
+@dataclass(frozen=True)
+class Stability:
+    """The claim judged again on the second store (`--also`): same verdict, another (fragile), or not run there."""
+
+    kind: str  # FRAGILE | SAME | ALSO_NOT_RUN
+    text: str  # "fragile: reproduced with 1 thread, …", "same verdict with 2 threads", "2 threads: not run"
+
+
 @dataclass
 class ClaimRow:
     preset: str
@@ -219,6 +235,11 @@ class ClaimRow:
     checks: tuple[Check, ...] = ()  # the claim's checks, rows filled in (the family that ran)
     cells: Mapping[str, Cell] = field(default_factory=dict)  # row → its cell, for the rows that ran
     curve: str = ""  # the file name of its budget curve (under docs/results/), "" where none was drawn
+    stability: Stability | None = None  # on the second store; None: no `--also`, or nothing to compare
+
+    @property
+    def fragile(self) -> bool:
+        return self.stability is not None and self.stability.kind == FRAGILE
 
 
 def judge_small(claim: Claim, full: Expected, sweep: Sweep, ref: Reference | None = None) -> Verdict:
@@ -325,7 +346,7 @@ def section_of(row: ClaimRow) -> str:
     v = row.verdict
     if needs_paper_data(row.claim):
         return NEEDS_DATA
-    if v is None:
+    if v is None or row.fragile:  # a verdict the thread count changes is no finding either way
         return NOT_TESTABLE
     if v.after_holm in (REPRODUCED, REDUCED):
         return FOR
@@ -341,6 +362,8 @@ def stopped_by(row: ClaimRow) -> str:
         return f"small_scale: {declared_scale(claim)}"
     if v is None:
         return f"{NOT_RUN_YET}: `runner -m +experiment={row.preset}_small`"
+    if row.stability is not None and row.fragile:
+        return row.stability.text
     if v.why:  # learned, budget, power: "not testable: b did not learn (1/3 seeds learned)"
         return v.why
     return f"{v.kind}: {v.detail}" if v.kind in (NOT_RUN, AMBIGUOUS, "error") else v.headline
@@ -366,8 +389,10 @@ def seeds_text(row: ClaimRow) -> str:
 
 
 def budget_text(row: ClaimRow) -> str:
+    """The budget in iterations, and (with `--also`) the note that the verdict held or did not run there."""
     steps = max((r.iterations for c in row.cells.values() for r in c.runs), default=0)
-    return f"{steps} iterations" if steps else "—"
+    note = row.stability.text if row.stability and not row.fragile else ""  # a fragile line says it already
+    return " · ".join(x for x in (f"{steps} iterations" if steps else "", note) if x) or "—"
 
 
 def summary_line(row: ClaimRow, curves: str) -> tuple[str, ...]:
@@ -437,6 +462,7 @@ def preset_section(
     lines = []
     for r in rows:
         verdict = r.verdict.headline if r.verdict else NOT_RUN_YET
+        verdict += f"<br>{r.stability.text}" if r.stability else ""
         verdict += f"<br>[budget curve]({curves}/{r.curve})" if r.curve else ""
         lines.append((r.claim.text, r.paper, r.ours, verdict, r.needs or "—"))
     out += [*_table(header, lines), ""]
@@ -459,7 +485,22 @@ def declared_scale(claim: Claim) -> str:
     return f"{claim.small_scale}{reason}" if claim.small_scale else ""
 
 
-def page(uri: str, sections: Sequence[list[str]], rows: Sequence[ClaimRow]) -> str:
+def stability_rule(also: str | None) -> str:
+    """The intro's sentence on verdicts that change with the thread count."""
+    if also is None:
+        return (
+            "Stability across thread counts is not checked on this page (`make reproduce-threads` does: a "
+            "verdict that changes with the thread count reads fragile, not a finding)."
+        )
+    return (
+        f"Every claim is also judged on the same presets in `{also}` (another torch thread count: "
+        "`make reproduce-threads`); a claim whose verdict after Holm differs there is **fragile** — float "
+        "rounding moved a seed over an edge — and is listed under not testable here with both verdicts, "
+        "not counted as a finding."
+    )
+
+
+def page(uri: str, sections: Sequence[list[str]], rows: Sequence[ClaimRow], also: str | None = None) -> str:
     head = [
         "<!-- Generated by runner/analysis/results.py; do not edit by hand. Regenerate: make reproduce "
         "(or runner-results alone to re-read the store). -->",
@@ -478,6 +519,8 @@ def page(uri: str, sections: Sequence[list[str]], rows: Sequence[ClaimRow]) -> s
         "across the page. Ours: mean ± sample std (finished seeds) of the final value. A claim's budget "
         "curve follows its Δ over the epochs of the same runs (validation error where the runs held out "
         "images, else training error), its last point the verdict's Δ on the test set.",
+        "",
+        stability_rule(also),
         "",
         "## Summary",
         "",
@@ -537,27 +580,96 @@ def write_readme(readme: Path, out: Path, png_dir: Path, rows: Sequence[ClaimRow
         readme.write_text(new)
 
 
-def generate(uri: str, out: Path, readme: Path | None) -> list[ClaimRow]:
-    """Write the page (and its PNGs under <out dir>/results/), and the README's summary block."""
+PresetSweeps = list[tuple[str, Sweep | None]]  # each paper preset with its `_small` sweep (None: never ran)
+
+
+def read_presets(uri: str) -> PresetSweeps:
+    """Every paper preset's `_small` sweep in the store; all None where the store does not exist."""
     tracker = open_store(uri)
+    return [
+        (name, read_sweep(tracker, small_experiment(name), full_expected(name).key) if tracker else None)
+        for name in PRESETS
+    ]
+
+
+def judged_rows(presets: PresetSweeps) -> list[ClaimRow]:
+    """Every claim of the page, Holm-adjusted across all of them before any section is drawn."""
+    rows = [row for name, sweep in presets for row in claim_rows(name, sweep)]
+    held = iter(with_holm([r.verdict for r in rows if r.verdict]))
+    return [dataclasses.replace(r, verdict=next(held)) if r.verdict else r for r in rows]
+
+
+# --- stability: the same presets on a second store, with another thread count (--also) -------------------
+
+
+def threads_of(presets: PresetSweeps) -> str:
+    """ "1 thread", "2 threads": the torch threads every run of the store logged (`trainer.threads`); "" where
+    none did or they differ."""
+    counts = {r.params.get("trainer.threads") for _, s in presets if s for c in s.cells for r in c.runs}
+    n = counts.pop() if len(counts) == 1 else None
+    return f"{n} thread{'' if n == '1' else 's'}" if n and n.isdigit() else ""
+
+
+def store_labels(uri: str, presets: PresetSweeps, also: str, others: PresetSweeps) -> tuple[str, str]:
+    """How the lines name the two stores: by their runs' thread count; by the store where a count is unknown
+    or the same in both (the verdicts then differ for another reason, which the line must not hide)."""
+    here, there = threads_of(presets), threads_of(others)
+    if here and there and here != there:
+        return here, there
+    return store_name(uri), store_name(also)
+
+
+def store_name(uri: str) -> str:
+    """ "`mlflow.db`": a sqlite store by its file name (a server's URI by its last part)."""
+    return f"`{uri.rstrip('/').rsplit('/', 1)[-1] or uri}`"
+
+
+def _with(label: str) -> str:
+    return f"with {label}" if label[0].isdigit() else f"in {label}"
+
+
+def stability(v: Verdict, other: Verdict | None, here: str, there: str) -> Stability:
+    """The verdict after Holm (what the page counts) on both stores: the same, another (fragile), or none."""
+    if other is None or other.kind == NOT_RUN:
+        return Stability(ALSO_NOT_RUN, f"{there}: not run")
+    if other.after_holm != v.after_holm:
+        return Stability(FRAGILE, f"fragile: {v.after_holm} {_with(here)}, {other.after_holm} {_with(there)}")
+    return Stability(SAME, f"same verdict {_with(there)}")
+
+
+def compare_stores(
+    rows: Sequence[ClaimRow], others: Sequence[ClaimRow], here: str, there: str
+) -> list[ClaimRow]:
+    """Each judged row with its stability against the same claim on the second store. Not compared: claims
+    of the paper's data (never judged here) and rows that did not run here (nothing to hold or change)."""
+    out = []
+    for row, other in zip(rows, others, strict=True):
+        v = row.verdict
+        if v is None or v.kind == NOT_RUN or needs_paper_data(row.claim):
+            out.append(row)
+        else:
+            out.append(dataclasses.replace(row, stability=stability(v, other.verdict, here, there)))
+    return out
+
+
+def generate(uri: str, out: Path, readme: Path | None, also: str | None = None) -> list[ClaimRow]:
+    """Write the page (and its PNGs under <out dir>/results/), and the README's summary block; with `also`,
+    every verdict checked against the same claim on that store."""
     png_dir = out.parent / "results"
-    presets: list[tuple[str, Sweep | None, str | None]] = []
-    all_rows: list[ClaimRow] = []
-    for name in PRESETS:
-        sweep = read_sweep(tracker, small_experiment(name), full_expected(name).key) if tracker else None
-        presets.append((name, sweep, draw_preset(name, sweep, png_dir)))
-        all_rows += claim_rows(name, sweep)
-    # Holm across every claim of the page, before any section is drawn
-    held = iter(with_holm([r.verdict for r in all_rows if r.verdict]))
-    all_rows = [dataclasses.replace(r, verdict=next(held)) if r.verdict else r for r in all_rows]
+    presets = read_presets(uri)
+    all_rows = judged_rows(presets)
+    if also is not None:
+        others = read_presets(also)
+        all_rows = compare_stores(all_rows, judged_rows(others), *store_labels(uri, presets, also, others))
     all_rows = draw_budget_curves(all_rows, png_dir)
     sections = []
     for paper, names in PAPERS:
         sections.append([f"## {paper}", ""])
-        for name, sweep, png in (x for x in presets if x[0] in names):
+        for name, sweep in (x for x in presets if x[0] in names):
+            png = draw_preset(name, sweep, png_dir)
             sections.append(preset_section(name, sweep, [r for r in all_rows if r.preset == name], png))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page(uri, sections, all_rows))
+    out.write_text(page(uri, sections, all_rows, also))
     if readme is not None and readme.exists():
         write_readme(readme, out, png_dir, all_rows)
     return all_rows
@@ -570,17 +682,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--readme", default="README.md", help="README to update between the markers; '' skips"
     )
+    parser.add_argument(
+        "--also",
+        metavar="URI",
+        help="a second store of the same presets (another thread count: make reproduce-threads); a verdict "
+        "that differs there reads fragile",
+    )
     args = parser.parse_args(argv)
 
     from runner.console import error
     from runner.errors import RunnerError
 
     try:
-        rows = generate(args.uri, Path(args.out), Path(args.readme) if args.readme else None)
+        rows = generate(args.uri, Path(args.out), Path(args.readme) if args.readme else None, args.also)
     except RunnerError as e:
         error(str(e))
         sys.exit(e.exit_code)
-    print(f"{args.out}: {len(rows)} claims, {sum(1 for r in rows if r.verdict)} judged")
+    fragile = f", {sum(r.fragile for r in rows)} fragile" if args.also else ""
+    print(f"{args.out}: {len(rows)} claims, {sum(1 for r in rows if r.verdict)} judged{fragile}")
 
 
 if __name__ == "__main__":

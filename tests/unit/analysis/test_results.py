@@ -173,10 +173,18 @@ class Store:
         self.client.set_terminated(run.info.run_id, "FINISHED", end_time=self.clock + 5)
 
 
-def init_depth_job(store: Store, parent: str, init: str, seed: int, cell: str = "") -> None:
+def init_depth_job(
+    store: Store, parent: str, init: str, seed: int, cell: str = "", threads: int = 1, learns: bool = False
+) -> None:
+    """A seed of init_depth_small's 30-layer net: kaiming learns; xavier_he stays at chance unless `learns`."""
     params = {"model": "plain_deep30", "init": init, "seed": seed, "dataset.name": "fashion_mnist"}
-    params |= {"model.width": 16, "trainer.batch_size": 64, "dataset.subset": 2816}
-    if init == "kaiming":
+    params |= {
+        "model.width": 16,
+        "trainer.batch_size": 64,
+        "dataset.subset": 2816,
+        "trainer.threads": threads,
+    }
+    if init == "kaiming" or learns:
         curve = [{"train_loss": 2.2 - k / 4 - 0.03 * seed, "train_error": 80 - 10 * k} for k in range(4)]
     else:
         curve = [{"train_loss": LN10 + 0.0005 * (seed - 1), "train_error": 90.0} for _ in range(4)]
@@ -382,10 +390,18 @@ def test_one_verdict_of_each_kind_lands_in_its_section() -> None:
 
 
 def prelu_job(
-    store: Store, parent: str, act: str, seed: int, test: float, val: list[float], loss: float
+    store: Store,
+    parent: str,
+    act: str,
+    seed: int,
+    test: float,
+    val: list[float],
+    loss: float,
+    threads: int = 1,
 ) -> None:
     """A seed of prelu_vs_relu_small: its validation error per epoch (steps 40 … 160), its final test error."""
     params = {"act": act, "seed": seed, "dataset.name": "fashion_mnist", "model": "prelu_14"}
+    params["trainer.threads"] = threads
     curve = [
         {"val_top1_error": v, "train_loss": loss + 0.2 * (2 - k) if k < 2 else loss}
         for k, v in enumerate(val)
@@ -486,3 +502,142 @@ def test_a_small_preset_end_to_end_then_the_page(workdir: Path) -> None:
     for name, claims in claims_in_yaml().items():
         for claim in claims:
             assert line_of(page, f"| `{name}` | {claim['text']} |")
+
+
+# --- stability across thread counts (--also) -------------------------------------------------------------
+
+
+def test_a_verdict_that_changes_with_the_thread_count_is_fragile_not_a_finding() -> None:
+    fx = Effect("b − a", 2.0, 1.27, 2.73, 1.4, (5, 5))
+    held = {"p": 0.001, "p_holm": 0.001, "effect": fx}
+    pairs = {  # claim → (its verdict here, with 1 thread; on the second store, with 2)
+        "flips": (
+            synthetic("flips", REPRODUCED, **held),
+            synthetic("flips", INCONCLUSIVE, p=0.2, p_holm=0.4),
+        ),
+        "holds": (
+            synthetic("holds", REPRODUCED, **held),
+            synthetic("holds", REPRODUCED, p=0.003, p_holm=0.003),
+        ),
+        # the same kind before Holm, not after: the page would count it on one store only
+        "holm flips": (
+            synthetic("holm flips", REPRODUCED, **held),
+            synthetic("holm flips", REPRODUCED, p=0.01, p_holm=0.08),
+        ),
+        "reversed": (
+            synthetic("reversed", CONTRADICTED, p=0.99, p_reverse=0.001, p_reverse_holm=0.001),
+            synthetic("reversed", CONTRADICTED, p=0.98, p_reverse=0.002, p_reverse_holm=0.002),
+        ),
+        "gate moves": (
+            synthetic("gate moves", UNDERPOWERED, gate="power", why=POWER_LINE),
+            synthetic("gate moves", NOT_LEARNED, gate="learned", why=LEARNED_LINE),
+        ),
+        "preset not run there": (synthetic("preset not run there", REPRODUCED, **held), synthetic("x", None)),
+        "rows not run there": (synthetic("rows not run there", REPRODUCED, **held), synthetic("x", NOT_RUN)),
+        # nothing to compare: rows missing here, never ran here, the paper's data
+        "rows not run here": (synthetic("rows not run here", NOT_RUN), synthetic("x", REPRODUCED, **held)),
+        "never ran": (synthetic("never ran", None), synthetic("x", REPRODUCED, **held)),
+        "imagenet": (
+            synthetic("imagenet", NOT_COMPARABLE, data="paper", small_scale="untestable", gate="data"),
+            synthetic("x", REPRODUCED, **held),
+        ),
+    }
+    here = [a for a, _ in pairs.values()]
+    rows = results.compare_stores(here, [b for _, b in pairs.values()], "1 thread", "2 threads")
+    before, text = "\n".join(results.summary(here)), "\n".join(results.summary(rows))
+
+    def line(page: str, claim: str) -> str:
+        return line_of(page, f"| `p` | {claim} |")
+
+    def section_with(page: str, claim: str) -> str:
+        return next(name for name in results.SECTIONS if line(page, claim) in summary_section(page, name))
+
+    fragile = {
+        "flips": "fragile: reproduced with 1 thread, inconclusive with 2 threads",
+        "holm flips": "fragile: reproduced with 1 thread, inconclusive with 2 threads",
+        "gate moves": f"fragile: {UNDERPOWERED} with 1 thread, {NOT_LEARNED} with 2 threads",
+    }
+    for claim, why in fragile.items():  # not a finding: not testable here, the two verdicts as the reason
+        assert section_with(text, claim) == NOT_TESTABLE, claim
+        assert line(text, claim).startswith(f"| `p` | {claim} | {why} | "), line(text, claim)
+    assert section_with(before, "flips") == FOR and section_with(before, "holm flips") == FOR
+    assert text.startswith(
+        "10 claims — evidence for the paper: 3; evidence against: 1; inconclusive at a powered test: 0; "
+        "not testable here: 5; needs the paper's data: 1 "
+    )
+    # Agreeing, or not run there: the same line, in the same section, with the note in the budget column.
+    notes = {
+        "holds": "same verdict with 2 threads",
+        "reversed": "same verdict with 2 threads",
+        "preset not run there": "2 threads: not run",
+        "rows not run there": "2 threads: not run",
+    }
+    for claim, note in notes.items():
+        assert line(text, claim) == line(before, claim).replace("| — | — |", f"| {note} | — |"), claim
+        assert section_with(text, claim) == section_with(before, claim), claim
+    for claim in ("rows not run here", "never ran", "imagenet"):
+        assert line(text, claim) == line(before, claim), claim
+    assert [r.fragile for r in rows] == [c in fragile for c in pairs]
+
+
+def thread_store(path: Path, threads: int) -> str:
+    """init_depth_small and prelu_vs_relu_small with `threads` torch threads: with 2 one xavier_he seed of 30
+    layers learns (that claim's verdict flips); prelu_vs_relu's runs are the same in both."""
+    path.mkdir()
+    store = Store(path)
+    init = store.parent("init_depth_small", "init_depth", 100)
+    prelu = store.parent("prelu_vs_relu_small", "prelu_vs_relu", 80)
+    for seed in range(3):
+        for net in ("kaiming", "xavier_he"):
+            learns = threads == 2 and seed == 0
+            init_depth_job(store, init, net, seed, threads=threads, learns=learns)
+        for act, error in (("relu", 24.0), ("prelu", 22.0)):
+            curve = [error + 16, error + 6, error + 1, error]
+            prelu_job(store, prelu, act, seed, error + 0.3 * seed, curve, 0.6, threads)
+    return store.tracker.uri
+
+
+def test_runner_results_also_judges_every_claim_on_a_store_with_another_thread_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one, two = thread_store(tmp_path / "one", 1), thread_store(tmp_path / "two", 2)
+    out = tmp_path / "docs" / "results.md"
+
+    results.main(["--uri", one, "--also", two, "--out", str(out), "--readme", ""])
+
+    assert "judged, 1 fragile" in capsys.readouterr().out
+    page = out.read_text()
+    assert f"Every claim is also judged on the same presets in `{two}`" in page  # the rule, in the intro
+    fragile = "fragile: reproduced at reduced scale with 1 thread, inconclusive with 2 threads"
+    stalls = line_of(summary_section(page, NOT_TESTABLE), "| `init_depth` | 30 layers: Xavier stalls")
+    assert f"| {fragile} | Δ(plain_deep30/kaiming final loss − 2.00) " in stalls
+    assert "| 160 iterations | — |" in stalls  # the budget column: no second note
+    assert "30 layers" not in summary_section(page, FOR)
+    assert "reproduced at reduced scale (" in line_of(
+        section(page, "init_depth"), "| 30 layers: Xavier stalls"
+    )
+    assert f"<br>{fragile} |" in line_of(section(page, "init_depth"), "| 30 layers: Xavier stalls")
+    prelu = line_of(summary_section(page, FOR), "| `prelu_vs_relu` | channel-wise PReLU beats ReLU")
+    assert "| **reproduced at reduced scale** |" in prelu
+    assert "| 160 iterations · same verdict with 2 threads | [curve](" in prelu
+    # The rows that did not run here (22 layers) and the paper's data are not compared.
+    assert "thread" not in line_of(page, "| `init_depth` | 22 layers: both inits converge")
+    assert "thread" not in line_of(page, "| `prelu_vs_relu` | top-1 errors of Table 2")
+
+    # A second store that does not exist: the same page, each judged claim with "not run" there.
+    alone = generate(tmp_path, one)[0]
+    missing = generate_also(tmp_path, one, f"sqlite:///{tmp_path / 'missing.db'}")
+    # 30 layers and channel-wise PReLU (the channel-shared PReLU did not run here: nothing to compare)
+    assert missing.count(" | 160 iterations · `missing.db`: not run | ") == 2
+    assert "<br>`missing.db`: not run" in line_of(
+        section(missing, "init_depth"), "| 30 layers: Xavier stalls"
+    )
+    rule = results.stability_rule(f"sqlite:///{tmp_path / 'missing.db'}")
+    unchanged = missing.replace(" · `missing.db`: not run", "").replace("<br>`missing.db`: not run", "")
+    assert unchanged.replace(rule, results.stability_rule(None)) == alone
+    assert not (tmp_path / "missing.db").exists()  # read, never created
+
+
+def generate_also(tmp_path: Path, uri: str, also: str) -> str:
+    results.generate(uri, tmp_path / "docs" / "results.md", None, also)
+    return (tmp_path / "docs" / "results.md").read_text()
