@@ -166,18 +166,26 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # The e2e tier's shared sweep: two TINY jobs of two epochs (act=relu,prelu) under one parent run, trained once a
-# session. Tests that only read it take `tiny_sweep`; one that writes (a re-run) copies it first.
-TINY_SWEEP = ["-m", *TINY, "trainer.epochs=2", "act=relu,prelu"]
+# session by Hydra's parallel launcher (two joblib worker processes, as `make reproduce` runs its presets).
+# Tests that only read it take `tiny_sweep`; one that writes (a re-run) copies it first.
+TINY_SWEEP = [
+    "-m",
+    "hydra/launcher=joblib",
+    "hydra.launcher.n_jobs=2",
+    *TINY,
+    "trainer.epochs=2",
+    "act=relu,prelu",
+]
 
 
-@pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Path, str]:
-    """The directory holding the shared sweep's store (mlflow.db, mlartifacts, checkpoints) and its output.
-    Read it, never write it: copy it (`shutil.copytree`) to run `runner` in it again."""
-    cwd = tmp_path_factory.mktemp("tiny-sweep")
+def _train_once(
+    factory: pytest.TempPathFactory, empty_store: Path, name: str, argv: list[str]
+) -> tuple[Path, str]:
+    """`runner <argv>` in a fresh directory holding a copy of the empty store: the directory and its stdout."""
+    cwd = factory.mktemp(name)
     (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
     result = subprocess.run(
-        [sys.executable, "-m", "runner.cli.main", *TINY_SWEEP],
+        [sys.executable, "-m", "runner.cli.main", *argv],
         cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
         capture_output=True,
@@ -188,9 +196,36 @@ def tiny_sweep(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> t
     return cwd, result.stdout
 
 
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Path, str]:
+    """The directory holding the shared sweep's store (mlflow.db, mlartifacts, checkpoints) and its output.
+    Read it, never write it: copy it (`shutil.copytree`) to run `runner` in it again."""
+    return _train_once(tmp_path_factory, empty_store, "tiny-sweep", TINY_SWEEP)
+
+
+# The e2e tier's shared preset sweep, the verdict engine end to end in seconds: init_depth_small's 30-layer half
+# at a budget where nothing is settled (2 inits × 2 seeds of 4 iterations, 2-filter nets), trained once a
+# session. What holds at any budget is asserted on it (tests/e2e/test_reproduce.py); its verdicts at the
+# preset's own budget are `make reproduce`'s, the 30-layer claim where it is settled `make test-claims`'.
+INIT_DEPTH_QUICK = [
+    "-m", "+experiment=init_depth_small", "model=plain_deep30", "model.width=2", "dataset.subset=384",
+    "dataset.val_split=128", "dataset.test_subset=128", "trainer.epochs=1", "seed=0,1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def init_depth_quick(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Path:
+    """The directory holding INIT_DEPTH_QUICK's store (experiment init_depth_small). Read it, never write it:
+    copy it (`shutil.copytree`) to run `runner` in it again."""
+    return _train_once(tmp_path_factory, empty_store, "init-depth-quick", INIT_DEPTH_QUICK)[0]
+
+
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """An empty directory to start `runner` in: its mlflow.db, checkpoints and outputs land here."""
+def workdir(tmp_path: Path, empty_store: Path) -> Path:
+    """A directory to start `runner` in, holding only an empty, already-migrated store (mlflow.db, what the
+    runner would create there): its runs, checkpoints and outputs land here, and no `runner` started in it
+    pays MLflow's schema migrations (~4 s a store on a 2-core machine)."""
+    (tmp_path / "mlflow.db").write_bytes(empty_store.read_bytes())
     return tmp_path
 
 

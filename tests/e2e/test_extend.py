@@ -148,10 +148,10 @@ def contribution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         importlib.invalidate_caches()
 
 
-def test_a_toy_model_dataset_and_metric_train_through_the_cli(contribution: None, tmp_path: Path) -> None:
+def test_a_toy_model_dataset_and_metric_train_through_the_cli(contribution: None, workdir: Path) -> None:
     argv = ["model=toy_mlp", "dataset=toy_blobs", "trainer.epochs=3", "trainer.batch_size=32"]
-    run_in_process(tmp_path, [*argv, "trainer.progress=false", "optim.lr=0.05"])
-    (run,) = mlflow_runs(tmp_path)
+    run_in_process(workdir, [*argv, "trainer.progress=false", "optim.lr=0.05"])
+    (run,) = mlflow_runs(workdir)
     assert run.info.status == "FINISHED" and run.data.params["model"] == "toy_mlp"
     assert run.data.params["model.hidden"] == "16" and run.data.params["dataset.name"] == "toy_blobs"
     # The new metric went through the loop, the all-reduce, MLflow and the summary, named like the others.
@@ -169,13 +169,13 @@ def test_an_option_the_toy_family_does_not_declare_is_refused(contribution: None
 
 @pytest.mark.slow  # a sweep of four jobs
 def test_a_toy_paper_preset_trains_reports_and_takes_its_place_on_the_results_page(
-    contribution: None, tmp_path: Path
+    contribution: None, workdir: Path
 ) -> None:
     from runner.analysis import results, verdicts
 
     kinds = {*verdicts.JUDGED, verdicts.NOT_LEARNED, verdicts.UNDER_BUDGET, verdicts.UNDERPOWERED}
-    run_in_process(tmp_path, ["-m", "+experiment=toy_paper"])
-    runs = mlflow_runs(tmp_path, "toy_paper")
+    run_in_process(workdir, ["-m", "+experiment=toy_paper"])
+    runs = mlflow_runs(workdir, "toy_paper")
     (parent,) = [r for r in runs if r.data.tags.get("runner.sweep") == "parent"]
     assert len(runs) == 5 and parent.data.tags["runner.verdict.wider_is_better"] in kinds
     assert {"claim.wider_is_better.delta", "claim.wider_is_better.p"} <= set(parent.data.metrics)

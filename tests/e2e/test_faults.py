@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, compose, metric_history, mlflow_runs, run_runner
+from conftest import TINY, compose, metric_history, mlflow_runs, run_in_process, run_runner
 
 # One torch thread per runner: these tests start many processes, and on a busy 2-core machine a
 # multi-threaded torch spends most of its time spinning (a tiny step is ~5x slower).
@@ -34,7 +34,9 @@ def work(tmp_path: Path, empty_store: Path) -> Path:
 
 
 def args(*extra: str, epochs: int = 3) -> list[str]:
-    return [a for a in TINY if not a.startswith("trainer.epochs=")] + [f"trainer.epochs={epochs}", *extra]
+    """TINY for `epochs` epochs, with `extra` (which may set a key TINY sets)."""
+    given = {a.split("=")[0] for a in (*extra, "trainer.epochs=")}
+    return [a for a in TINY if a.split("=")[0] not in given] + [f"trainer.epochs={epochs}", *extra]
 
 
 def start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
@@ -103,29 +105,40 @@ def assert_clean_history(cwd: Path, run_id: str, epochs: int) -> list:
     return history
 
 
+def only_checkpoint(cwd: Path) -> dict:
+    (path,) = checkpoints(cwd)
+    return read_ckpt(path)
+
+
 @pytest.mark.slow
-def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
+def test_sigkill_inside_epoch_2_resumes_to_the_same_weights_here_and_from_a_copied_checkpoint(
     tmp_path: Path, empty_store: Path
 ) -> None:
+    """Killed outright inside epoch 2 (a checkpoint after every step), the same command resumes it in its run,
+    and the checkpoint carried to another machine (another store) continues there in a new run: both end
+    with the uninterrupted run's metrics and weights, bit for bit."""
     import torch
 
-    argv = args("trainer.deterministic=true", EVERY_STEP, epochs=3)
-    reference, killed = tmp_path / "reference", tmp_path / "killed"
-    for d in (reference, killed):
+    # log_every=1: every step ends an interval, so the kill never splits one (a resumed epoch's first interval
+    # counts only the steps after the checkpoint: runner/train/loop.py, Interval) and every curve compares.
+    argv = args("trainer.deterministic=true", "trainer.log_every=1", EVERY_STEP, epochs=3)
+    reference, killed, elsewhere = tmp_path / "reference", tmp_path / "killed", tmp_path / "elsewhere"
+    for d in (reference, killed, elsewhere):
         d.mkdir()
         shutil.copy(empty_store, d / "mlflow.db")
     done = run_runner([a for a in argv if a != EVERY_STEP], reference, ENV)  # ckpt_minutes: the same job
     assert done.returncode == 0, done.stderr[-3000:]
 
     proc = start(argv, killed)
-    wait_until(proc, saves_seen(killed, 2), "the second checkpoint")
+    wait_until(proc, saves_seen(killed, 8), "a checkpoint inside epoch 2")  # 6 steps per epoch
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    assert read_ckpt(checkpoints(killed)[0])["train_state"]["epoch"] < 3, (
-        "the run finished before it was killed"
-    )
+    state = read_ckpt(checkpoints(killed)[0])
+    assert state is not None and 1 <= state["train_state"]["epoch"] < 3, "killed outside epoch 2"
     assert [r.info.status for r in mlflow_runs(killed)] == ["RUNNING"]  # SIGKILL: nobody closed it
+    carried = elsewhere / "carried.pt"
+    shutil.copy(checkpoints(killed)[0], carried)
 
     again = run_runner(argv, killed, ENV)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -146,13 +159,22 @@ def test_sigkill_after_second_checkpoint_resumes_to_the_same_weights(
         assert resumed == uninterrupted, key  # complete, no duplicates, same values
     assert_clean_history(killed, runs[0].info.run_id, 3)
 
-    a, b = read_ckpt(checkpoints(reference)[0]), read_ckpt(checkpoints(killed)[0])
-    assert (
-        a["train_state"]["global_step"] == b["train_state"]["global_step"]
-        and a["model"].keys() == b["model"].keys()
-    )
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
+    continued = run_runner([*argv, f"resume_from={carried}"], elsewhere, ENV)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    (run,) = child_runs(elsewhere)
+    assert run.info.status == "FINISHED" and run.data.tags["runner.resumed_from"] == str(carried)
+    still_to_train = [6 * e for e in range(state["train_state"]["epoch"] + 1, 4)]  # 6 steps an epoch
+    assert [m.step for m in metric_history(elsewhere, run.info.run_id, "train_loss")] == still_to_train
+
+    a = only_checkpoint(reference)
+    for other in (killed, elsewhere):
+        b = only_checkpoint(other)
+        assert (
+            a["train_state"]["global_step"] == b["train_state"]["global_step"]
+            and a["model"].keys() == b["model"].keys()
+        )
+        for name, tensor in a["model"].items():
+            assert torch.equal(tensor, b["model"][name]), (other.name, name)
 
 
 @pytest.mark.slow
@@ -183,8 +205,14 @@ def test_interrupted_sweep_skips_the_finished_job_and_completes_the_rest(work: P
 
 
 @pytest.mark.slow
-def test_sigint_then_sigterm_each_checkpoint_and_the_third_run_finishes(work: Path) -> None:
-    argv = args(epochs=4)  # 6 steps an epoch; a checkpoint at each epoch's end
+def test_sigint_sigterm_and_a_store_that_stops_taking_writes_each_keep_a_checkpoint_and_the_last_run_finishes(
+    work: Path,
+) -> None:
+    """One run stopped three times, each at a new checkpoint: by SIGINT, by SIGTERM (each closes its run
+    KILLED, exit 128 + signal), and by its store refusing every metric write (the job fails in one line,
+    exit 2, the last checkpoint intact). The fourth command, the store back, resumes it to the end."""
+    epochs = 5  # 6 steps an epoch; a checkpoint at each epoch's end
+    argv = args("tracking.retry_seconds=[0.1,0.1]", epochs=epochs)
     for sig in (signal.SIGINT, signal.SIGTERM):
         paths = checkpoints(work)
         before = read_ckpt(paths[0])["train_state"]["global_step"] if paths else 0
@@ -197,13 +225,28 @@ def test_sigint_then_sigterm_each_checkpoint_and_the_third_run_finishes(work: Pa
         run = mlflow_runs(work)[-1]
         assert (run.info.status, run.data.tags["runner.status"]) == ("KILLED", "killed")
         state = read_ckpt(checkpoints(work)[0])
-        assert state is not None and before < state["train_state"]["global_step"] < 4 * 6
+        assert state is not None and before < state["train_state"]["global_step"] < epochs * 6
 
+    before = read_ckpt(checkpoints(work)[0])["train_state"]["global_step"]
+    proc = start(argv, work)
+    wait_until(proc, saves_seen(work, 2), "a new checkpoint before the store goes away")
+    db = sqlite3.connect(work / "mlflow.db", timeout=30)
+    db.execute("ALTER TABLE metrics RENAME TO metrics_away")  # every metric write now fails at once
+    db.commit()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err[-3000:]
+    assert "MLflow log metrics failed 3 times" in err and "Traceback" not in err, err[-3000:]
+    state = read_ckpt(checkpoints(work)[0])
+    assert state is not None and state["train_state"]["global_step"] > before  # the last checkpoint is intact
+
+    db.execute("ALTER TABLE metrics_away RENAME TO metrics")  # the store is back: the re-run resumes
+    db.commit()
+    db.close()
     last = run_runner(argv, work, ENV)
-    assert last.returncode == 0, last.stderr[-3000:]
+    assert last.returncode == 0 and "resuming" in last.stdout, last.stderr[-3000:]
     runs = mlflow_runs(work)
     assert [r.info.status for r in runs] == ["FINISHED"]
-    assert_clean_history(work, runs[0].info.run_id, 4)
+    assert_clean_history(work, runs[0].info.run_id, epochs)
 
 
 # A diverging job in a sweep (a result: FAILED, tagged with its step; the sweep goes on, exits 1, no traceback):
@@ -216,14 +259,22 @@ def _config_hash(argv: list[str]) -> str:
     return config_hash(compose(argv))
 
 
-def _assert_refused(done: subprocess.CompletedProcess[str], path: Path, reason: str) -> None:
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
-    assert str(path) in lines[0] and reason in lines[0], lines[0]
+def _refused(cwd: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """`runner <argv>` in `cwd`, run in this process (a refusal is the job's decision, not its process's: no
+    `runner` to start for each); it must exit 2 with one line on stderr, which is returned."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        run_in_process(cwd, argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(lines) == 1, err[-3000:]
+    return lines[0]
 
 
 @pytest.mark.slow
-def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(work: Path) -> None:
+def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from runner.train import checkpoint
 
     argv = args(epochs=1)
@@ -244,71 +295,24 @@ def test_truncated_and_foreign_checkpoints_are_refused_naming_the_file(work: Pat
     }
     checkpoint.save(auto, state)
     auto.write_bytes(auto.read_bytes()[:200])
-    _assert_refused(run_runner(argv, work, ENV), auto, "cannot be read")
+    line = _refused(work, argv, capsys)
+    assert str(auto) in line and "cannot be read" in line, line
     assert len(mlflow_runs(work)) == 1 and auto.exists()  # no new run; the file is not silently replaced
 
     # resume_from: an explicit file of another config (another model, another lr, ...).
     auto.unlink()
     foreign = work / "foreign.pt"
     checkpoint.save(foreign, state | {"config_hash": "0123456789abcdef"})
-    _assert_refused(
-        run_runner([*argv, f"resume_from={foreign}"], work, ENV), foreign, "belongs to another config"
-    )
+    line = _refused(work, [*argv, f"resume_from={foreign}"], capsys)
+    assert str(foreign) in line and "belongs to another config" in line, line
     assert len(mlflow_runs(work)) == 1 and checkpoints(work) == []
 
     # A checkpoint of the older format (running sums by position) is refused, never read by position.
     older = work / "older.pt"
     checkpoint.save(older, {k: 0 for k in checkpoint.KEYS if k != "train_state"} | {"partial": [0, 0, 0]})
-    _assert_refused(run_runner([*argv, f"resume_from={older}"], work, ENV), older, "older runner")
+    line = _refused(work, [*argv, f"resume_from={older}"], capsys)
+    assert str(older) in line and "older runner" in line, line
     assert len(mlflow_runs(work)) == 1 and checkpoints(work) == []
-
-
-@pytest.mark.slow
-def test_a_store_that_stops_taking_writes_fails_the_job_and_keeps_the_checkpoint(work: Path) -> None:
-    argv = args("tracking.retry_seconds=[0.1,0.1]", epochs=4)
-    proc = start(argv, work)
-    wait_until(proc, lambda: bool(checkpoints(work)), "the first checkpoint")
-    db = sqlite3.connect(work / "mlflow.db", timeout=30)
-    db.execute("ALTER TABLE metrics RENAME TO metrics_away")  # every metric write now fails at once
-    db.commit()
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2, err[-3000:]
-    assert "MLflow log metrics failed 3 times" in err and "Traceback" not in err, err[-3000:]
-    state = read_ckpt(checkpoints(work)[0])
-    assert state is not None and state["train_state"]["epoch"] >= 1  # the last checkpoint is intact
-
-    db.execute("ALTER TABLE metrics_away RENAME TO metrics")  # the store is back: the re-run resumes
-    db.commit()
-    db.close()
-    again = run_runner(argv, work, ENV)
-    assert again.returncode == 0 and "resuming" in again.stdout, again.stderr[-3000:]
-    runs = mlflow_runs(work)
-    assert [r.info.status for r in runs] == ["FINISHED"]
-    assert_clean_history(work, runs[0].info.run_id, 4)
-
-
-@pytest.mark.slow
-def test_resume_from_continues_a_copied_checkpoint_in_a_new_run(work: Path, tmp_path_factory) -> None:
-    """A checkpoint carried to another machine (another store) continues there, in a new run."""
-    argv = args(EVERY_STEP)
-    proc = start(argv, work)
-    wait_until(proc, saves_seen(work, 8), "a checkpoint inside epoch 2")  # 6 steps per epoch
-    proc.kill()
-    proc.communicate()
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    carried = elsewhere / "carried.pt"
-    shutil.copy(checkpoints(work)[0], carried)
-    state = read_ckpt(carried)
-    assert state is not None and state["train_state"]["epoch"] >= 1
-
-    done = run_runner([*argv, f"resume_from={carried}"], elsewhere, ENV)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run,) = child_runs(elsewhere)
-    assert run.info.status == "FINISHED" and run.data.tags["runner.resumed_from"] == str(carried)
-    steps = [m.step for m in metric_history(elsewhere, run.info.run_id, "train_loss")]
-    assert steps == [
-        6 * e for e in range(state["train_state"]["epoch"] + 1, 4)
-    ]  # only the epochs still to train
 
 
 def _lock_held_by(cwd: Path, pid: int):
@@ -323,31 +327,28 @@ def _lock_held_by(cwd: Path, pid: int):
 
 
 @pytest.mark.slow
-def test_the_same_command_twice_at_once_trains_once_and_the_second_refuses_in_one_line(work: Path) -> None:
-    argv = args(epochs=6)
-    first = start(argv, work)
-    wait_until(first, _lock_held_by(work, first.pid), "the first command's lock")
-    second = run_runner(argv, work, ENV)  # the same command while the first trains
-    assert first.poll() is None, "the first command ended before the second decided: make it longer"
+def test_a_job_already_training_is_refused_to_a_second_command_and_a_relaunched_sweep_trains_no_job_twice(
+    work: Path,
+) -> None:
+    """A sweep of two jobs is training its first; meanwhile the first job's own command (refused in one line:
+    its config has a writer) and the same sweep relaunched (whichever of the two sweeps reaches a job the
+    other is training leaves it to the other). Each job trains once, in one run."""
+    common = args(epochs=6)  # jobs long enough to overlap
+    sweep = ["--multirun", "optim.lr=0.05,0.06", *common]
+    first = start(sweep, work)
+    wait_until(first, _lock_held_by(work, first.pid), "the first sweep's first job")
+    relaunched = start(sweep, work)
+    second = run_runner(["optim.lr=0.05", *common], work, ENV)  # the first job's command, while it trains
+    assert first.poll() is None, "the first sweep ended before the second command decided: make it longer"
     lines = [line for line in second.stderr.splitlines() if line.strip()]
     assert second.returncode == 2 and len(lines) == 1, second.stderr[-3000:]
     assert f"this config is being trained by process {first.pid} (runner " in lines[0], lines[0]
-    out, err = first.communicate(timeout=600)
-    assert first.returncode == 0, err[-3000:]
-    assert [r.info.status for r in mlflow_runs(work)] == ["FINISHED"]  # one run of the config, not two
-    assert len(checkpoints(work)) == 1
 
-
-@pytest.mark.slow
-def test_a_sweep_relaunched_while_it_runs_trains_no_job_twice(work: Path) -> None:
-    argv = ["--multirun", "optim.lr=0.05,0.06", *args(epochs=6)]  # jobs long enough to overlap
-    first = start(argv, work)
-    wait_until(first, _lock_held_by(work, first.pid), "the first sweep's first job")
-    second = run_runner(argv, work, ENV)
-    out, err = first.communicate(timeout=600)
-    said = second.stderr + err  # whichever reached a job the other was training refused it, naming the other
+    _, relaunched_err = relaunched.communicate(timeout=600)
+    _, err = first.communicate(timeout=600)
+    said = relaunched_err + err  # whichever reached a job the other was training refused it, naming the other
     assert f"being trained by process {first.pid} " in said and "Traceback" not in said, said[-3000:]
     runs = child_runs(work)
     hashes = [r.data.tags["runner.config_hash"] for r in runs]
     assert len(hashes) == 2 and len(set(hashes)) == 2, hashes  # each job trained once, by one of the sweeps
-    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.info.status == "FINISHED" for r in runs) and len(checkpoints(work)) == 2

@@ -11,8 +11,8 @@ another (2026-12-06). By iteration 320 every seed was below 0.9 with either thre
 its own budget, and its verdict is what `make reproduce` measures; this test checks the pipeline and the
 contrast where it is settled. It trains 6 jobs for ~10 min on a 2-core EPYC: marked `claims`, it runs in
 `make test-claims`, not in `make test`, which keeps the seconds-long sweep below (the verdict engine end to
-end). The sweep's report gives mean ± std per cell, the verdict with its p-value at reduced scale, and says
-that the 22-layer claims were not run.
+end, on the e2e tier's shared INIT_DEPTH_QUICK store). The sweep's report gives mean ± std per cell, the
+verdict with its p-value at reduced scale, and says that the 22-layer claims were not run.
 """
 
 from __future__ import annotations
@@ -74,21 +74,18 @@ def test_init_depth_30_layers_xavier_stalls_kaiming_converges(workdir: Path) -> 
     print(report)
 
 
-# The verdict engine end to end in seconds: the same sweep at a budget where nothing is settled yet (4 jobs of
-# 8 iterations, 8-filter nets). What must hold at any budget: the paper's "Xavier" holds a 30-layer plain ReLU
-# net at chance from the first iteration (its signal vanishes: 1.3e-9 of the input's power at the output), the
-# runs of a config share a cell, every claim gets a verdict tag, the claims of the rows not run read "not run",
-# and the 30-layer claim's report line gives its test's p-value. Which verdict it reads is `make test-claims`'.
-QUICK = ["model.width=8", "dataset.subset=640", "dataset.val_split=128", "dataset.test_subset=128",
-         "trainer.epochs=1", "trainer.batch_size=64", "trainer.log_every=2", "seed=0,1"]  # fmt: skip
-
-
+# The verdict engine end to end in seconds: the same sweep at a budget where nothing is settled yet (the e2e
+# tier's shared INIT_DEPTH_QUICK, tests/conftest.py: 4 jobs of 4 iterations, 2-filter nets). What must hold at
+# any budget: the paper's "Xavier" holds a 30-layer plain ReLU net at chance from the first iteration (its
+# signal vanishes: 1.3e-9 of the input's power at the output), the runs of a config share a cell, every claim
+# gets a verdict tag, the claims of the rows not run read "not run", and the 30-layer claim's report line gives
+# its test's p-value. Which verdict it reads is `make test-claims`'.
 @pytest.mark.slow
-def test_the_verdict_engine_judges_a_seconds_long_sweep_end_to_end(workdir: Path) -> None:
-    argv = ["-m", "+experiment=init_depth_small", "model=plain_deep30", *QUICK]
-    result = run_runner(argv, workdir, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = mlflow_runs(workdir, "init_depth_small")
+def test_the_verdict_engine_judges_a_seconds_long_sweep_end_to_end(
+    init_depth_quick: Path, tmp_path: Path
+) -> None:
+    cwd = init_depth_quick
+    runs = mlflow_runs(cwd, "init_depth_small")
     parent = next(r for r in runs if r.data.tags.get("runner.sweep") == "parent")
     assert parent.info.run_name == "init_depth_small"  # a preset's parent run is named by the preset
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -99,20 +96,21 @@ def test_the_verdict_engine_judges_a_seconds_long_sweep_end_to_end(workdir: Path
     )
     for child in children:
         if child.data.params["init"] == "xavier_he":
-            losses = [m.value for m in metric_history(workdir, child.info.run_id, "train_loss")]
+            losses = [m.value for m in metric_history(cwd, child.info.run_id, "train_loss")]
             assert losses and all(abs(v - CHANCE) < 0.01 for v in losses), losses
 
     tags = parent.data.tags
     assert tags["runner.verdict.depth22_both_converge"] == "not run"
     assert tags["runner.verdict.depth22_kaiming_earlier"] == "not run"
     assert tags["runner.verdict.depth30_xavier_stalls"] not in ("", "not run")
-    report = _artifact(workdir, parent)
+    report = _artifact(cwd, parent, tmp_path)
     line = next(x for x in report.splitlines() if x.startswith("- **30 layers"))
     assert "p = " in line or "p < " in line, line
 
 
-def _artifact(cwd: Path, parent) -> str:
+def _artifact(cwd: Path, parent, dst: Path | None = None) -> str:
+    """The parent run's report.md, downloaded into `dst` (default `cwd`)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
-    return Path(client.download_artifacts(parent.info.run_id, "report.md", str(cwd))).read_text()
+    return Path(client.download_artifacts(parent.info.run_id, "report.md", str(dst or cwd))).read_text()
