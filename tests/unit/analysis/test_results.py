@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CONF_DIR, run_runner
+from conftest import CONF_DIR
 from scipy import stats
 
 from runner.analysis import budget_curves, results
@@ -487,12 +487,10 @@ def test_a_budget_curve_per_compared_claim_from_the_validation_error_of_the_same
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_a_small_preset_end_to_end_then_the_page(workdir: Path) -> None:
-    tiny = ["model.width=2", "dataset.subset=384", "dataset.val_split=128", "dataset.test_subset=128"]
-    tiny += ["trainer.epochs=1", "seed=0,1", "model=plain_deep30"]  # 4 jobs: 2 inits × 2 seeds
-    result = run_runner(["-m", "+experiment=init_depth_small", *tiny], workdir, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-
+def test_a_small_preset_end_to_end_then_the_page(init_depth_quick: Path, tmp_path: Path) -> None:
+    # The e2e tier's shared init_depth_small sweep (tests/conftest.py: 4 jobs, 2 inits × 2 seeds), copied.
+    workdir = tmp_path / "store"
+    shutil.copytree(init_depth_quick, workdir)
     results.generate(f"sqlite:///{workdir / 'mlflow.db'}", workdir / "docs" / "results.md", None)
     page = (workdir / "docs" / "results.md").read_text()
     row = line_of(page, "| 30 layers: Xavier stalls completely")
