@@ -1,18 +1,18 @@
 """A real, small reproduction on the CPU: He et al. 2015 (Delving Deep into Rectifiers), Fig. 3.
 
-A 30-layer plain ReLU net without batch norm trains with the paper's init (kaiming) and does not train at
-all with the paper's "Xavier" (std = sqrt(1/n)). Run through the real `runner -m` entry point with the
-30-layer half of the init_depth_small preset at its earlier scale (plain_deep30 at width 16 on 2,560
-Fashion-MNIST images, 3 seeds per init), for twice its earlier budget: 320 iterations instead of 160. At 160
-the kaiming nets are only starting to leave chance (two of three seeds sit at 2.25-2.30 for three epochs,
-then drop in the fourth), so where a seed stands at iteration 160 depends on float rounding: seed 0 reads 1.76 with one torch thread and 2.29 with two
-on the same machine, and the verdict of 3 seeds read 'reproduced' on one machine and 'inconclusive' on
-another (2026-12-06). By iteration 320 every seed was below 0.9 with either thread count. The preset keeps
-its own budget, and its verdict is what `make reproduce` measures; this test checks the pipeline and the
-contrast where it is settled. It trains 6 jobs for ~10 min on a 2-core EPYC: marked `claims`, it runs in
-`make test-claims`, not in `make test`, which keeps the seconds-long sweep below (the verdict engine end to
-end, on the e2e tier's shared INIT_DEPTH_QUICK store). The sweep's report gives mean ± std per cell, the
-verdict with its p-value at reduced scale, and says that the 22-layer claims were not run.
+A 30-layer plain ReLU net without batch norm trains with the paper's init (kaiming) and does not train at all
+with the paper's "Xavier" (std = sqrt(1/n)). Run through the real `runner -m` entry point with the 30-layer half
+of the init_depth_small preset at its earlier scale (plain_deep30 at width 16 on 2,560 Fashion-MNIST images, 3
+seeds per init), for twice its earlier budget: 320 iterations instead of 160. At 160 the kaiming nets are only
+starting to leave chance (two of three seeds sit at 2.25-2.30 for three epochs, then drop in the fourth), so
+where a seed stands at iteration 160 depends on float rounding: seed 0 reads 1.76 with one torch thread and 2.29
+with two on the same machine, and the verdict of 3 seeds read 'reproduced' on one machine and 'inconclusive' on
+another (2026-12-06). By iteration 320 every seed was below 0.9 with either thread count. The preset keeps its
+own budget, and its verdict is what `make reproduce` measures; this test checks the pipeline and the contrast
+where it is settled. It trains 6 jobs for ~10 min on a 2-core EPYC: marked `claims`, it runs in `make test-
+claims`, not in `make test`, which keeps the seconds-long sweep below (the verdict engine end to end, on the e2e
+tier's shared INIT_DEPTH_QUICK store). The sweep's report gives mean ± std per cell, the verdict with its
+p-value at reduced scale, and says that the 22-layer claims were not run.
 """
 
 from __future__ import annotations
