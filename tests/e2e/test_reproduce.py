@@ -9,10 +9,10 @@ where a seed stands at iteration 160 depends on float rounding: seed 0 reads 1.7
 with two on the same machine, and the verdict of 3 seeds read 'reproduced' on one machine and 'inconclusive' on
 another (2026-12-06). By iteration 320 every seed was below 0.9 with either thread count. The preset keeps its
 own budget, and its verdict is what `make reproduce` measures; this test checks the pipeline and the contrast
-where it is settled. It trains 6 jobs for ~10 min on a 2-core EPYC: marked `claims`, it runs in `make test-
-claims`, not in `make test`, which keeps the seconds-long sweep below (the verdict engine end to end, on the e2e
-tier's shared INIT_DEPTH_QUICK store). The sweep's report gives mean ± std per cell, the verdict with its
-p-value at reduced scale, and says that the 22-layer claims were not run.
+where it is settled. It trains 6 jobs for ~10 min on a 2-core EPYC: marked `claims`, it runs in `make
+test-claims`, not in `make test`, which keeps the seconds-long sweep below (the verdict engine end to end, on
+the e2e tier's shared INIT_DEPTH_QUICK store). The sweep's report gives mean ± std per cell, the verdict with
+its p-value at reduced scale, and says that the 22-layer claims were not run.
 """
 
 from __future__ import annotations
