@@ -122,7 +122,8 @@ slurm-stop:
 # runner/analysis/seeds.py), then docs/results.md (and README's summary) from the store. Re-running is the
 # resume: runner skips finished configs and resumes interrupted ones. Safe to stop (Ctrl-C, or kill -TERM --
 # -<make's pid>) and start again; each pass's time goes to $(STATE)/reproduce.log. JOBS trainings at once,
-# each with its share of the cores (2 on 2 cores: one thread each). ~2 h 10 min on 2 cores of an AMD EPYC.
+# each with its share of the cores (2 on 2 cores: one thread each). Sized to stay within 4 h on 2 cores of an
+# AMD EPYC (the presets state their own estimates; README's Speed table has what was measured).
 #   nohup make reproduce > reproduce.out 2>&1 &
 #   make reproduce PRESETS="init_depth_small" STORE=runs.db    # one preset; STORE: a sqlite file or a URI
 # EXTRA: overrides appended to every runner command (e.g. EXTRA="trainer.threads=2"); PAGE=0 skips the page.
