@@ -333,12 +333,14 @@ def test_a_job_already_training_is_refused_to_a_second_command_and_a_relaunched_
     """A sweep of two jobs is training its first; meanwhile the first job's own command (refused in one line:
     its config has a writer) and the same sweep relaunched (whichever of the two sweeps reaches a job the
     other is training leaves it to the other). Each job trains once, in one run."""
-    common = args(epochs=6)  # jobs long enough to overlap
-    sweep = ["--multirun", "optim.lr=0.05,0.06", *common]
+    # The first job long (24 epochs), so it still trains when the second command decides on a quiet machine;
+    # the second short (3).
+    common = [a for a in args() if not a.startswith("trainer.epochs=")]
+    sweep = ["--multirun", "trainer.epochs=24,3", *common]
     first = start(sweep, work)
     wait_until(first, _lock_held_by(work, first.pid), "the first sweep's first job")
     relaunched = start(sweep, work)
-    second = run_runner(["optim.lr=0.05", *common], work, ENV)  # the first job's command, while it trains
+    second = run_runner(["trainer.epochs=24", *common], work, ENV)  # the first job's command, while it trains
     assert first.poll() is None, "the first sweep ended before the second command decided: make it longer"
     lines = [line for line in second.stderr.splitlines() if line.strip()]
     assert second.returncode == 2 and len(lines) == 1, second.stderr[-3000:]
