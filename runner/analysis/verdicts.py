@@ -298,8 +298,6 @@ class Expected:
     curves: tuple[
         str, ...
     ] = ()  # the metrics drawn against iterations; () the default figures (render.CURVES)
-    # make reproduce's second pass adds seeds up to this where the power gate asks (runner/analysis/seeds.py)
-    seeds_max: int | None = None
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> Expected:
@@ -319,7 +317,6 @@ class Expected:
             protocol={"dataset.name": spec["dataset"], **(spec["protocol"] or {})},
             claims=tuple(Claim.parse(c) for c in spec["claims"] or ()),
             curves=tuple(str(m) for m in spec.get("curves") or ()),
-            seeds_max=None if spec.get("seeds_max") is None else int(spec["seeds_max"]),
         )
 
     def paper_number(self, check: Check, row: str) -> float | None:
