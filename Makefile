@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # On machines without an NVIDIA GPU pin the CPU wheel of torch (any other spec pulls CUDA wheels).
 CONSTRAINTS := -c constraints.txt $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
@@ -13,15 +14,23 @@ STATE ?= .state
 ALLOWED_HOSTS ?=
 ARGS ?=
 
-.PHONY: install data run test test-claims test-cluster test-fast test-deps lint format bench gpu-check mutants ui server clean
+.PHONY: install install-dev data run test test-claims test-cluster test-fast test-deps lint format bench gpu-check mutants ui server clean
 
+# install: what `runner` needs (make run, ui, bench); install-dev adds the tests' and tools' extras (pytest,
+# ruff, selenium, the joblib and SLURM launchers, the server's logins): a newcomer's `make run` waits for
+# the first only (about a minute less on a fresh machine).
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt constraints-cpu.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,slurm]'
+	$(PY) -m pip install -q $(CONSTRAINTS) -e .
 	@touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,slurm]'
+	@touch $(DEV_STAMP)
 
 # Fashion-MNIST, the embedded default data set, from Debian's package (skipped when already there).
 data:
@@ -35,30 +44,38 @@ data:
 run: install data
 	$(VENV)/bin/runner $(ARGS)
 
+# Tests run in one pytest-xdist worker per core (at most 4): each test is single-threaded (one torch thread, its
+# `runner` subprocesses too), and much of the e2e tier is process start-up. XDIST= runs them in one process.
+# The tests marked `serial` write into the source tree that the others read: they run alone, after.
+XDIST ?= -n auto --maxprocesses 4 --dist loadgroup
+SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)  # collected alone: seconds
+
 # Every test: lint, the in-process tier and the e2e tier (trainings through the real `runner`, servers, a
 # browser, the built wheel). apt-get runs only for what is missing (data, test-deps check first). The paper
 # claims measured at a settled budget (minutes of training each) are `make test-claims`, not part of it.
-test: install data lint test-deps
-	$(PY) -m pytest -q -m "not claims and not cluster" tests
+test: install-dev data lint test-deps
+	$(PY) -m pytest -q $(XDIST) -m "not claims and not cluster and not serial" tests
+	$(PY) -m pytest -q -m "serial and not claims and not cluster" $(SERIAL_FILES)
 
 # The tests of a scientific claim at a budget where its outcome is settled (marker `claims`; ~10 min on 2 cores).
-test-claims: install data
+test-claims: install-dev data
 	$(PY) -m pytest -q -m claims tests
 
 # More than one machine, for real: the local SLURM cluster (sweeps, DDP ranks, preemption and the time limit)
 # and the shared tracking server with logins (marker `cluster`; ~8 min on 2 cores), apart from make test.
-test-cluster: install data test-deps
+test-cluster: install-dev data test-deps
 	$(PY) -m pytest -q -m cluster tests
 
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), under a minute.
-test-fast: install
-	TEST_FAST=1 $(PY) -m pytest -q -m "not e2e and not slow" tests
+test-fast: install-dev
+	TEST_FAST=1 $(PY) -m pytest -q $(XDIST) -m "not e2e and not slow and not serial" tests
+	TEST_FAST=1 $(PY) -m pytest -q -m "serial and not e2e and not slow" $(SERIAL_FILES)
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins scripts
 	$(VENV)/bin/ruff format --check runner tests benchmarks hydra_plugins scripts
 
-format: install
+format: install-dev
 	$(VENV)/bin/ruff format runner tests benchmarks hydra_plugins scripts
 	$(VENV)/bin/ruff check --fix runner tests benchmarks hydra_plugins scripts
 
@@ -69,7 +86,7 @@ bench: install data
 # `make test`: each mutant runs against the unit tests that execute its function (fastest first), in a fresh
 # mutants/ copy of the tree; then the score per module (scripts/mutation_score.py: ≥ 90 %, the survivors
 # that cannot change behaviour listed with reasons in tests/mutants-equivalent.md). 17 min on 2 cores.
-mutants: install data
+mutants: install-dev data
 	$(PY) -m pip install -q "mutmut>=3.8,<3.9"
 	rm -rf mutants; mkdir -p $(STATE)
 	TEST_FAST=1 $(VENV)/bin/mutmut run --max-children 2 > $(STATE)/mutants.log 2>&1 || (tail -20 $(STATE)/mutants.log; exit 1)
@@ -93,7 +110,7 @@ gpu-check:
 	  $(MAKE) --no-print-directory gpu-env && \
 	  PYTHONPATH=$(CURDIR):$(abspath $(GPU_SITE)) $(GPU_PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT) $(ARGS); \
 	else \
-	  $(MAKE) --no-print-directory install && \
+	  $(MAKE) --no-print-directory install-dev && \
 	  $(PY) -m pip install -q $(CONSTRAINTS) "torch==$$($(PY) -c 'import torch; print(torch.__version__)')" \
 	    -e '.[dev,slurm,gpu]' && \
 	  $(PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT) $(ARGS); \
@@ -138,7 +155,7 @@ store_uri = $(if $(findstring ://,$(1)),$(1),sqlite:///$(1))
 STORE_URI = $(call store_uri,$(or $(STORE),mlflow.db))
 LAUNCH = $(if $(filter-out 1,$(JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS))
 .PHONY: reproduce
-reproduce: install data
+reproduce: install-dev data
 	@mkdir -p $(STATE); failed=""; \
 	for pass in pilot seeds; do for p in $(PRESETS); do \
 	  more=""; if [ $$pass = seeds ]; then \
@@ -180,7 +197,7 @@ ui: install
 # A shared tracking server: PostgreSQL cluster under $(STATE)/postgres (loopback only), artifacts under
 # $(STATE)/mlartifacts served over http, logins (MLflow's basic-auth app; the admin's password, drawn at the
 # first start, in $(STATE)/mlflow-admin-password). Other machines: HOST=0.0.0.0 ALLOWED_HOSTS=<name>:$(PORT).
-server: install test-deps
+server: install-dev test-deps
 	STATE=$(STATE) HOST=$(HOST) PORT=$(PORT) PGPORT=$(PGPORT) ALLOWED_HOSTS=$(ALLOWED_HOSTS) \
 	  MLFLOW=$(VENV)/bin/mlflow scripts/pg_server.sh
 

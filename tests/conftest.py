@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -181,18 +182,32 @@ TINY_SWEEP = [
 def _train_once(
     factory: pytest.TempPathFactory, empty_store: Path, name: str, argv: list[str]
 ) -> tuple[Path, str]:
-    """`runner <argv>` in a fresh directory holding a copy of the empty store: the directory and its stdout."""
-    cwd = factory.mktemp(name)
-    (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
-    result = subprocess.run(
-        [sys.executable, "-m", "runner.cli.main", *argv],
-        cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # not run_runner: a session fixture has no single e2e test to check
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    """`runner <argv>` in a fresh directory holding a copy of the empty store: the directory and its stdout.
+
+    Once per `pytest` command, not once per worker: under pytest-xdist (`make test` runs `-n`), the first worker
+    to ask trains it in the directory the workers share, under a file lock; the others wait and read it."""
+    from filelock import FileLock
+
+    shared = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # each worker's basetemp is a folder of the session's
+    cwd, out = shared / name, shared / f"{name}.stdout"
+    with FileLock(str(shared / f"{name}.lock")):
+        if out.exists():
+            return cwd, out.read_text()
+        shutil.rmtree(cwd, ignore_errors=True)  # a worker's failed try before
+        cwd.mkdir()
+        (cwd / "mlflow.db").write_bytes(empty_store.read_bytes())
+        result = subprocess.run(
+            [sys.executable, "-m", "runner.cli.main", *argv],
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # not run_runner: a session fixture has no single e2e test to check
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        out.write_text(result.stdout)
     return cwd, result.stdout
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import CONF_DIR, mlflow_runs, run_in_process
 
+# It writes into the source tree (conf/, runner/) that every other test reads: never beside them under xdist.
+pytestmark = pytest.mark.serial
+
 MODEL_YAML = "name: toy_mlp\nhidden: 16   # the one option of the toy model\n"
 MODEL_PY = """from torch import nn
 

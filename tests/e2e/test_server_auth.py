@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, run_runner
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster]  # make test-cluster: a PostgreSQL + MLflow server
+# One server for the module, on one pytest-xdist worker (make test runs --dist loadgroup).
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.xdist_group("server")]
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"

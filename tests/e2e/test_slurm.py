@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, metric_history, mlflow_runs, run_runner
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster]  # make test-cluster: minutes of real scheduling
+# One cluster for the module, on one pytest-xdist worker (make test runs --dist loadgroup).
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.xdist_group("slurm")]
 
 SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
 SLURM = ["-m", "hydra/launcher=slurm_cpu", "trainer.accelerator=cpu", "tracking.log_checkpoint=false"]

@@ -199,6 +199,7 @@ def shortcuts_job(store: Store, parent: str, shortcut: str, seed: int) -> None:
     store.child("resnet_shortcuts_small", parent, f"cell-{shortcut}", params, [{"test_top1_error": error}])
 
 
+@pytest.mark.slow  # seconds a test: make test runs it, make test-fast leaves it
 def test_the_page_shows_mean_std_n_verdicts_and_curves_of_resumed_sweeps(tmp_path: Path) -> None:
     store = Store(tmp_path)
     # An older sweep of an edited config (another cell of the same row): superseded by the newer sweeps.
@@ -410,6 +411,7 @@ def prelu_job(
     store.child("prelu_vs_relu_small", parent, f"cell-{act}", params, curve)
 
 
+@pytest.mark.slow  # seconds a test: make test runs it, make test-fast leaves it
 def test_a_budget_curve_per_compared_claim_from_the_validation_error_of_the_same_runs(tmp_path: Path) -> None:
     store = Store(tmp_path)
     parent = store.parent("prelu_vs_relu_small", "prelu_vs_relu", 80)
@@ -595,6 +597,7 @@ def thread_store(path: Path, threads: int) -> str:
     return store.tracker.uri
 
 
+@pytest.mark.slow  # seconds a test: make test runs it, make test-fast leaves it
 def test_runner_results_also_judges_every_claim_on_a_store_with_another_thread_count(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

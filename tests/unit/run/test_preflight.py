@@ -102,6 +102,7 @@ def test_a_resident_set_offers_whole_and_dense_and_imagenet_its_crops() -> None:
         assert problem is not None and problem.endswith("allowed: whole, dense"), problem
 
 
+@pytest.mark.slow  # seconds a test: make test runs it, make test-fast leaves it
 @pytest.mark.skipif(not HAS_PSYCOPG2, reason="psycopg2-binary (the dev extra) is not installed")
 def test_an_unreachable_postgresql_store_fails_within_15_seconds_in_one_line(silent_server: int) -> None:
     refused = precheck([f"tracking.uri=postgresql://u:secret@127.0.0.1:{_free_port()}/db"])

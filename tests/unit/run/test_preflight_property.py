@@ -100,6 +100,7 @@ def test_every_draw_is_accepted_or_refused_in_one_line(overrides: list[str]) -> 
         assert_one_line_naming_a_key(overrides, problem)
 
 
+@pytest.mark.slow  # seconds a test: make test runs it, make test-fast leaves it
 @settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(leaf_draw())
 def test_every_leaf_of_every_option_is_refused_in_one_line_or_builds(overrides: list[str]) -> None:
@@ -181,6 +182,7 @@ def beyond_draw(draw: st.DrawFn) -> tuple[str, list[str]]:
     return key, [f"{key}={draw(_beyond(key))}"]
 
 
+@pytest.mark.slow  # seconds a test: make test runs it, make test-fast leaves it
 @settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(beyond_draw())
 def test_values_beyond_the_domains_are_refused_by_the_pre_flight_naming_the_key(
