@@ -46,29 +46,33 @@ run: install data
 
 # Tests run in one pytest-xdist worker per core (at most 4): each test is single-threaded (one torch thread, its
 # `runner` subprocesses too), and much of the e2e tier is process start-up. XDIST= runs them in one process.
-# The tests marked `serial` write into the source tree that the others read: they run alone, after.
-XDIST ?= -n auto --maxprocesses 4 --dist loadgroup
+# The tests marked `serial` write into the source tree that the others read, or read the machine's load: they
+# run alone, after. One worker more than cores: the SLURM, server and UI tests spend minutes waiting on other
+# processes (the scheduler, a server's start), and the third worker keeps the cores busy meanwhile.
+XDIST ?= -n $(shell echo $$(( $$(nproc) < 4 ? $$(nproc) + 1 : 4 ))) --dist loadgroup
+XDIST_FAST ?= -n $(shell echo $$(( $$(nproc) < 4 ? $$(nproc) : 4 ))) --dist loadgroup  # in-process: one a core
 SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)  # collected alone: seconds
 
 # Every test: lint, the in-process tier and the e2e tier (trainings through the real `runner`, servers, a
-# browser, the built wheel). apt-get runs only for what is missing (data, test-deps check first). The paper
-# claims measured at a settled budget (minutes of training each) are `make test-claims`, not part of it.
+# browser, the built wheel, the local SLURM cluster and the server with logins). apt-get runs only for what is
+# missing (data, test-deps check first). The paper claims measured at a settled budget (minutes of training
+# each) are `make test-claims`, not part of it.
 test: install-dev data lint test-deps
-	$(PY) -m pytest -q $(XDIST) -m "not claims and not cluster and not serial" tests
-	$(PY) -m pytest -q -m "serial and not claims and not cluster" $(SERIAL_FILES)
+	$(PY) -m pytest -q $(XDIST) -m "not claims and not serial" tests
+	$(PY) -m pytest -q -m "serial and not claims" $(SERIAL_FILES)
 
 # The tests of a scientific claim at a budget where its outcome is settled (marker `claims`; ~10 min on 2 cores).
 test-claims: install-dev data
 	$(PY) -m pytest -q -m claims tests
 
-# More than one machine, for real: the local SLURM cluster (sweeps, DDP ranks, preemption and the time limit)
-# and the shared tracking server with logins (marker `cluster`; ~8 min on 2 cores), apart from make test.
+# More than one machine, for real, alone: the local SLURM cluster (sweeps, DDP ranks, preemption and the time
+# limit) and the shared tracking server with logins (marker `cluster`, also part of make test; ~4 min).
 test-cluster: install-dev data test-deps
-	$(PY) -m pytest -q -m cluster tests
+	$(PY) -m pytest -q $(XDIST) -m cluster tests
 
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), under a minute.
 test-fast: install-dev
-	TEST_FAST=1 $(PY) -m pytest -q $(XDIST) -m "not e2e and not slow and not serial" tests
+	TEST_FAST=1 $(PY) -m pytest -q $(XDIST_FAST) -m "not e2e and not slow and not serial" tests
 	TEST_FAST=1 $(PY) -m pytest -q -m "serial and not e2e and not slow" $(SERIAL_FILES)
 
 lint: install-dev

@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "cluster: a real SLURM cluster or a shared server with logins (make test-cluster; minutes each)",
+        "cluster: a real SLURM cluster or a shared server with logins (in make test; make test-cluster: these alone)",
     )
 
 

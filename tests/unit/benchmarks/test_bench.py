@@ -99,6 +99,7 @@ def test_other_cores_is_the_machines_busy_time_less_ours_per_second():
     assert other_cores((100.0, 10.0), (101.0, 12.0), seconds=2.0) == 0.0  # tick rounding: never below 0
 
 
+@pytest.mark.serial  # it reads the machine's load: alone, after the parallel tests (make test runs -n)
 def test_a_busy_process_beside_us_is_read_as_about_one_core():
     """What a spinning process adds to the reading: about one core above the same window without it. Other work
     on the machine (another pytest-xdist worker, a training) moves both readings, so three tries, one must hold;
