@@ -47,10 +47,9 @@ run: install data
 # Tests run in one pytest-xdist worker per core (at most 4): each test is single-threaded (one torch thread, its
 # `runner` subprocesses too), and much of the e2e tier is process start-up. XDIST= runs them in one process.
 # The tests marked `serial` write into the source tree that the others read, or read the machine's load: they
-# run alone, after. One worker more than cores: the SLURM, server and UI tests spend minutes waiting on other
-# processes (the scheduler, a server's start), and the third worker keeps the cores busy meanwhile.
-XDIST ?= -n $(shell echo $$(( $$(nproc) < 4 ? $$(nproc) + 1 : 4 ))) --dist loadgroup
-XDIST_FAST ?= -n $(shell echo $$(( $$(nproc) < 4 ? $$(nproc) : 4 ))) --dist loadgroup  # in-process: one a core
+# run alone, after. One worker a core: a third on 2 cores made make test slower (13 min 11 s against 11 min 44 s
+# of pytest on an AMD EPYC, 2026-12-07), though the SLURM and server tests spend minutes waiting.
+XDIST ?= -n $(shell echo $$(( $$(nproc) < 4 ? $$(nproc) : 4 ))) --dist loadgroup
 SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)  # collected alone: seconds
 
 # Every test: lint, the in-process tier and the e2e tier (trainings through the real `runner`, servers, a
@@ -72,7 +71,7 @@ test-cluster: install-dev data test-deps
 
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), under a minute.
 test-fast: install-dev
-	TEST_FAST=1 $(PY) -m pytest -q $(XDIST_FAST) -m "not e2e and not slow and not serial" tests
+	TEST_FAST=1 $(PY) -m pytest -q $(XDIST) -m "not e2e and not slow and not serial" tests
 	TEST_FAST=1 $(PY) -m pytest -q -m "serial and not e2e and not slow" $(SERIAL_FILES)
 
 lint: install-dev

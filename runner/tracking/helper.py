@@ -61,7 +61,7 @@ def _serve(conn: Connection) -> None:
             elif method == "system_metrics_stop":
                 monitors.pop(key).__exit__(None, None, None)
             elif method != "open":
-                result = getattr(tracker, method)(*args, **kwargs)
+                result = _plain(getattr(tracker, method)(*args, **kwargs))
             answer: tuple[Any, ...] = (None, result, tracker.run_id)
         except Exception as e:
             answer = (e, None, None)
@@ -69,6 +69,30 @@ def _serve(conn: Connection) -> None:
             conn.send((seq, answer))
         except Exception as e:  # an answer that does not pickle: say what it was, in one line
             conn.send((seq, (TrackingError(f"MLflow {method}: {type(e).__name__}: {e}"), None, None)))
+
+
+# What a job reads of a run (runner/run/job.py: decide; sweep.py; the report): RunInfo's fields in MLflow 3.
+RUN_INFO = (
+    "run_id", "run_name", "experiment_id", "user_id", "status", "start_time", "end_time", "artifact_uri",
+    "lifecycle_stage",
+)  # fmt: skip
+
+
+def _plain(result: Any) -> Any:
+    """MLflow's Run entities (alone or in a list) as plain namespaces of the same shape (.info.run_id,
+    .data.tags, ...): unpickling the entities would import MLflow in the job's process (~2 s of every
+    `runner` start on 2 cores), which is what the helper is there to spare it."""
+    if isinstance(result, list):
+        return [_plain(r) for r in result]
+    info, data = getattr(result, "info", None), getattr(result, "data", None)
+    if not hasattr(info, "run_id") or not hasattr(data, "tags"):
+        return result
+    return types.SimpleNamespace(
+        info=types.SimpleNamespace(**{k: getattr(info, k) for k in RUN_INFO}),
+        data=types.SimpleNamespace(
+            tags=dict(data.tags), params=dict(data.params), metrics=dict(data.metrics)
+        ),
+    )
 
 
 class Helper:

@@ -83,3 +83,37 @@ def test_a_closed_helper_is_a_tracking_error_and_connect_falls_back_in_process(t
     with pytest.raises(TrackingError, match="the MLflow helper process exited"):
         RemoteTracker(gone, f"sqlite:///{tmp_path / 'mlflow.db'}", None, ())
     assert isinstance(connect(f"sqlite:///{tmp_path / 'mlflow.db'}"), Tracker)  # none started here
+
+
+def test_runs_come_back_as_plain_data_that_does_not_import_mlflow_into_the_job(tmp_path: Path) -> None:
+    """find_runs and get_run answer with namespaces of MLflow's shape: unpickling MLflow's entities would
+    import MLflow (~2 s) into the job's process, the cost the helper exists to take off a `runner` start."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from runner.tracking.helper import Helper, RemoteTracker
+        if __name__ == "__main__":
+            helper = Helper()
+            tracker = RemoteTracker(helper, "sqlite:///{tmp_path / "mlflow.db"}", "{tmp_path / "art"}", ())
+            experiment = tracker.experiment_id("helper")
+            run_id = tracker.start(experiment, "job", {{"runner.cell": "c1"}})
+            tracker.log_params({{"lr": 0.1}})
+            tracker.log_metrics({{"loss": 0.5}}, step=3)
+            (found,) = tracker.find_runs(experiment, {{"runner.cell": "c1"}})
+            got = tracker.get_run(run_id)
+            assert found.info.run_id == got.info.run_id == run_id and found.info.status == "RUNNING"
+            assert got.data.tags["runner.cell"] == "c1" and got.data.params == {{"lr": "0.1"}}
+            assert got.data.metrics == {{"loss": 0.5}} and got.info.experiment_id == experiment
+            print("mlflow imported:", "mlflow" in sys.modules)
+        """
+    )
+    (tmp_path / "job.py").write_text(script)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "job.py")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "mlflow imported: False"
