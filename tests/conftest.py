@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "cluster: a real SLURM cluster or a shared server with logins (in make test; make test-cluster: these alone)",
+        "cluster: several processes or machines per job: SLURM, the server with logins, torchrun, GPU slots (make test-cluster)",
     )
 
 

@@ -115,6 +115,7 @@ def test_sweep_of_two_process_jobs_survives_a_dead_rank_resumes_and_matches_one_
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.cluster  # several processes per job on 2 cores: make test-cluster (make test keeps to 12 min)
 def test_torchrun_gives_one_run_and_one_output_dir(workdir: Path) -> None:
     (workdir / "tmp").mkdir()
     env = {**ENV, "TMPDIR": str(workdir / "tmp")}

@@ -113,6 +113,7 @@ def check_runs_tagged(workdir: Path, jobs: list[dict]) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.cluster  # several processes per job on 2 cores: make test-cluster (make test keeps to 12 min)
 def test_three_jobs_on_two_gpus_run_two_at_a_time_each_on_its_own(workdir):
     """More jobs than slots: two run side by side, each on its own GPU, and the third waits for a free one
     in a worker that keeps its GPU (2 fake GPUs: each worker costs a process that imports torch and MLflow)."""
@@ -133,6 +134,7 @@ def test_three_jobs_on_two_gpus_run_two_at_a_time_each_on_its_own(workdir):
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.cluster  # several processes per job on 2 cores: make test-cluster (make test keeps to 12 min)
 def test_two_device_jobs_get_pairs_of_gpus(workdir):
     """trainer.devices=2: slots (0,1) and (2,3); each job is a real 2-process DDP job (gloo on the CPU)."""
     result = run_runner(
