@@ -22,13 +22,20 @@ ARGS ?=
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
+# pip compiles each file it installs on one core; compileall -j 0 does the same on every core afterwards:
+# 45 + 30 s instead of 144 s for `install` in a fresh venv on 2 cores of an AMD EPYC (2026-12-07).
+SITE = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+COMPILE = $(PY) -m compileall -q -j 0 $(SITE) > /dev/null || true  # a template that is not Python: pip skips it too
+
 $(STAMP): pyproject.toml constraints.txt constraints-cpu.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q $(CONSTRAINTS) -e .
+	$(PY) -m pip install -q --no-compile $(CONSTRAINTS) -e .
+	@$(COMPILE)
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,slurm]'
+	$(PY) -m pip install -q --no-compile $(CONSTRAINTS) -e '.[dev,slurm]'
+	@$(COMPILE)
 	@touch $(DEV_STAMP)
 
 # Fashion-MNIST, the embedded default data set, from Debian's package (skipped when already there).
