@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "cluster: several processes or machines per job: SLURM, the server with logins, torchrun, GPU slots (make test-cluster)",
+        "cluster: several processes or machines per job: SLURM, the shared store and server, torchrun, GPU slots (make test-cluster)",
     )
 
 

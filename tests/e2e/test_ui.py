@@ -148,6 +148,7 @@ def pg_server() -> Iterator[str]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.mark.cluster  # the shared store of several machines: make test-cluster (make test keeps to 12 min)
 def test_sweep_logged_to_the_postgres_tracking_server(pg_server: str, tmp_path: Path) -> None:
     result = run_runner([*SWEEP, f"tracking.uri={pg_server}"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
