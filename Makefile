@@ -63,8 +63,8 @@ SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' test
 # minutes on 2 cores of an AMD EPYC: the paper claims measured at a settled budget (minutes of training each)
 # are `make test-claims`, and the tests of several processes or machines per job (the SLURM cluster, the
 # PostgreSQL store and the server with logins, torchrun, the GPU-slot launcher: ~5 min of both cores) `make
-# test-cluster`. A fresh clone on 2 cores of an AMD EPYC: 12 min 12 s with the PostgreSQL sweep in it
-# (2026-12-07: 173 s of install and lint, 530 s of xdist, 29 s of serial tests).
+# test-cluster`. A fresh clone on 2 cores of an AMD EPYC: 10 min 45 s (2026-12-07: 487 s of xdist, 25 s of
+# serial tests, the rest install, lint and the apt checks).
 test: install-dev data lint test-deps
 	$(PY) -m pytest -q $(XDIST) -m "not claims and not cluster and not serial" tests
 	$(PY) -m pytest -q -m "serial and not claims and not cluster" $(SERIAL_FILES)
