@@ -84,7 +84,13 @@ _MUTMUT_STATS = ROOT / "mutmut-stats.json"  # ROOT is the mutants/ copy while mu
 _TEST_SECONDS: dict[str, float] = {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "MUTANT_UNDER_TEST" in os.environ:  # every phase of `make mutants` (clean run, stats, mutants) sets it
+        # A `serial` test must not share the machine, and mutmut runs two mutants at once.
+        serial = [item for item in items if item.get_closest_marker("serial")]
+        if serial:
+            config.hook.pytest_deselected(items=serial)
+            items[:] = [item for item in items if not item.get_closest_marker("serial")]
     if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", "") and _MUTMUT_STATS.exists():
         if not _TEST_SECONDS:
             _TEST_SECONDS.update(json.loads(_MUTMUT_STATS.read_text())["duration_by_test"])
@@ -154,15 +160,33 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def _migrated_store_template() -> Path:
+    """An empty MLflow sqlite store with its schema migrated, kept per MLflow version in the user's cache: the
+    migrations take seconds (tens on a busy 2-core machine), and every pytest process (each xdist worker, each
+    mutant `make mutants` tests) would pay them again. Built once under a file lock, moved into place whole."""
+    import mlflow
+    from filelock import FileLock
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "runner-tests"
+    cache.mkdir(parents=True, exist_ok=True)
+    template = cache / f"mlflow-{mlflow.__version__}.db"
+    with FileLock(str(template) + ".lock"):
+        if not template.exists():
+            from mlflow.tracking import MlflowClient
+
+            partial = template.with_suffix(f".{os.getpid()}.tmp")
+            MlflowClient(tracking_uri=f"sqlite:///{partial}").search_experiments()  # creates the tables
+            os.replace(partial, template)
+    return template
+
+
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow sqlite store, its schema migrated once per session: copy it to `<dir>/mlflow.db` so that a
-    test (or the `runner` it starts there) does not pay MLflow's migrations again."""
+    """An empty MLflow sqlite store of this session: copy it to `<dir>/mlflow.db` so that a test (or the `runner`
+    it starts there) does not pay MLflow's migrations again."""
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    from mlflow.tracking import MlflowClient
-
     db = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()  # creates the tables
+    shutil.copyfile(_migrated_store_template(), db)
     return db
 
 

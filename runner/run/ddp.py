@@ -123,7 +123,7 @@ def requeue_after_time_limit(signum: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the requeue's own SIGTERM must not cut the run's closing
     try:
         done = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
-        problem = done.stderr.strip() if done.returncode else ""
+        problem = (done.stderr.strip() or f"scontrol exited {done.returncode}") if done.returncode else ""
     except (OSError, subprocess.TimeoutExpired) as e:
         problem = str(e)
     if problem:

@@ -4,12 +4,18 @@ interval, checked against numbers computed by hand; the seeds it counts; the cla
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import pytest
+from matplotlib.collections import FillBetweenPolyCollection, LineCollection
+from matplotlib.colors import to_rgba
 from scipy import stats
 
-from runner.analysis import budget_curves
+from runner.analysis import budget_curves, render
+from runner.analysis.budget_curves import Comparison, DeltaCurve, Point
 from runner.analysis.verdicts import Cell, Check, Expected, Run
 
 LN10 = math.log(10)
@@ -155,3 +161,155 @@ def test_reaches_first_draws_each_rows_median_curve_and_other_claims_draw_nothin
     one_row, one_check = expected({}, {"check": "converges", "rows": ["relu"], "below_chance": 0.87})
     assert not budget_curves.draw(one_check, one_row, cells, "", tmp_path / "none.png", "t", 50)
     assert not (tmp_path / "none.png").exists()
+
+
+# --- plot_delta: what the figure holds, read off its Axes (render.save replaced: the figure kept open) ------
+
+
+Plot = Callable[[DeltaCurve], Any]
+
+
+@pytest.fixture
+def plotted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Plot]:
+    """plot_delta(curve, "out/c.png", "ResNet depth", 50) → its Axes; checks it saved that figure there."""
+    figures: list[Any] = []
+
+    def plot(curve: DeltaCurve) -> Any:
+        saved: list[tuple] = []
+        monkeypatch.setattr(render, "save", lambda fig, path, dpi: saved.append((fig, path, dpi)))
+        budget_curves.plot_delta(curve, Path("out/c.png"), "ResNet depth", 50)
+        ((fig, path, dpi),) = saved
+        figures.append(fig)
+        assert (path, dpi) == (Path("out/c.png"), 50)
+        assert len(fig.axes) == 1
+        return fig.axes[0]
+
+    yield plot
+    for fig in figures:
+        plt.close(fig)
+
+
+def check_of(check: dict) -> Any:
+    return expected({}, check)[1][0]
+
+
+def horizontal_lines(ax: Any) -> dict[float, Any]:
+    """axhline's lines (x across the axes, 0 → 1) by their height."""
+    return {float(line.get_ydata()[0]): line for line in ax.lines if list(line.get_xdata()) == [0, 1]}
+
+
+def corners(collection: Any) -> set[tuple[float, float]]:
+    return {(float(x), float(y)) for path in collection.get_paths() for x, y in path.vertices}
+
+
+def test_plot_delta_draws_the_delta_its_band_the_verdicts_final_point_zero_and_the_paper(
+    plotted: Plot,
+) -> None:
+    check = check_of({"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"})
+    points = [
+        Point(100, 1.0, None, None, (1, 1)),  # a row with one seed: no interval, so outside the band
+        Point(200, 2.0, 0.5, 3.5, (2, 2)),
+        Point(300, 3.0, 1.0, 6.0, (2, 2)),
+    ]
+    final = Point(400, 4.0, 2.0, 7.0, (2, 2))  # asymmetric: 2 below, 3 above
+    ax = plotted(DeltaCurve(Comparison(check, ("a", "b"), False, 1.5), "val_top1_error", points, final))
+
+    line = ax.lines[0]
+    assert line.get_label() == "val_top1_error, mean over seeds" and line.get_marker() == "o"
+    assert list(line.get_xdata()) == [100, 200, 300] and list(line.get_ydata()) == [1.0, 2.0, 3.0]
+
+    (band,) = [c for c in ax.collections if isinstance(c, FillBetweenPolyCollection)]
+    assert corners(band) == {(200, 0.5), (200, 3.5), (300, 1.0), (300, 6.0)}
+    assert band.get_label() == "95 % interval" and band.get_alpha() == pytest.approx(0.2)
+    # the band in the curve's own colour, faded
+    assert tuple(band.get_facecolor()[0]) == pytest.approx(to_rgba(line.get_color(), 0.2))
+
+    (end,) = ax.containers
+    assert end.get_label() == "test_top1_error at the end: the verdict's +4.00"
+    marker, caps, (bar,) = end.lines
+    assert list(marker.get_xdata()) == [400] and list(marker.get_ydata()) == [4.0]
+    assert marker.get_marker() == "D" and to_rgba(marker.get_color()) == to_rgba("C3")
+    assert [s.tolist() for s in bar.get_segments()] == [[[400.0, 2.0], [400.0, 7.0]]]  # the interval itself
+    assert tuple(bar.get_color()[0]) == pytest.approx(to_rgba("C3"))
+    assert sorted(float(c.get_ydata()[0]) for c in caps) == [2.0, 7.0]
+    assert [c.get_markersize() for c in caps] == [8.0, 8.0]  # capsize 4 → caps 8 points wide
+
+    lines = horizontal_lines(ax)
+    assert sorted(lines) == [0.0, 1.5]
+    zero, paper = lines[0.0], lines[1.5]
+    assert to_rgba(zero.get_color()) == to_rgba("black") and zero.get_linewidth() == pytest.approx(0.8)
+    assert to_rgba(paper.get_color()) == to_rgba("C2") and paper.get_linestyle() == "--"
+    assert paper.get_label() == "the paper's +1.50"
+
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "val_top1_error, mean over seeds",
+        "95 % interval",
+        "the paper's +1.50",
+        "test_top1_error at the end: the verdict's +4.00",
+    ]
+    assert {t.get_fontsize() for t in legend.get_texts()} == {7.0}
+    assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "Δ (b − a), %-points"
+    assert ax.get_title() == "ResNet depth\nΔ = mean(last row) − mean(first row), 95 % Welch interval"
+    assert ax.title.get_fontsize() == 9.0
+    grid = [*ax.xaxis.get_gridlines(), *ax.yaxis.get_gridlines()]
+    assert all(g.get_visible() for g in grid) and {g.get_alpha() for g in grid} == {0.3}
+
+
+def test_plot_delta_of_a_trend_labels_the_slope_per_row_and_its_t_interval(plotted: Plot) -> None:
+    check = check_of(
+        {"check": "decreasing", "rows": ["x", "y", "z"], "metric": "test_top1_error", "trend": True}
+    )
+    points = [Point(100, -0.5, None, None, (1, 1, 1)), Point(200, -1.25, None, None, (1, 1, 1))]
+    ax = plotted(DeltaCurve(Comparison(check, ("x", "y", "z"), True, None), "train_error", points, None))
+
+    assert list(ax.lines[0].get_ydata()) == [-0.5, -1.25]
+    # one seed per row: no band; no final point; no paper's number: zero is the only reference line
+    assert len(ax.collections) == 0 and ax.containers == []
+    assert sorted(horizontal_lines(ax)) == [0.0] and len(ax.lines) == 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train_error, mean over seeds"]
+    assert ax.get_ylabel() == "Δ (slope per row, x → z), %-points per row"
+    assert ax.get_title() == "ResNet depth\nΔ = slope of the metric on the row's position, 95 % t interval"
+
+
+def test_plot_delta_leaves_out_the_band_and_error_bar_where_an_interval_lacks_an_end(plotted: Plot) -> None:
+    check = check_of({"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"})
+    points = [
+        Point(100, 1.0, 0.0, None, (2, 2)),
+        Point(200, 2.0, None, 3.0, (2, 2)),
+        Point(300, 3.0, 2.5, 3.5, (2, 2)),  # the only point with both ends
+    ]
+    final = Point(400, -4.0, None, 5.0, (2, 1))
+    ax = plotted(DeltaCurve(Comparison(check, ("a", "b"), False, None), "val_top1_error", points, final))
+
+    (band,) = ax.collections  # the band, and no error bar's LineCollection
+    assert isinstance(band, FillBetweenPolyCollection)
+    assert corners(band) == {(300, 2.5), (300, 3.5)}
+    (end,) = ax.containers
+    assert not end.has_yerr and end.lines[2] == ()
+    assert not any(isinstance(c, LineCollection) for c in ax.collections)
+    assert list(end.lines[0].get_ydata()) == [-4.0]
+    assert end.get_label() == "test_top1_error at the end: the verdict's -4.00"
+
+
+def test_plot_delta_shades_the_band_in_the_curves_own_colour(
+    monkeypatch: pytest.MonkeyPatch, plotted: Plot
+) -> None:
+    # The colour cycle of lines and of fills start alike: a line drawn first moves the curve to the next colour,
+    # so a band that took the next fill colour instead of the curve's would show.
+    figure = render.figure
+
+    def moved_on(columns: int) -> Any:
+        fig, axes = figure(columns)
+        axes[0][0].plot([], [])
+        return fig, axes
+
+    monkeypatch.setattr(render, "figure", moved_on)
+    check = check_of({"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"})
+    points = [Point(100, 1.0, 0.0, 2.0, (2, 2)), Point(200, 2.0, 1.0, 3.0, (2, 2))]
+    ax = plotted(DeltaCurve(Comparison(check, ("a", "b"), False, None), "val_top1_error", points, None))
+
+    (line,) = [line for line in ax.lines if line.get_label() == "val_top1_error, mean over seeds"]
+    assert to_rgba(line.get_color()) == to_rgba("C1")
+    (band,) = ax.collections
+    assert tuple(band.get_facecolor()[0]) == pytest.approx(to_rgba("C1", 0.2))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, finished_tiny_run, mlflow_runs
 
+from runner.cli import evaluate as evaluate_cli
 from runner.cli.evaluate import run as evaluate
 from runner.errors import CheckpointError, ConfigError
 
@@ -59,6 +60,58 @@ def test_eval_of_a_checkpoint_file_checks_its_config_and_takes_another_view(fini
     with pytest.raises(ConfigError, match="no run with that id"):
         evaluate(["0123456789abcdef0123456789abcdef"], cwd)
     assert len(mlflow_runs(cwd)) == before  # nothing written
+
+
+def test_the_entry_point_hands_its_arguments_and_directory_to_run_and_exits_with_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def run(argv: list[str], cwd: Path) -> int:
+        calls.append((argv, cwd))
+        return 0
+
+    monkeypatch.setattr(evaluate_cli, "run", run)
+    monkeypatch.setattr(sys, "argv", ["runner-eval", "abc123", "--view", "dense"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_cli.main()
+    assert exit_.value.code == 0
+    assert calls == [(["abc123", "--view", "dense"], tmp_path)]  # the program name is not an argument
+
+
+def test_the_entry_point_says_a_refused_override_in_one_line_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real run, refused before anything is composed or opened: a run id takes only tracking.* overrides."""
+    monkeypatch.setattr(sys, "argv", ["runner-eval", "abc123", "model.width=8"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_cli.main()
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "runner: error: model.width=8: a run's own config.yaml decides what it trained; allowed overrides: "
+        "tracking.*; evaluation settings: --view, --batch-size, --accelerator, --test-subset, --data-root\n"
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_entry_point_exits_with_the_errors_own_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Refused(ConfigError):
+        exit_code = 3
+
+    def run(argv: list[str], cwd: Path) -> int:
+        raise Refused("refused")
+
+    monkeypatch.setattr(evaluate_cli, "run", run)
+    monkeypatch.setattr(sys, "argv", ["runner-eval", "x"])
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_cli.main()
+    assert exit_.value.code == 3
 
 
 @pytest.mark.e2e

@@ -3,11 +3,15 @@ read from its own YAML, the related commands, and where the full config is."""
 
 from __future__ import annotations
 
+import io
+import os
+import sys
 from pathlib import Path
 
+import pytest
 from conftest import CONF_DIR, options
 
-from runner.cli.help import WIDTH, help_text, preset_line
+from runner.cli.help import WIDTH, help_text, preset_line, print_help
 from runner.config import GROUPS
 
 
@@ -53,3 +57,62 @@ def test_readme_pastes_the_help_as_it_prints_today() -> None:
     readme = (CONF_DIR.parents[1] / "README.md").read_text()
     block = readme.split("$ runner --help\n", 1)[1].split("\n```", 1)[0]
     assert block.rstrip("\n") == help_text().rstrip("\n")
+
+
+class Stdout(io.StringIO):
+    """A terminal's stdout: what was written, and how often it was flushed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_print_help_prints_the_page_and_flushes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = Stdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    print_help()
+    assert out.getvalue() == help_text() + "\n"
+    assert out.flushes == 1  # `runner --help | head`: a closed pipe shows up here, inside the try
+
+
+class ClosedPipe:
+    """stdout when the reader of `runner --help | head` has left: writing fails; its file descriptor is `fd`."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+def test_print_help_to_a_closed_pipe_is_no_error_and_sends_stdout_to_devnull(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python flushes stdout again at exit: pointing its descriptor at /dev/null keeps that silent too.
+    fd = os.open(tmp_path / "stdout", os.O_CREAT | os.O_WRONLY)
+    opened: list[int] = []
+    real_open = os.open
+
+    def recording_open(*args: object) -> int:
+        opened.append(real_open(*args))  # type: ignore[arg-type]
+        return opened[-1]
+
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(sys, "stdout", ClosedPipe(fd))
+    try:
+        print_help()
+        assert os.path.samestat(os.fstat(fd), os.stat(os.devnull))
+        os.write(fd, b"lost")  # writable, and nowhere
+        assert (tmp_path / "stdout").read_bytes() == b""
+    finally:
+        for each in [fd, *opened]:
+            os.close(each)

@@ -230,3 +230,24 @@ def test_an_unregistered_name_and_a_rule_without_words_are_named() -> None:
     assert str(error.value) == f"act.name='swish' is not registered; allowed: {names}"
     assert config.Rule((int, float)).describe() == "int or float"
     assert config.Rule((str,), nullable=True).describe() == "str or null"
+
+
+def test_an_unknown_top_level_key_is_named_with_every_top_level_group() -> None:
+    # The groups and single keys of SCHEMA, each once, sorted: what a typo such as `+traner.x=1` is shown.
+    top = [
+        "act",
+        "dataset",
+        "init",
+        "model",
+        "optim",
+        "resume",
+        "resume_from",
+        "schedule",
+        "seed",
+        "tracking",
+        "trainer",
+    ]
+    assert config._top_level() == top
+    with pytest.raises(ConfigError) as error:
+        config.check_read({"traner.epochs": 3})
+    assert str(error.value) == f"traner.epochs is not a key runner reads; top-level keys: {', '.join(top)}"

@@ -133,6 +133,68 @@ def test_bad_idx_file_is_named(tmp_path, damage, message):
     assert str(bad) in str(e.value)
 
 
+def test_fashion_download_fetches_each_missing_gz_from_the_authors_with_its_md5(tmp_path, monkeypatch):
+    """Each of the four files: the authors' URL, `<raw>/<name>.gz`, its checksum, and the one-line way to get it
+    by hand if the fetch fails; a file already there is not fetched again."""
+    fetched = []
+    monkeypatch.setattr(fashion_mnist, "fetch", lambda *args: fetched.append(args))
+    raw_dir = tmp_path / "FashionMNIST" / "raw"
+    raw_dir.mkdir(parents=True)
+    (raw_dir / "train-labels-idx1-ubyte.gz").write_bytes(b"already here")
+    fashion_mnist.download(raw_dir)
+    how = "apt-get install dataset-fashion-mnist (or dataset.download=true on a machine that is online)"
+    url = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    assert fetched == [
+        (f"{url}{name}.gz", raw_dir / f"{name}.gz", md5, how)
+        for name, md5 in [
+            ("train-images-idx3-ubyte", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            ("t10k-images-idx3-ubyte", "bef4ecab320f06d8554ea6380940ec79"),
+            ("t10k-labels-idx1-ubyte", "bb300cfdad3c16e7a12a480ee83cd310"),
+        ]
+    ]
+    assert (raw_dir / "train-labels-idx1-ubyte.gz").read_bytes() == b"already here"
+
+
+def test_fashion_download_with_every_file_there_fetches_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_mnist, "fetch", lambda *args: pytest.fail(f"fetched {args[0]}"))
+    for name in fashion_mnist.FILES:
+        (tmp_path / f"{name}.gz").write_bytes(b"")
+    fashion_mnist.download(tmp_path)
+
+
+def test_fashion_download_refuses_a_corrupt_file_and_says_offline_in_one_line(tmp_path, monkeypatch):
+    """Through the real fetch: a body whose md5 is not the authors' is refused and removed; no network is a
+    one-line error naming the URL and how to get the files."""
+    raw_dir = tmp_path / "raw"
+    asked = []
+
+    def corrupt(url, target):
+        asked.append(url)
+        Path(target).write_bytes(b"not the file")
+
+    monkeypatch.setattr(common.urllib.request, "urlretrieve", corrupt)
+    with pytest.raises(DataError) as e:
+        fashion_mnist.download(raw_dir)
+    target = raw_dir / "train-images-idx3-ubyte.gz"
+    assert asked == ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz"]
+    assert str(e.value) == (
+        f"{target}: download corrupt (md5 mismatch with 8d4fb7e6c68d591d4c3dfef9ec88bf0d); run again"
+    )
+    assert list(raw_dir.iterdir()) == []
+
+    def offline(url, target):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(common.urllib.request, "urlretrieve", offline)
+    with pytest.raises(DataError) as e:
+        fashion_mnist.download(raw_dir)
+    assert str(e.value) == (
+        "cannot download http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz "
+        "(Network is unreachable); apt-get install dataset-fashion-mnist "
+        "(or dataset.download=true on a machine that is online)"
+    )
+
+
 # --- the resident loader: split, crop, flip ---------------------------------------------------------------
 
 

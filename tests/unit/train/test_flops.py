@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
+import torch._dynamo  # noqa: F401  FlopCounterMode's first use imports it (~2 s): paid at collection, not in a test
 from conftest import CONF_DIR
 from omegaconf import OmegaConf
 from torch import nn
 
+from runner.train import flops
 from runner.train.flops import model_multiply_adds, multiply_adds
 
 
@@ -57,3 +61,78 @@ def test_what_is_counted_is_conv_and_linear_multiply_adds() -> None:
     with torch.device("meta"):
         on_meta = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
     assert multiply_adds(on_meta, 3, 16) == 3 * 3 * 3 * 8 * 16 * 16 + 8 * 16 * 16 * 10
+
+
+# table() and main(): the README's Models column. table() over the real conf/model counts 33 models (~30 s), so
+# these point runner.config.CONF_DIR at a folder holding only the configs each test needs.
+
+
+def conf_dir(tmp_path, models: dict[str, str]):
+    (tmp_path / "act").mkdir()
+    shutil.copy(CONF_DIR / "act" / "relu.yaml", tmp_path / "act" / "relu.yaml")
+    (tmp_path / "model").mkdir()
+    for file, text in models.items():
+        (tmp_path / "model" / file).write_text(text)
+    return tmp_path
+
+
+def test_table_counts_every_model_config_at_both_input_sizes_in_file_name_order(tmp_path, monkeypatch):
+    # file names sort the other way round from the model names: rows follow the files; a non-YAML file is no model
+    models = {
+        "b.yaml": "name: alpha\nwidth: 2\n",
+        "a.yaml": "name: omega\nwidth: 1\n",
+        "notes.txt": "name: x\n",
+    }
+    monkeypatch.setattr("runner.config.CONF_DIR", conf_dir(tmp_path, models))
+    counts = {
+        ("omega", 224, 1000): 3_800_000_000,
+        ("omega", 32, 10): 41_000_000,
+        ("alpha", 224, 1000): 19_600_000_000,
+        ("alpha", 32, 10): 517_000_000,
+    }
+    calls = []
+
+    def fake_count(model_cfg, act_cfg, *, in_channels, image_size, classes):
+        calls.append((model_cfg, act_cfg, in_channels, image_size, classes))
+        return counts[model_cfg["name"], image_size, classes]
+
+    monkeypatch.setattr(flops, "model_multiply_adds", fake_count)
+    assert flops.table() == [("omega", 3.8, 41.0), ("alpha", 19.6, 517.0)]
+    relu = {"name": "relu"}
+    assert calls == [
+        ({"name": "omega", "width": 1}, relu, 3, 224, 1000),
+        ({"name": "omega", "width": 1}, relu, 3, 32, 10),
+        ({"name": "alpha", "width": 2}, relu, 3, 224, 1000),
+        ({"name": "alpha", "width": 2}, relu, 3, 32, 10),
+    ]
+
+
+def vgg_a_multiply_adds(image_size: int, classes: int) -> int:
+    """VGG configuration A by hand (Simonyan & Zisserman 2014, Table 1): 3×3 convs (pad 1), 2×2 pools, then
+    fc 25,088 → 4096 → 4096 → classes (the 7×7 adaptive pool keeps fc6 at 25,088 inputs at any size)."""
+    convs = [(3, 64, 1), (64, 128, 2), (128, 256, 4), (256, 256, 4), (256, 512, 8), (512, 512, 8)]
+    convs += [(512, 512, 16), (512, 512, 16)]  # (in, out, downsampling before the layer)
+    conv = sum(9 * c_in * c_out * (image_size // down) ** 2 for c_in, c_out, down in convs)
+    return conv + 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * classes
+
+
+def test_table_row_of_vgg_a_is_its_hand_counted_multiply_adds(tmp_path, monkeypatch):
+    text = (CONF_DIR / "model" / "vgg_a.yaml").read_text()
+    monkeypatch.setattr("runner.config.CONF_DIR", conf_dir(tmp_path, {"vgg_a.yaml": text}))
+    large, small = vgg_a_multiply_adds(224, 1000), vgg_a_multiply_adds(32, 10)
+    assert (large, small) == (7_609_090_048, 272_343_040)
+    assert flops.table() == [("vgg_a", 7.609090048, 272.34304)]
+
+
+def test_main_prints_the_markdown_table_of_the_readme(monkeypatch, capsys):
+    # ResNet-50 and VGG-19 as table() counts them (He et al. 2015: 3.8 and 19.6 × 10⁹)
+    rows = [("resnet50", 3.857973248, 78.712832), ("vgg_e", 19.632062464, 517.709824)]
+    monkeypatch.setattr(flops, "table", lambda: rows)
+    flops.main()
+    assert capsys.readouterr().out == (
+        "multiply-adds per image, conv and linear layers (torch.utils.flop_counter FLOPs ÷ 2), ReLU\n"
+        "| model | ×10⁹ at 3×224×224, 1000 classes | ×10⁶ at 3×32×32, 10 classes |\n"
+        "|---|---|---|\n"
+        "| `resnet50` | 3.86 | 78.7 |\n"
+        "| `vgg_e` | 19.63 | 517.7 |\n"
+    )
