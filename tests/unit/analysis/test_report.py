@@ -147,3 +147,47 @@ def test_runner_report_cli_writes_the_chosen_format(
     with pytest.raises(SystemExit) as exit_info:
         report.main(["no_such_experiment", "--uri", tracker.uri])
     assert exit_info.value.code == 2
+
+
+def test_the_sweep_callback_reports_on_the_parent_run_its_tracker_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+
+    def fake_report(tracker: object, parent_id: str) -> list[str]:
+        calls.append((tracker, parent_id))
+        return ["the verdicts"]
+
+    monkeypatch.setattr(report, "report", fake_report)
+    tracker = type("Tracker", (), {"run_id": "parent-1"})()
+    assert report.sweep_report(tracker, {"seed": 0}) == ["the verdicts"]
+    assert calls == [(tracker, "parent-1")]
+
+
+def test_compose_reads_the_packaged_configs_or_the_hydra_already_running(tmp_path: Path) -> None:
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import JobRuntime
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from hydra.version import VersionBase
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()  # outside any Hydra run: _compose starts its own
+    JobRuntime.instance().set("name", "before")
+    try:
+        cfg = report._compose(["+experiment=init_depth_small", "seed=3"])
+        assert not GlobalHydra.instance().is_initialized()  # left as it was found
+    finally:
+        restore_gh_from_backup(backup)
+    # runner/conf with the overrides: init_depth_small's width and experiment, the seed given
+    assert (cfg.model.width, cfg.seed, cfg.tracking.experiment) == (8, 3, "init_depth_small")
+    assert "hydra" not in cfg
+    # Hydra as `runner` starts it: job name runner, version_base 1.3 (not the 1.1 compatibility defaults)
+    assert JobRuntime.instance().get("name") == "runner"
+    assert str(VersionBase.instance().getbase()) == "1.3"
+
+    # Inside a Hydra run (the sweep's callback): its own config directory, with the overrides.
+    (tmp_path / "config.yaml").write_text("greeting: hello\n")
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        cfg = report._compose(["+extra=1"])
+    assert dict(cfg) == {"greeting": "hello", "extra": 1}

@@ -5,10 +5,12 @@ after a real `runner -m +experiment=init_depth_small` at a tiny scale."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,11 +32,14 @@ from runner.analysis.verdicts import (
     UNDER_BUDGET,
     UNDERPOWERED,
     Cell,
+    Check,
     Claim,
     Effect,
+    Expected,
     Run,
     Verdict,
 )
+from runner.errors import TrackingError
 from runner.tracking.store import Tracker
 
 LN10 = math.log(10)
@@ -642,3 +647,276 @@ def test_runner_results_also_judges_every_claim_on_a_store_with_another_thread_c
 def generate_also(tmp_path: Path, uri: str, also: str) -> str:
     results.generate(uri, tmp_path / "docs" / "results.md", None, also)
     return (tmp_path / "docs" / "results.md").read_text()
+
+
+# --- the store's runs: newest per config and per row, wall times, thread counts ----------------------------
+
+
+def mlflow_run(run_id: str, start: int | None = None, end: int | None = None, **tags: str) -> SimpleNamespace:
+    """An MLflow run as read_sweep reads it: info (id, start and end in ms) and data.tags."""
+    info = SimpleNamespace(run_id=run_id, start_time=start, end_time=end)
+    return SimpleNamespace(info=info, data=SimpleNamespace(tags={f"runner.{k}": v for k, v in tags.items()}))
+
+
+def test_the_newest_run_of_each_config_hash_stands_for_it_in_start_order() -> None:
+    # Start times in ms; a run without one sorts as the oldest (as 0), and runs that started together keep
+    # the store's order (a stable sort).
+    w, x = mlflow_run("w", 0, config_hash="hk"), mlflow_run("x", 1, config_hash="hk")
+    y, z = mlflow_run("y", None, config_hash="hm"), mlflow_run("z", 1, config_hash="hm")
+    c_old, c_new = mlflow_run("c1", 100, config_hash="hc"), mlflow_run("c2", 300, config_hash="hc")
+    a, d = mlflow_run("a"), mlflow_run("d", 200)  # no hash tag (runs from before it): each its own run id
+    kept = results._newest_per_config([w, a, x, z, y, c_new, d, c_old])
+    assert [r.info.run_id for r in kept] == ["a", "x", "z", "d", "c2"]  # w, y and c1 trained again
+
+
+def test_per_row_only_the_cells_of_the_newest_sweep_that_ran_it_are_kept() -> None:
+    def cell(label: str, *run_ids: str) -> Cell:
+        return Cell(label, f"{label}-{run_ids[0]}", [Run(r, "c", "finished", {}, {}) for r in run_ids])
+
+    order = {"x1": 0, "x2": 2, "x3": 1, "y1": 1, "y2": 1, "y3": 2}  # run id → its sweep, 0 = the newest
+    x_new, x_old = cell("x", "x1", "x2"), cell("x", "x3")  # x_new ran partly in the newest sweep
+    y_a, y_b, y_old = cell("y", "y1"), cell("y", "y2"), cell("y", "y3")  # two cells of one sweep stay
+    kept = results._newest_cells([x_new, x_old, y_a, y_old, y_b], order)
+    assert [c.cell_id for c in kept] == ["x-x1", "y-y1", "y-y2"]
+
+
+def test_a_sweeps_wall_time_runs_from_its_start_to_its_end_else_to_its_last_jobs_end() -> None:
+    jobs = [mlflow_run("j1", 2_000, 5_000), mlflow_run("j2", 3_000), mlflow_run("j3", 4_000, 9_000)]
+    assert results._wall(mlflow_run("p", 1_000, 61_500), jobs) == 60.5  # ms → s
+    assert results._wall(mlflow_run("p", 1_000), jobs) == 8.0  # killed before it closed: the last job's end
+    assert results._wall(mlflow_run("p", 1_000), [mlflow_run("j2", 3_000)]) is None  # no end anywhere
+    assert results._wall(mlflow_run("p", None, 5_000), jobs) is None
+
+
+def test_wall_times_print_in_whole_minutes_and_seconds() -> None:
+    assert [results.fmt_wall(s) for s in (None, 0.0, 59.4, 59.6, 125.4, 3600.0)] == [
+        "—", "0 s", "59 s", "1 min 0 s", "2 min 5 s", "60 min 0 s"
+    ]  # fmt: skip
+
+
+def sweep_of(*threads: str | None) -> results.Sweep:
+    """A sweep of one cell whose runs logged these trainer.threads (None: a run that did not log it)."""
+    runs = [
+        Run(f"r{i}", "c", "finished", {} if t is None else {"trainer.threads": t}, {})
+        for i, t in enumerate(threads)
+    ]
+    return results.Sweep(
+        "e_small", "p", "2023-11-14 22:13 UTC", None, [Cell("a", "c", runs)], None, 1, "cpu", ""
+    )
+
+
+def test_the_thread_count_is_named_only_where_every_run_logged_the_same_one() -> None:
+    assert results.threads_of([("a", None), ("b", sweep_of("1", "1")), ("c", sweep_of("1"))]) == "1 thread"
+    assert results.threads_of([("a", sweep_of("2", "2"))]) == "2 threads"
+    assert results.threads_of([("a", sweep_of("10"))]) == "10 threads"
+    unknown = [
+        [("a", sweep_of("1")), ("b", sweep_of("2"))],
+        [("a", sweep_of("2", None))],
+        [("a", sweep_of(None))],
+    ]
+    unknown += [[("a", sweep_of("auto"))], [("a", sweep_of())], [("a", None)], []]
+    for presets in unknown:  # counts that differ, a run without one, not a number, no runs
+        assert results.threads_of(presets) == "", presets
+
+
+def test_the_two_stores_are_named_by_their_thread_counts_else_by_their_files() -> None:
+    one, two = [("a", sweep_of("1"))], [("a", sweep_of("2"))]
+    here, there = "sqlite:////tmp/one/mlflow.db", "sqlite:///mlflow-2threads.db"
+    assert results.store_labels(here, one, there, two) == ("1 thread", "2 threads")
+    names = ("`mlflow.db`", "`mlflow-2threads.db`")
+    assert results.store_labels(here, one, there, one) == names  # the same count: it explains nothing
+    assert results.store_labels(here, [], there, two) == names  # unknown here
+    assert results.store_labels(here, one, there, [("a", None)]) == names  # unknown there
+    uris = {"http://host:5000/": "`host:5000`", "http://host/runs-X/": "`runs-X`", "mlflow.db": "`mlflow.db`"}
+    uris["/"] = "`/`"
+    assert {uri: results.store_name(uri) for uri in uris} == uris  # a server by its last part
+
+
+# --- a claim's row: ours, and the verdict on the `_small` preset's own terms --------------------------------
+
+
+def test_ours_lists_each_rows_mean_std_n_and_lost_seeds_under_its_metric() -> None:
+    def run(i: int, status: str = "finished", error: float | None = None, loss: float | None = None) -> Run:
+        metrics = {k: x for k, x in (("test_top1_error", error), ("train_loss", loss)) if x is not None}
+        return Run(f"r{i}", "c", status, {}, metrics)
+
+    a = [run(0, error=10.0, loss=0.5), run(1, error=12.0, loss=0.7), run(2, "failed")]
+    a += [run(3, "diverged"), run(4, "diverged")]
+    b = [run(5, error=20.0), run(6, error=20.0), run(7, error=23.0)]
+    labels = {"a": Cell("a", "a", a), "b": Cell("b", "b", b), "d": Cell("d", "d", [run(8, "killed")])}
+    checks = [
+        Check.parse({"check": "increasing", "metric": "test_top1_error", "rows": ["a", "b"]}),
+        Check.parse({"check": "increasing", "metric": "test_top1_error", "rows": ["b", "c", "d"]}),
+        Check.parse({"check": "converges", "rows": ["a"], "below_chance": 0.87}),
+    ]
+    lost = ", 1 failed, 2 diverged"
+    assert results.ours(checks, labels) == (
+        f"test_top1_error: a 11.00 ± 1.41 (2){lost} · b 21.00 ± 1.73 (3) · c — · d —, 1 killed"
+        f"<br>train_loss: a 0.60 ± 0.14 (2){lost}"
+    )
+    assert results.ours([], labels) == ""
+
+
+def expected_block(*claims: tuple[str, str, str]) -> Expected:
+    """A preset's expected block on Fashion-MNIST, keyed by model, with these (id, text, check a → b) claims."""
+    spec = {"paper": "p", "dataset": "fashion_mnist", "scale": "full", "key": ["model"], "numbers": {}}
+    spec |= {"metrics": ["test_top1_error"], "protocol": {}}
+    spec["claims"] = [
+        {
+            "id": i,
+            "text": t,
+            "data": "any",
+            "checks": [{"check": c, "metric": "test_top1_error", "rows": ["a", "b"]}],
+        }
+        for i, t, c in claims
+    ]
+    return Expected.parse(spec)
+
+
+def test_judge_small_reads_the_claim_as_the_small_preset_states_it_else_as_the_full_one() -> None:
+    def cell(label: str, errors: list[float], dataset: bool = True) -> Cell:
+        params = {"model": label, "model.width": "8"} | ({"dataset.name": "fashion_mnist"} if dataset else {})
+        metrics = [{"test_top1_error": x} | ({} if dataset else {"train_loss": 0.5}) for x in errors]
+        return Cell(
+            label, label, [Run(f"{label}{i}", label, "finished", params, m) for i, m in enumerate(metrics)]
+        )
+
+    full = expected_block(("c", "a beats b", "increasing"))
+    claim = full.claims[0]
+    # the `_small` preset restates c the other way round (and holds a claim of its own before it)
+    small = expected_block(("d", "another claim", "increasing"), ("c", "b beats a", "decreasing"))
+    cells = [cell("a", [10.0, 10.5, 11.0, 10.2, 10.8]), cell("b", [12.0, 12.5, 13.0, 12.2, 12.8])]
+
+    def reference(row: tuple[tuple[str, str], ...]) -> dict:
+        return {"model.width": 16}  # the full preset's width: the runs ran at half of it
+
+    def sweep(expected: Expected | None, cells: list[Cell] = cells) -> results.Sweep:
+        return results.Sweep("x_small", "p", "t", expected, cells, None, 1, "cpu", "")
+
+    own = results.judge_small(claim, full, sweep(small), reference)
+    assert (own.claim, own.text, own.kind, own.scale) == ("c", "b beats a", CONTRADICTED, "width ÷2")
+    assert own.detail == (
+        "test_top1_error: a 10.50 ± 0.41 (5) → b 12.50 ± 0.41 (5); a > b (p = 1) (at reduced scale: width ÷2)"
+    )
+    as_full = results.judge_small(claim, full, sweep(None), reference)  # a sweep without preset.json
+    assert (as_full.claim, as_full.text, as_full.kind, as_full.scale) == (
+        "c",
+        "a beats b",
+        REDUCED,
+        "width ÷2",
+    )
+    assert results.judge_small(claim, full, sweep(None)).kind == REPRODUCED  # no reference: nothing differs
+    other = expected_block(("d", "another claim", "increasing"))  # the `_small` block lacks c: the full one's
+    assert results.judge_small(claim, full, sweep(other), reference) == as_full
+    # Runs without a data set (no chance level to judge learning by): the claim reads as an error line.
+    unreadable = [cell("a", [10.0, 11.0], dataset=False), cell("b", [12.0, 13.0], dataset=False)]
+    assert results.judge_small(claim, full, sweep(small, unreadable), reference) == Verdict(
+        "c", "a beats b", "error", None, "KeyError: 'dataset.name'"
+    )
+
+
+# --- runner-results ----------------------------------------------------------------------------------------
+
+
+def test_runner_results_help_names_each_option(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one line per option
+    with pytest.raises(SystemExit) as exit_info:
+        results.main(["--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "usage: runner-results [-h] [--uri URI] [--out OUT] [--readme README] [--also URI]",
+        "",
+        "docs/results.md: every claim of the seven paper presets, judged on the runs of their `_small` presets.",
+        "",
+        "options:",
+        "  -h, --help       show this help message and exit",
+        "  --uri URI        tracking URI (default: ./mlflow.db)",
+        "  --out OUT        the page (PNGs go to <its dir>/results/)",
+        "  --readme README  README to update between the markers; '' skips",
+        "  --also URI       a second store of the same presets (another thread count: make reproduce-threads); "
+        "a verdict that differs there reads fragile",
+    ]
+
+
+def test_runner_results_passes_its_options_to_the_page_and_counts_judged_and_fragile_claims(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fragile = results.Stability(
+        results.FRAGILE, "fragile: reproduced with 1 thread, inconclusive with 2 threads"
+    )
+    rows = [
+        dataclasses.replace(synthetic("flips", REPRODUCED), stability=fragile),
+        synthetic("holds", REPRODUCED),
+        synthetic("never ran", None),
+    ]
+    calls = []
+
+    def generate(*args: Any) -> list[ClaimRow]:
+        calls.append(args)
+        return rows
+
+    monkeypatch.setattr(results, "generate", generate)
+    options = ["--uri", "sqlite:///one.db", "--out", "site/page.md", "--readme", "docs/R.md"]
+    results.main([*options, "--also", "sqlite:///two.db"])
+    assert calls.pop() == ("sqlite:///one.db", Path("site/page.md"), Path("docs/R.md"), "sqlite:///two.db")
+    assert capsys.readouterr().out == "site/page.md: 3 claims, 2 judged, 1 fragile\n"
+    results.main([])  # the defaults: ./mlflow.db → docs/results.md and README.md
+    assert calls.pop() == ("sqlite:///mlflow.db", Path("docs/results.md"), Path("README.md"), None)
+    assert capsys.readouterr().out == "docs/results.md: 3 claims, 2 judged\n"  # no second store: no count
+    results.main(["--readme", ""])
+    assert calls.pop() == ("sqlite:///mlflow.db", Path("docs/results.md"), None, None)
+
+
+def test_runner_results_prints_a_runner_error_as_one_line_and_exits_with_its_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def generate(*args: Any) -> list[ClaimRow]:
+        raise TrackingError("MLflow search failed 1 times at sqlite:///mlflow.db: disk I/O error")
+
+    monkeypatch.setattr(results, "generate", generate)
+    with pytest.raises(SystemExit) as exit_info:
+        results.main(["--readme", ""])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == (
+        "",
+        "runner: error: MLflow search failed 1 times at sqlite:///mlflow.db: disk I/O error\n",
+    )
+
+
+@pytest.fixture(scope="module")
+def one_sweep(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[str, str]:
+    """A store holding one sweep parent of init_depth_small, its jobs not started yet: (its URI, the parent)."""
+    path = tmp_path_factory.mktemp("one-sweep")
+    shutil.copy(empty_store, path / "mlflow.db")
+    store = Store(path)
+    return store.tracker.uri, store.parent("init_depth_small", "init_depth", 100)
+
+
+def test_runner_results_writes_the_page_and_readme_of_a_store_with_one_sweep(
+    one_sweep: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri, parent = one_sweep
+    out, readme = tmp_path / "docs" / "results.md", tmp_path / "README.md"
+    readme.write_text(README)
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+
+    results.main(["--uri", uri, "--out", str(out), "--readme", str(readme), "--also", missing])
+
+    claims = sum(len(results.full_expected(name).claims) for name in results.PRESETS)
+    assert capsys.readouterr().out == f"{out}: {claims} claims, 3 judged, 0 fragile\n"  # init_depth's 3
+    page = out.read_text()
+    assert f"(`{uri}`) and writes this page" in page
+    assert line_of(section(page, "init_depth"), "Command: ") == (
+        "Command: `runner -m +experiment=init_depth_small` · wall time — · 0 jobs in 0 cells on ? · "
+        f"newest sweep 2023-11-14 22:13 UTC (parent run `{parent}`)"
+    )
+    assert (
+        "| `init_depth` | 30 layers: Xavier stalls completely, kaiming converges (Fig. 3) | not run: no run "
+        in page
+    )
+    assert f"Every claim is also judged on the same presets in `{missing}`" in page
+    assert "old table" not in readme.read_text() and "results.md](docs/results.md)." in readme.read_text()
+    assert not (tmp_path / "missing.db").exists()

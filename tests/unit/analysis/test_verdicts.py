@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from runner.analysis import verdicts as v
 
@@ -915,3 +917,102 @@ def test_expected_parse_keeps_each_field_and_refuses_an_unknown_scale() -> None:
     assert ex.protocol == {"dataset.name": "cifar10", "model.width": 16, "trainer.max_steps": 64000}
     with pytest.raises(ValueError, match=r"^expected\.scale=tiny: full or smoke$"):
         expected([], scale="tiny")
+
+
+# --- the full preset's differences, the trend's slope and its permutation p ------------------------------
+
+
+def test_preset_differences_name_each_scale_key_that_differs_from_the_full_preset_once() -> None:
+    rows = {  # a row of expected.key → the full preset's flattened config for it
+        (("model", "a"), ("init", "kaiming")): {
+            "init.gain": 1.0,  # a protocol key (skip): the paper's fingerprint names it already
+            "model": "b",  # a key of the row itself
+            "model.width": 16,
+            "optim.lr": 0.1,  # the same value, logged as text
+            "trainer.batch_size": 128,
+            "trainer.log_every": 10,  # not a scale key
+            "dataset.root": "/data",  # where the data lives: not a difference
+            "dataset.name": "imagenet",
+            "schedule.epochs": 90,  # a key the run did not log (a config from before it existed)
+        },
+        (("model", "a"), ("init", "?")): {"model.width": 16, "trainer.max_steps": 64000},
+    }
+    asked: list[tuple[tuple[str, str], ...]] = []
+
+    def reference(row: tuple[tuple[str, str], ...]) -> dict | None:
+        asked.append(row)
+        return rows.get(row)  # a row the full preset cannot compose: None
+
+    common = {"model": "a", "model.width": "8", "dataset.name": "fashion_mnist"}
+    first = {**common, "init": "kaiming", "init.gain": "2.0", "optim.lr": "0.1", "trainer.batch_size": "64"}
+    first |= {"trainer.log_every": "5", "dataset.root": "/tmp/x"}
+    runs = [
+        v.Run("r1", "c1", "finished", first, {}),
+        v.Run("r2", "c2", "finished", {**common, "trainer.max_steps": "160"}, {}),  # no init logged: "?"
+        v.Run("r3", "c3", "finished", {**common, "model": "z", "init": "x"}, {}),  # no reference row
+    ]
+
+    out = v.preset_differences(reference, ("model", "init"), runs, skip={"init.gain"})
+
+    # width ÷2 once for both runs; the data set by its name; the rest against the full preset's value
+    assert out == ["width ÷2", "batch_size 64 (full 128)", "fashion_mnist", "max_steps 160 (full 64000)"]
+    assert asked == [
+        (("model", "a"), ("init", "kaiming")),
+        (("model", "a"), ("init", "?")),
+        (("model", "z"), ("init", "x")),
+    ]
+    assert v.preset_differences(reference, ("model", "init"), runs[2:]) == []
+
+
+def test_the_slope_is_the_least_squares_fit_of_each_row_along_the_axis() -> None:
+    x = np.array([0.0, 0.0, 1.0, 1.0, 2.0, 2.0])  # rows' positions, two seeds each (x's mean is not 0)
+    y = np.array([10.0, 11.0, 12.0, 13.0, 14.0, 16.0])
+    assert v._slope(x, y) == pytest.approx(stats_slope(x, y), rel=1e-12)
+    assert float(v._slope(x, y)) == pytest.approx(2.25, rel=1e-12)  # Sxy 9 / Sxx 4
+    # A batch of fits (as the permutation test passes them), rows of their own means and slopes: 3 fits of 4
+    # points along the last axis, and the same fits stored along the first axis.
+    xs = np.array([[0.0, 1.0, 2.0, 3.0], [10.0, 11.0, 12.0, 13.0], [0.0, 2.0, 4.0, 6.0]])
+    ys = np.array([[1.0, 3.0, 2.0, 6.0], [5.0, 4.0, 2.0, 1.0], [7.0, 7.0, 8.0, 9.0]])
+    want = [stats_slope(a, b) for a, b in zip(xs, ys, strict=True)]
+    assert want == pytest.approx([1.4, -1.4, 0.35], rel=1e-12)
+    assert v._slope(xs, ys) == pytest.approx(want, rel=1e-12)
+    assert v._slope(xs.T, ys.T, axis=0) == pytest.approx(want, rel=1e-12)
+
+
+def stats_slope(x: np.ndarray, y: np.ndarray) -> float:
+    return float(stats.linregress(x, y).slope)
+
+
+def brute_force_slope_p(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """The exact one-sided p values of the slope over every pairing of y with x: (≥ observed, ≤ observed)."""
+    xc = np.asarray(x) - np.mean(x)  # the least-squares slope, written out here: Σ xc·y / Σ xc²
+    pairings = np.array(list(itertools.permutations(y)))
+    slopes, observed = pairings @ xc / (xc @ xc), np.asarray(y) @ xc / (xc @ xc)
+    return float(np.mean(slopes >= observed - 1e-9)), float(np.mean(slopes <= observed + 1e-9))
+
+
+@pytest.mark.parametrize(
+    "per_row",
+    [
+        [[10.0] * 2, [12.0] * 2],  # 1/6
+        [[10.0] * 3, [12.0] * 3],  # 0.05: the two-row step's exact floor
+        [[5.0] * 2, [4.0] * 2, [3.0] * 3],  # decreasing, unequal seeds: 2!·2!·3!/7! = 1/210
+        [[1.0] * 2, [1.0] * 2, [1.0] * 2],  # flat: every pairing ties
+    ],
+)
+def test_the_in_line_trend_p_is_the_permutation_tests_exact_p_over_every_pairing(per_row) -> None:
+    # The degenerate trend (constant rows exactly in line): brute force over every pairing of y with x.
+    x = np.concatenate([[i] * len(r) for i, r in enumerate(per_row)]).astype(float)
+    y = np.concatenate(per_row)
+    up, down = brute_force_slope_p(x, y)
+    assert v._inline_trend_p(x, y, greater=True) == pytest.approx(up, rel=1e-12)
+    assert v._inline_trend_p(x, y, greater=False) == pytest.approx(down, rel=1e-12)
+
+
+def test_constant_rows_in_line_are_judged_by_the_exact_floor_as_the_step_test_judges_them() -> None:
+    # 2 rows of 3 constant seeds: exact p = 36/720 = 0.05, not below alpha = 0.05. A sampled permutation
+    # test gave 0.0476 here and called the trend reproduced where the two-row step test says inconclusive.
+    x, y = np.array([0.0] * 3 + [1.0] * 3), np.array([10.0] * 3 + [12.0] * 3)
+    assert v._inline_trend_p(x, y, greater=True) == 0.05
+    assert v._inline_trend_p(x, y, greater=False) == 1.0
+    assert v.exact_p([12.0] * 3, [10.0] * 3, greater=True) == pytest.approx(0.05)

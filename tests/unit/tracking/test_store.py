@@ -4,20 +4,26 @@ stops the command in one line naming the package to install."""
 
 from __future__ import annotations
 
+import contextlib
+import email.message
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from runner.errors import TrackingError
 from runner.run.preflight import precheck
-from runner.tracking.store import database_uri, resolve_uri
+from runner.tracking.store import LOGIN_VARS, check_database, check_login, database_uri, resolve_uri
 
 HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
 
@@ -149,3 +155,290 @@ def test_a_write_refused_after_every_pause_fails_in_one_line_and_later_writes_ar
     with pytest.raises(TrackingError, match="^MLflow end run failed 1 times at"):
         tracker.end("KILLED")  # the job is failing already: closing its run waits no more
     assert pauses == [0.5, 3.0] and tracker.client.refused == 4
+
+
+# --- check_database: one connection to a PostgreSQL store, its driver told when to give up ---------------------
+
+
+class Engine:
+    """sqlalchemy.create_engine's stand-in: records how it was made; connect raises `refusal` if given."""
+
+    def __init__(self, refusal: Exception | None) -> None:
+        self.refusal, self.connected, self.disposed = refusal, 0, False
+
+    def connect(self) -> contextlib.AbstractContextManager[None]:
+        if self.refusal is not None:
+            raise self.refusal
+        self.connected += 1
+        return contextlib.nullcontext()
+
+    def dispose(self) -> None:
+        self.disposed = True
+
+
+@pytest.fixture
+def engines(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """No database: `made` holds the (args, kwargs, engine) of each create_engine call, and each engine's
+    connect raises the next of `refusals` (connects when there is none)."""
+    import sqlalchemy
+
+    engines = SimpleNamespace(made=[], refusals=[])
+
+    def create_engine(*args: Any, **kwargs: Any) -> Engine:
+        engine = Engine(engines.refusals.pop(0) if engines.refusals else None)
+        engines.made.append((args, kwargs, engine))
+        return engine
+
+    monkeypatch.setattr(sqlalchemy, "create_engine", create_engine)
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)  # and put back as it was, after
+    return engines
+
+
+@pytest.mark.parametrize(
+    ("driver", "timeout_arg"),
+    [
+        ("+psycopg2", "connect_timeout"),
+        ("+psycopg", "connect_timeout"),
+        ("+pg8000", "timeout"),  # pg8000 names it differently
+        ("+asyncpg", "connect_timeout"),  # a driver the table does not know: libpq's name
+        ("", "connect_timeout"),
+    ],
+)
+def test_a_postgresql_store_that_answers_is_checked_with_one_connection_that_gives_up_in_time(
+    engines: SimpleNamespace, driver: str, timeout_arg: str
+) -> None:
+    from sqlalchemy.pool import NullPool
+
+    # a "://" later in the URL (a query's value) leaves the driver the scheme names
+    url = f"postgresql{driver}://mlflow:secret@db:5432/mlflow?application_name=runner://check"
+    assert check_database(url, "postgresql://mlflow:secret@db:5432/mlflow", 7.9) is None
+    ((args, kwargs, engine),) = engines.made
+    assert args == (url,)
+    assert kwargs == {
+        "poolclass": NullPool,
+        "connect_args": {timeout_arg: 7},
+    }  # no pool: one connection, closed
+    assert (engine.connected, engine.disposed) == (1, True)
+    assert os.environ["PGCONNECT_TIMEOUT"] == "7"  # the job's own MLflow connections give up in time too
+
+
+def test_a_connect_timeout_the_user_set_is_left_as_it_is(
+    engines: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "30")
+    check_database("postgresql+psycopg2://u@h/db", "postgresql://u@h/db", 5)
+    assert os.environ["PGCONNECT_TIMEOUT"] == "30"
+    assert engines.made[0][1]["connect_args"] == {"connect_timeout": 5}
+
+
+def test_a_postgresql_store_that_refuses_is_one_line_with_the_drivers_reason_and_no_password(
+    engines: SimpleNamespace,
+) -> None:
+    import sqlalchemy.exc
+
+    refused = Exception(
+        'connection to server at "db" (10.0.0.1), port 5432 failed: Connection refused\n'
+        "\tIs the server running on that host and accepting TCP/IP connections?\n"
+    )
+    engines.refusals.append(sqlalchemy.exc.OperationalError("SELECT 1", {}, refused))
+    with pytest.raises(TrackingError) as unreachable:
+        check_database(
+            "postgresql+psycopg2://mlflow:secret@db:5432/mlflow",
+            "postgresql://mlflow:secret@db:5432/mlflow",
+            5.0,
+        )
+    # the driver's own first line (sqlalchemy's wrapper would prefix "(psycopg2...)" and a link)
+    assert str(unreachable.value) == (
+        "tracking.uri=postgresql://mlflow:***@db:5432/mlflow is unreachable within 5 s "
+        '(connection to server at "db" (10.0.0.1), port 5432 failed: Connection refused)'
+    )
+    assert unreachable.value.exit_code == 2 and unreachable.value.__cause__ is None
+    assert unreachable.value.__suppress_context__  # one line: no chained traceback
+
+
+@pytest.mark.parametrize(
+    ("refusal", "reason"),
+    [
+        (
+            RuntimeError("\n  timeout expired\nafter 2.5 s\n"),
+            "timeout expired",
+        ),  # no .orig: its own first line
+        (OSError(), "OSError"),  # nothing said: its kind
+        (ConnectionRefusedError(""), "ConnectionRefusedError"),
+    ],
+)
+def test_a_refusal_without_a_driver_error_is_named_by_its_first_line_or_its_kind(
+    engines: SimpleNamespace, refusal: Exception, reason: str
+) -> None:
+    engines.refusals.append(refusal)
+    with pytest.raises(TrackingError) as unreachable:
+        check_database("postgresql+pg8000://u@h/db", "postgres://u@h/db", 2.5)
+    assert str(unreachable.value) == f"tracking.uri=postgres://u@h/db is unreachable within 2.5 s ({reason})"
+
+
+def test_a_postgresql_uri_whose_driver_sqlalchemy_cannot_load_is_one_line() -> None:
+    # the real create_engine, which refuses before any connection
+    with pytest.raises(TrackingError) as unreachable:
+        check_database("postgresql+nosuch://u@h/db", "postgresql+nosuch://u@h/db", 5)
+    assert str(unreachable.value) == (
+        "tracking.uri=postgresql+nosuch://u@h/db is unreachable within 5 s "
+        "(Can't load plugin: sqlalchemy.dialects:postgresql.nosuch)"
+    )
+
+
+# --- check_login: a server with logins asked one read with the login MLflow will send ---------------------------
+
+
+class Response:
+    def __init__(self) -> None:
+        self.read_ = False
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def read(self) -> bytes:
+        self.read_ = True
+        return b"{}"
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """No server: `asked` holds the (request, timeout, response) of each urlopen, and each raises the next of
+    `errors` (answers when there is none). No login is set."""
+    server = SimpleNamespace(asked=[], errors=[])
+
+    def urlopen(request: urllib.request.Request, timeout: float = -1.0) -> Response:
+        server.asked.append((request, timeout, Response()))
+        if server.errors:
+            raise server.errors.pop(0)
+        return server.asked[-1][2]
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    for name in LOGIN_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return server
+
+
+def http_error(code: int) -> urllib.error.HTTPError:
+    return urllib.error.HTTPError("http://h/api", code, "refused", email.message.Message(), None)
+
+
+def test_a_login_check_asks_the_server_one_search_with_the_login_mlflow_will_send(
+    server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
+    assert check_login("http://mlflow.example:5000/", 3.5) is None
+    ((request, timeout, response),) = server.asked
+    assert request.full_url == "http://mlflow.example:5000/api/2.0/mlflow/experiments/search?max_results=1"
+    assert request.get_header("Authorization") == "Basic YWxpY2U6czNjcmV0"  # base64 of alice:s3cret
+    assert (timeout, response.read_) == (3.5, True)
+
+
+@pytest.mark.parametrize(
+    "login", [{}, {"MLFLOW_TRACKING_USERNAME": "alice"}, {"MLFLOW_TRACKING_PASSWORD": "s3cret"}]
+)
+def test_a_login_check_without_both_user_and_password_sends_no_login(
+    server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, login: dict[str, str]
+) -> None:
+    for name, value in login.items():
+        monkeypatch.setenv(name, value)
+    check_login("https://mlflow.example", 5)
+    ((request, _, _),) = server.asked
+    assert request.full_url == "https://mlflow.example/api/2.0/mlflow/experiments/search?max_results=1"
+    assert not request.has_header("Authorization")
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_a_server_that_refuses_the_login_is_one_line_naming_the_user_and_the_variables_to_set(
+    server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    server.errors.append(http_error(code))
+    with pytest.raises(TrackingError) as refused:
+        check_login("http://h:5000/", 5)
+    assert str(refused.value) == (
+        f"tracking.uri=http://h:5000/ refused the login of alice (HTTP {code}); "
+        "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of that server"
+    )
+    assert refused.value.exit_code == 2 and refused.value.__cause__ is None
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_a_server_that_wants_a_login_none_was_given_for_says_so(
+    server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")  # a user without a password: MLflow sends none
+    server.errors.append(http_error(code))
+    with pytest.raises(TrackingError) as refused:
+        check_login("http://h:5000", 5)
+    assert str(refused.value) == (
+        f"tracking.uri=http://h:5000 refused no login (HTTP {code}); "
+        "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of that server"
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        http_error(400),
+        http_error(404),  # a server without the search API: not a login problem
+        http_error(500),
+        urllib.error.URLError("timed out"),  # /health answered: MLflow's own retries take it from here
+        ConnectionResetError(104, "Connection reset by peer"),
+        ValueError("bad response"),
+    ],
+)
+def test_a_login_check_lets_anything_but_a_refused_login_pass(
+    server: SimpleNamespace, answer: Exception
+) -> None:
+    server.errors.append(answer)
+    assert check_login("http://h:5000", 5) is None
+    assert len(server.asked) == 1
+
+
+# --- Tracker.adopt and attach, on a real sqlite store --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> str:
+    """One migrated sqlite store for this module (each test its own experiment)."""
+    db = tmp_path_factory.mktemp("tracker-store") / "mlflow.db"
+    shutil.copy(empty_store, db)
+    return f"sqlite:///{db}"
+
+
+def test_adopting_a_run_nests_it_under_the_new_parent_and_leaves_the_trackers_own_run(store_uri: str) -> None:
+    from runner.tracking.store import Tracker
+
+    tracker = Tracker(store_uri, retries=())
+    experiment = tracker.experiment_id("adopt")
+    parent, child, own = (tracker.start(experiment, name, {}) for name in ("sweep", "job", "own"))
+    tracker.adopt(child, parent)
+    assert tracker.get_run(child).data.tags["mlflow.parentRunId"] == parent  # the tag MLflow's UI nests by
+    assert "mlflow.parentRunId" not in tracker.get_run(own).data.tags
+    assert tracker.run_id == own
+    with pytest.raises(TrackingError) as failed:
+        tracker.adopt("no-such-run", parent)
+    assert str(failed.value).startswith(f"MLflow set parent failed 1 times at {store_uri}: ")
+
+
+def test_attaching_to_a_finished_run_reopens_it_and_makes_it_the_trackers_run(store_uri: str) -> None:
+    from runner.tracking.store import Tracker
+
+    first = Tracker(store_uri, retries=())
+    run_id = first.start(first.experiment_id("attach"), "job", {})
+    first.end("FINISHED")
+    resumed = Tracker(store_uri, retries=())
+    resumed.attach(run_id)
+    assert resumed.run_id == run_id
+    assert resumed.get_run(run_id).info.status == "RUNNING"
+    resumed.log_metrics({"loss": 0.25}, step=4)  # later writes land on the attached run
+    assert resumed.get_run(run_id).data.metrics == {"loss": 0.25}
+    with pytest.raises(TrackingError) as failed:
+        Tracker(store_uri, retries=()).attach("no-such-run")
+    assert str(failed.value).startswith(f"MLflow reopen run failed 1 times at {store_uri}: ")
