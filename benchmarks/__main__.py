@@ -27,10 +27,14 @@ a scale of seconds and made the old one-rate-per-run ratio swing from 0.875 to 1
   - The load of other processes is read (psutil) during each repeat (the machine's busy CPU time less
     this process's, in cores) and printed beside the ratio: a spread that comes with a load says why.
   - Windows sized by time, not by steps: before the repeats the bare loop's seconds per step are measured,
-    and each window gets the steps that last ~1.7 s on this machine (--window-seconds), the warm-up 2 of them,
-    12 timed a repeat. The same method then takes about the same time on a slow CPU as on a fast one.
-  - Warm-up excluded: the first `warm` steps of each repeat (allocator, caches, lazy init) on both sides.
-  - ≥ 9 repeats on the CPU (11 by default), each a fresh train() call (fresh model, data, MLflow run) and a
+    and each window gets the steps that last ~0.4 s on this machine (--window-seconds: 1 step on a 2-core
+    EPYC, 2 on the Xeon), 56 timed a repeat. Short windows because the machine's own speed drifts over
+    seconds (one 1.7 s window to the next: ±15 % with no other process running): bracketing cancels a drift
+    only when the three windows are close in time, and a 1-step pair scatters no more than a 4-step one did
+    (7–9 % vs 5–12 %, 2026-12-07), so 56 short pairs pin a repeat's median about twice as well as 12 long
+    ones in the same time. The same method then takes about the same time on a slow CPU as on a fast one.
+  - Warm-up excluded: the first ~2 s of steps of each repeat (allocator, caches, lazy init) on both sides.
+  - 9 repeats on the CPU by default (the fewest an IQR is read from), each a fresh train() call (fresh model, data, MLflow run) and a
     fresh bare model: what varies between runs (memory layout, init) is sampled, not just the load.
   - Threads pinned: torch uses a fixed number of threads (the cores this process may run on, or --threads),
     the same for both sides. The garbage collector is off inside each timed repeat (collected before), so a
@@ -372,9 +376,11 @@ def seconds_per_step(window: Callable[[int], float], at_least: float = 1.0) -> f
 def sized_by_time(case: Case, step_s: float) -> None:
     """Keep the case's windows (timed and warm-up) and size each to last about `case.window_s` at `step_s` a
     step: the same method on a machine of any speed, in about the same time (a fixed 10 steps took 1.7 s a
-    window on the Xeon the method was tuned on, 3.2 s on a 2-core EPYC, where `make bench` ran past 25 min)."""
+    window on the Xeon the method was tuned on, 3.2 s on a 2-core EPYC, where `make bench` ran past 25 min).
+    The warm-up lasts at least WARM_SECONDS, whatever the window."""
     timed, warm = case.steps // case.window, max(1, case.warm // case.window)
     case.window = max(1, round(case.window_s / step_s))
+    warm = max(warm, math.ceil(WARM_SECONDS / (case.window * step_s)))
     case.steps, case.warm, case.step_s = timed * case.window, warm * case.window, step_s
 
 
@@ -433,18 +439,19 @@ def spread(ratios: list[float]) -> tuple[float, float]:
 
 
 # --- cases ----------------------------------------------------------------------------------------------
-WINDOW_SECONDS = 1.7  # a timed window's length on any CPU: 10 steps on the Xeon where the method was tuned
+WINDOW_SECONDS = 0.4  # a timed window's length on any CPU: 1 step of the 2-core EPYC, 2 of the Xeon
+WARM_SECONDS = 2.0  # untimed steps at the start of each repeat, on both sides
+TIMED_WINDOWS = 56  # a repeat's timed pairs when the windows are sized by time
 
 
 def cpu_cases(quick: bool, steps: int | None, window_s: float = WINDOW_SECONDS) -> list[Case]:
-    n = steps or (20 if quick else 120)
-    # ResNet-20 at the paper's width 16 on Fashion-MNIST (crop+flip, batch 128, channels_last, fp32): the
-    # paper's net and augmentation, as in runs 1-9 of README, not the default run's (width 8, no augmentation). Windows of ~1.7 s (10 steps on the Xeon, 5 on the
-    # 2-core EPYC): short enough to pair under the same load, long enough to time well. 12 timed windows a
-    # repeat: one pair of windows scatters by ~6 % on a shared 2-core machine, so the median of 6 pairs left
-    # repeats 0.95–1.05 apart and an IQR of 0.023 (2026-12-06); twice the pairs shrink a repeat's scatter by
-    # √2. --steps (or --quick) fixes the steps instead: 10 a window, n timed.
     timed = window_s if steps is None and not quick else 0.0
+    n = steps or (20 if quick else 10 * TIMED_WINDOWS if timed else 120)
+    # ResNet-20 at the paper's width 16 on Fashion-MNIST (crop+flip, batch 128, channels_last, fp32): the
+    # paper's net and augmentation, as in runs 1-9 of README, not the default run's (width 8, no augmentation).
+    # Sized by time: TIMED_WINDOWS windows of ~WINDOW_SECONDS (the module's docstring says why short ones);
+    # 12 windows of ~1.7 s left repeats 0.95–1.03 apart on the EPYC (IQR 0.039, 2026-12-07). --steps (or
+    # --quick) fixes the steps instead: 10 a window, n timed.
     paper = ["trainer.accelerator=cpu", "model.width=16", "dataset.augment=[crop,flip]"]
     return [Case("resnet20_fmnist", paper, warm=20, steps=n, batch=128, window=10, window_s=timed,
                  note="ResNet-20, width 16, crop + flip")]  # fmt: skip
@@ -572,7 +579,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="fewer timed steps and repeats")
     parser.add_argument(
-        "--repeats", type=int, default=None, help="repeats per case (CPU 11, quick 3; GPU 5, quick 2)"
+        "--repeats", type=int, default=None, help="repeats per case (CPU 9, quick 3; GPU 5, quick 2)"
     )
     parser.add_argument(
         "--steps",
@@ -667,7 +674,7 @@ def main() -> None:
     torch.set_num_threads(threads)  # both sides, every repeat: the same threads
     repeats = (
         args.repeats
-        or {(False, False): 11, (False, True): 3, (True, False): 5, (True, True): 2}[gpu, args.quick]
+        or {(False, False): 9, (False, True): 3, (True, False): 5, (True, True): 2}[gpu, args.quick]
     )
     device = torch.cuda.get_device_name(0) if gpu else f"cpu ({os.cpu_count()} cores, {threads} threads)"
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as name:

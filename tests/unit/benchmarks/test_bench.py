@@ -11,6 +11,8 @@ import time
 import pytest
 
 from benchmarks.__main__ import (
+    TIMED_WINDOWS,
+    WARM_SECONDS,
     WINDOW_SECONDS,
     Case,
     Windows,
@@ -132,22 +134,27 @@ def test_seconds_per_step_times_windows_of_doubling_length_until_one_lasts_a_sec
 @pytest.mark.parametrize(
     ("step_s", "window", "warm", "steps"),
     [
-        (0.17, 10, 20, 120),  # the Xeon the method was tuned on: 10 steps a window, as before
-        (0.32, 5, 10, 60),  # the 2-core EPYC (~400 img/s at batch 128): 5 steps a window, same 12 windows
-        (0.02, 85, 170, 1020),  # a fast machine: longer windows in steps, the same seconds
-        (5.0, 1, 2, 12),  # slower than a window: one step a window, never zero
+        (0.17, 2, 12, 112),  # the Xeon: 2 steps a window; a warm-up of 6 windows (2.04 s)
+        (0.38, 1, 6, 56),  # the 2-core EPYC (~340 img/s at batch 128): 1 step a window, 6 to warm up
+        (0.03, 13, 78, 728),  # a fast machine: longer windows in steps, the same seconds
+        (5.0, 1, 2, 56),  # slower than a window: one step a window, never zero; never fewer than 2 to warm up
     ],
 )
 def test_windows_keep_their_count_and_last_about_the_target(step_s, window, warm, steps) -> None:
-    case = Case("c", [], warm=20, steps=120, batch=128, window=10, window_s=1.7)
+    case = Case("c", [], warm=20, steps=10 * TIMED_WINDOWS, batch=128, window=10, window_s=WINDOW_SECONDS)
     sized_by_time(case, step_s)
     assert (case.window, case.warm, case.steps, case.step_s) == (window, warm, steps, step_s)
-    assert case.steps // case.window == 12 and case.warm // case.window == 2  # the method is unchanged
+    assert case.steps // case.window == TIMED_WINDOWS == 56  # the method is unchanged
+    assert case.warm * step_s >= min(
+        WARM_SECONDS, 2 * case.window * step_s
+    )  # warm for ~2 s, 2 windows at least
 
 
 def test_the_default_cpu_case_is_sized_by_time_and_fixed_steps_are_still_asked_for() -> None:
     (timed,) = cpu_cases(quick=False, steps=None)
-    assert timed.window_s == WINDOW_SECONDS  # the paper's net and augmentation, not the default run's:
+    assert (
+        timed.window_s == WINDOW_SECONDS == 0.4 and timed.steps // timed.window == TIMED_WINDOWS
+    )  # the paper's net and augmentation, not the default run's:
     assert {"model.width=16", "dataset.augment=[crop,flip]"} <= set(timed.overrides)
     (fixed,) = cpu_cases(quick=False, steps=60)
     assert fixed.window_s == 0 and (fixed.window, fixed.steps) == (10, 60)
