@@ -33,10 +33,12 @@ $(STAMP): pyproject.toml constraints.txt constraints-cpu.txt
 	@$(COMPILE)
 	@touch $(STAMP)
 
-$(DEV_STAMP): $(STAMP)
+# One pip run for both on a new venv (make test first): one resolve, one editable build, one compile pass.
+$(DEV_STAMP): pyproject.toml constraints.txt constraints-cpu.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --no-compile $(CONSTRAINTS) -e '.[dev,slurm]'
 	@$(COMPILE)
-	@touch $(DEV_STAMP)
+	@touch $(STAMP) $(DEV_STAMP)
 
 # Fashion-MNIST, the embedded default data set, from Debian's package (skipped when already there).
 data:
