@@ -129,32 +129,24 @@ def test_scontrols_warnings_on_a_successful_requeue_are_no_error(
     assert err == ""
 
 
-def test_a_refused_requeue_is_one_error_line_with_scontrols_reason(
-    monkeypatch, capsys, sigterm_restored
+@pytest.mark.parametrize(
+    "returncode, stderr, reason",
+    [
+        (1, "scontrol: error: Invalid job id specified\n", "scontrol: error: Invalid job id specified"),
+        # A failed scontrol that prints nothing must not be reported as a requeue: the run would never resume.
+        (3, "  \n", "scontrol exited 3"),
+    ],
+)
+def test_a_refused_requeue_is_one_error_line_with_scontrols_reason_or_exit_status(
+    returncode, stderr, reason, monkeypatch, capsys, sigterm_restored
 ) -> None:
-    scontrol(monkeypatch, returncode=1, stderr="scontrol: error: Invalid job id specified\n")
-    monkeypatch.setenv("SLURM_JOB_ID", "77")
-    ddp.requeue_after_time_limit(signal.SIGUSR2)
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err == (
-        "runner: error: SLURM job 77 not requeued (scontrol: error: Invalid job id specified); "
-        "resubmit the same command to resume\n"
-    )
-
-
-def test_a_requeue_refused_without_a_word_is_still_an_error_with_scontrols_exit_status(
-    monkeypatch, capsys, sigterm_restored
-) -> None:
-    # A failed scontrol that prints nothing must not be reported as a requeue: the run would never resume.
-    scontrol(monkeypatch, returncode=3, stderr="  \n")
+    scontrol(monkeypatch, returncode=returncode, stderr=stderr)
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     ddp.requeue_after_time_limit(signal.SIGUSR2)
     out, err = capsys.readouterr()
     assert out == ""
     assert (
-        err
-        == "runner: error: SLURM job 77 not requeued (scontrol exited 3); resubmit the same command to resume\n"
+        err == f"runner: error: SLURM job 77 not requeued ({reason}); resubmit the same command to resume\n"
     )
 
 

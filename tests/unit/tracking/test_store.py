@@ -353,33 +353,27 @@ def test_a_login_check_without_both_user_and_password_sends_no_login(
 
 
 @pytest.mark.parametrize("code", [401, 403])
-def test_a_server_that_refuses_the_login_is_one_line_naming_the_user_and_the_variables_to_set(
-    server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, code: int
+@pytest.mark.parametrize(
+    "password, uri, refused",
+    [
+        ("wrong", "http://h:5000/", "refused the login of alice"),
+        (None, "http://h:5000", "refused no login"),  # a user without a password: MLflow sends none
+    ],
+)
+def test_a_server_that_refuses_is_one_line_naming_the_login_and_the_variables_to_set(
+    server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, code: int, password, uri: str, refused: str
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    if password is not None:
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     server.errors.append(http_error(code))
-    with pytest.raises(TrackingError) as refused:
-        check_login("http://h:5000/", 5)
-    assert str(refused.value) == (
-        f"tracking.uri=http://h:5000/ refused the login of alice (HTTP {code}); "
+    with pytest.raises(TrackingError) as error:
+        check_login(uri, 5)
+    assert str(error.value) == (
+        f"tracking.uri={uri} {refused} (HTTP {code}); "
         "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of that server"
     )
-    assert refused.value.exit_code == 2 and refused.value.__cause__ is None
-
-
-@pytest.mark.parametrize("code", [401, 403])
-def test_a_server_that_wants_a_login_none_was_given_for_says_so(
-    server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, code: int
-) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")  # a user without a password: MLflow sends none
-    server.errors.append(http_error(code))
-    with pytest.raises(TrackingError) as refused:
-        check_login("http://h:5000", 5)
-    assert str(refused.value) == (
-        f"tracking.uri=http://h:5000 refused no login (HTTP {code}); "
-        "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of that server"
-    )
+    assert error.value.exit_code == 2 and error.value.__cause__ is None
 
 
 @pytest.mark.parametrize(

@@ -235,6 +235,15 @@ def test_eval_mode_uses_the_running_statistics_without_communicating(monkeypatch
     assert module.num_batches_tracked.item() == 4  # untouched
 
 
+def assert_batchnorm2d_on_the_local_batch(x):
+    """The module on `x` gives BatchNorm2d's output and leaves its state, with no all-reduce; returns it."""
+    bn = reference(momentum=0.3)
+    module = global_copy(bn)
+    torch.testing.assert_close(module(x), bn(x), rtol=1e-12, atol=1e-12)
+    assert_same_state(module, bn)
+    return module
+
+
 @pytest.mark.parametrize(
     "dist_state",
     [fake_dist(initialized=False, world=2), fake_dist(initialized=True, world=1)],
@@ -243,11 +252,7 @@ def test_eval_mode_uses_the_running_statistics_without_communicating(monkeypatch
 def test_without_other_ranks_it_is_batchnorm2d_on_the_local_batch(monkeypatch, dist_state):
     monkeypatch.setattr(sync_bn, "dist", dist_state)
     monkeypatch.setattr(sync_bn, "all_reduce_sum", no_all_reduce)
-    bn = reference(momentum=0.3)
-    module = global_copy(bn)
-    x = batches()[1]
-    torch.testing.assert_close(module(x), bn(x), rtol=1e-12, atol=1e-12)
-    assert_same_state(module, bn)
+    module = assert_batchnorm2d_on_the_local_batch(batches()[1])
     assert module.num_batches_tracked.item() == 5
 
 
@@ -313,11 +318,7 @@ def test_all_reduce_sum_falls_back_to_torch_distributed_nn_on_older_torch(gloo, 
 
 def test_one_gloo_rank_takes_batchnorm2ds_path(gloo, monkeypatch):
     monkeypatch.setattr(sync_bn, "all_reduce_sum", no_all_reduce)
-    bn = reference(momentum=0.3)
-    module = global_copy(bn)
-    x = batches()[0]
-    torch.testing.assert_close(module(x), bn(x), rtol=1e-12, atol=1e-12)
-    assert_same_state(module, bn)
+    assert_batchnorm2d_on_the_local_batch(batches()[0])
 
 
 # convert_sync_batchnorm
