@@ -2,10 +2,12 @@
 
 Reads `mutmut results --all true` ("<module>.x…__mutmut_<n>: <status>") and tests/mutants-equivalent.md, whose
 table lists, by name, each survivor that cannot change behaviour and why. Prints one row per module, the
-survivors that are neither killed nor listed, and exits 1 if any module is under --min (default 90 %).
+survivors that are neither killed nor listed, and exits 1 if any module's score is under --min (default 90 %).
+With --sample, only the mutants it names count (the sample scripts/mutation_sample.py drew), and each row adds
+the exact (Clopper-Pearson) 95 % interval of the module's score over all its mutants.
 A listed mutant that mutmut now kills is reported too: its reason was wrong, or a test now tells it apart.
 
-    python scripts/mutation_score.py [--min 90] [--results FILE]
+    python scripts/mutation_score.py [--min 90] [--results FILE] [--sample FILE]
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from scipy.stats import binomtest
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = ROOT / "tests" / "mutants-equivalent.md"
@@ -46,8 +50,18 @@ def equivalents(path: Path = EQUIVALENT) -> dict[str, str]:
     return names
 
 
-def score(lines: list[str], equivalent: dict[str, str], minimum: float) -> int:
+def interval(killed: int, judged: int) -> tuple[float, float]:
+    """The exact 95 % interval of a score of killed / judged, in %."""
+    if not judged:
+        return 100.0, 100.0
+    low, high = binomtest(killed, judged).proportion_ci(confidence_level=0.95, method="exact")
+    return 100.0 * low, 100.0 * high
+
+
+def score(lines: list[str], equivalent: dict[str, str], minimum: float, only: set[str] | None = None) -> int:
     results = {m["name"]: m["status"] for m in map(RESULT.match, lines) if m}
+    if only is not None:
+        results = {name: status for name, status in results.items() if name in only}
     if not results:
         print("mutation_score: no mutmut results (run `make mutants` first)", file=sys.stderr)
         return 1
@@ -65,12 +79,18 @@ def score(lines: list[str], equivalent: dict[str, str], minimum: float) -> int:
             cuda += equivalent[name] == "cuda"
         else:
             survivors.append(f"{name}: {status}")
-    print(f"{'module':32} {'killed':>7} {'total':>6} {'equiv.':>6} {'score':>7}")
+    print(
+        f"{'module':32} {'killed':>7} {'total':>6} {'equiv.':>6} {'score':>7}"
+        + ("   95 % interval" if only else "")
+    )
     failing = []
     for module in sorted(total):
         judged = total[module] - listed[module]
         pct = 100.0 * killed[module] / judged if judged else 100.0
-        print(f"{module:32} {killed[module]:7d} {total[module]:6d} {listed[module]:6d} {pct:6.1f}%")
+        row = f"{module:32} {killed[module]:7d} {total[module]:6d} {listed[module]:6d} {pct:6.1f}%"
+        if only:  # a sample: how far the module's score over all its mutants may lie
+            row += "   {:5.1f}–{:5.1f}".format(*interval(killed[module], judged))
+        print(row)
         if pct < minimum:
             failing.append(module)
     all_judged = sum(total.values()) - sum(listed.values())
@@ -91,6 +111,7 @@ def main() -> int:
     )
     parser.add_argument("--min", type=float, default=90.0, help="the lowest score a module may have (%%)")
     parser.add_argument("--results", type=Path, help="a saved `mutmut results --all true` (default: run it)")
+    parser.add_argument("--sample", type=Path, help="score only the mutants this file names, one a line")
     args = parser.parse_args()
     if args.results:
         lines = args.results.read_text().splitlines()
@@ -100,7 +121,8 @@ def main() -> int:
             [str(mutmut), "results", "--all", "true"], capture_output=True, text=True, cwd=ROOT
         )
         lines = done.stdout.splitlines()
-    return score(lines, equivalents(), args.min)
+    only = set(args.sample.read_text().split()) if args.sample else None
+    return score(lines, equivalents(), args.min, only)
 
 
 if __name__ == "__main__":

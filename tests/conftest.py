@@ -8,6 +8,7 @@ that starts `runner` (or a server, a browser, pip) in a subprocess is marked `e2
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -58,6 +59,11 @@ def compose(overrides: Sequence[str] = (), *, hydra: bool = False):
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
+        # A mutant's child, forked from a server that imported torch and every test module: pytest's exit runs a
+        # full gc.collect over that whole heap (0.7 s of the child's 1.0 s on the EPYC); frozen, it walks only
+        # what this child made (0.3 s a mutant).
+        gc.freeze()
     # `make test` runs -m "not claims"; `make test-claims` runs these: a paper's claim measured at a budget
     # where its outcome is settled (minutes of training), which a newcomer's `make test` should not wait for.
     config.addinivalue_line(

@@ -48,3 +48,22 @@ def test_listed_mutants_leave_the_score_and_a_module_under_the_minimum_fails(
         == "runner.train.schedule"
     )
     assert mutation_score.module_of("runner.models.layers.x__kaiming__mutmut_1") == "runner.models.layers"
+
+
+def test_a_sample_scores_only_its_mutants_with_the_interval_of_the_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = [f"    a.x_f__mutmut_{n}: killed" for n in range(1, 10)] + [
+        "    a.x_f__mutmut_10: survived",
+        "    a.x_f__mutmut_11: survived",  # not drawn: out of the score
+        "    b.x_g__mutmut_1: not checked",  # a module none of whose mutants was drawn
+    ]
+    drawn = {f"a.x_f__mutmut_{n}" for n in range(1, 11)}
+    assert mutation_score.score(results, {}, 90.0, drawn) == 0
+    out = capsys.readouterr().out
+    # 9 of 10: Clopper-Pearson 95 % interval 55.5–99.7 %.
+    assert "a                                      9     10      0   90.0%    55.5– 99.7" in out
+    assert "b " not in out and "a.x_f__mutmut_11" not in out
+    assert mutation_score.interval(0, 0) == (100.0, 100.0)
+    low, high = mutation_score.interval(60, 60)
+    assert round(low, 1) == 94.0 and high == 100.0
