@@ -106,14 +106,17 @@ bench: install data
 # mutants/ copy of the tree; then the score per module with its 95 % interval (scripts/mutation_score.py:
 # >= 90 %, the survivors that cannot change behaviour listed with reasons in tests/mutants-equivalent.md).
 # RESUME=1 keeps mutants/ and its verdicts: only the sample's untested, surviving and no-test mutants run.
+# MUTANTS_TEST_SECONDS caps a mutant's tests (fastest first) at that much of their recorded time: a survivor no
+# longer runs every training test that touches its function; one only a slower test kills counts as surviving.
 MUTANTS_PER_MODULE ?= 60
 MUTANTS_SEED ?= 1
+MUTANTS_TEST_SECONDS ?= 10
 mutants: install-dev data
 	$(PY) -m pip install -q "mutmut>=3.8,<3.9"
 	$(if $(RESUME),rm -rf mutants/tests,rm -rf mutants); mkdir -p $(STATE)
 	$(PY) scripts/mutation_sample.py $(if $(MUTANTS_ALL),--all,--per-module $(MUTANTS_PER_MODULE)) \
 	  --seed $(MUTANTS_SEED) --out $(STATE)/mutants-sample.txt > $(STATE)/mutants-to-test.txt
-	TEST_FAST=1 xargs -r -s 2000000 -a $(STATE)/mutants-to-test.txt $(VENV)/bin/mutmut run --max-children 2 \
+	TEST_FAST=1 MUTANT_TEST_SECONDS=$(MUTANTS_TEST_SECONDS) xargs -r -s 2000000 -a $(STATE)/mutants-to-test.txt $(VENV)/bin/mutmut run --max-children 2 \
 	  > $(STATE)/mutants.log 2>&1 || (tail -20 $(STATE)/mutants.log; exit 1)
 	$(VENV)/bin/mutmut results --all true > $(STATE)/mutants-results.txt
 	$(PY) scripts/mutation_score.py --results $(STATE)/mutants-results.txt --sample $(STATE)/mutants-sample.txt

@@ -85,7 +85,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 # `make mutants`: mutmut runs each mutant against the tests that cover its function, stopping at the first
 # failure, in the order it lists them (a set's order). Fastest first, by the durations its stats run
-# recorded, makes a killed mutant cost its quickest failing test.
+# recorded, makes a killed mutant cost its quickest failing test. A survivor runs them all, minutes where a
+# function is covered by every training test: MUTANT_TEST_SECONDS caps each mutant's tests at that much of their
+# recorded time (the fastest first, at least one), so a mutant that only a slower test would kill counts as
+# surviving — the score is then a lower bound.
 _MUTMUT_STATS = ROOT / "mutmut-stats.json"  # ROOT is the mutants/ copy while mutmut runs
 _TEST_SECONDS: dict[str, float] = {}
 
@@ -101,6 +104,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not _TEST_SECONDS:
             _TEST_SECONDS.update(json.loads(_MUTMUT_STATS.read_text())["duration_by_test"])
         items.sort(key=lambda item: _TEST_SECONDS.get(item.nodeid, 0.0))
+        budget, spent = float(os.environ.get("MUTANT_TEST_SECONDS", "inf")), 0.0
+        for kept, item in enumerate(items):
+            spent += _TEST_SECONDS.get(item.nodeid, 0.0)
+            if kept and spent > budget:
+                config.hook.pytest_deselected(items=items[kept:])
+                del items[kept:]
+                break
 
 
 def run_runner(
