@@ -163,30 +163,109 @@ def test_reaches_first_draws_each_rows_median_curve_and_other_claims_draw_nothin
     assert not (tmp_path / "none.png").exists()
 
 
+def test_no_interval_where_a_row_has_a_single_seed() -> None:
+    # Trend: rows 1 / 3 / 5 at positions 0, 1, 2 lie on a line of slope 2; a row of one seed gives no
+    # interval (as for two rows, where a single seed has no variance). Two rows: mean(4, 6) − 1 = 4.
+    assert budget_curves.delta([[1.0], [3.0], [5.0]], True) == (pytest.approx(2.0), None, None)
+    assert budget_curves.delta([[1.0, 2.0], [3.0], [5.0, 6.0]], True)[1:] == (None, None)
+    assert budget_curves.delta([[1.0], [4.0, 6.0]], False) == (4.0, None, None)
+    assert budget_curves.delta([[1.0, 3.0], [4.0]], False) == (2.0, None, None)
+
+
+def test_the_epoch_metric_is_the_validation_error_where_any_run_logged_it_else_the_training_error() -> None:
+    def seed(run_id: str, history: dict[str, list[tuple[int, float]]]) -> Run:
+        return Run(run_id, "c", "finished", {}, {}, history)
+
+    val, train = {"val_top1_error": [(100, 5.0)]}, {"train_error": [(100, 6.0)]}
+    one_with_val = {"a": cell("a", [seed("a0", train)]), "b": cell("b", [seed("b0", train | val)])}
+    assert budget_curves.epoch_metric(one_with_val) == "val_top1_error"
+    assert budget_curves.epoch_metric({"a": cell("a", [seed("a0", train)])}) == "train_error"
+    # Nothing logged per epoch (or an empty history): the training error still names the curve's metric.
+    assert budget_curves.epoch_metric({"a": cell("a", [seed("a0", {"val_top1_error": []})])}) == "train_error"
+    assert budget_curves.epoch_metric({"a": cell("a", [seed("a0", {})])}) == "train_error"
+    assert budget_curves.epoch_metric({}) == "train_error"
+
+
+def test_rows_without_a_finished_seed_give_an_empty_curve_and_draw_nothing(tmp_path: Path) -> None:
+    def failed(run_id: str) -> Run:
+        history = {"val_top1_error": [(100, 50.0)]}
+        metrics = {"test_top1_error": 50.0}
+        return Run(run_id, "c", "failed", {"dataset.name": "fashion_mnist"}, metrics, history)
+
+    ex, checks = expected({}, {"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"})
+    cells = {"a": cell("a", [failed("a0")]), "b": cell("b", [failed("b0"), failed("b1")])}
+
+    curve = budget_curves.delta_curve(checks, ex, cells)
+
+    assert curve is not None and curve.points == [] and curve.final is None
+    assert not budget_curves.draw(checks, ex, cells, "", tmp_path / "c.png", "t", 50)
+    assert not (tmp_path / "c.png").exists()
+    assert budget_curves.delta_curve(checks, ex, {"a": cells["a"]}) is None  # a row that did not run at all
+
+
+def test_draw_writes_a_compared_claims_delta_curve_to_its_path(tmp_path: Path) -> None:
+    a = [run(f"a{i}", [30.0 + i, 10.0 + 2 * i, 9.0 + i], test=20.0 + i) for i in range(3)]
+    b = [run(f"b{i}", [31.0 + i, 16.0 + 2 * i, 9.5 + i], test=25.0 + 2 * i) for i in range(3)]
+    ex, checks = expected({}, {"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"})
+    png = tmp_path / "curves" / "c.png"
+
+    assert budget_curves.draw(checks, ex, {"a": cell("a", a), "b": cell("b", b)}, "", png, "t", 50)
+
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_draw_counts_the_seeds_at_chance_where_the_learned_gate_stopped_the_claim(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Every seed of a stayed at chance: the learned gate stopped the claim, and its curve counts every seed
+    # (as its line does); under any other gate those seeds are left out, so a has none and nothing is drawn.
+    stuck = [run(f"a{i}", [90.0 + i, 90.0 - i, 90.0 + 2 * i], test=90.0 + i, loss=LN10) for i in range(2)]
+    b = [run(f"b{i}", [31.0 + i, 16.0 + 2 * i, 9.5 + i], test=25.0 + i) for i in range(2)]
+    ex, checks = expected({}, {"check": "increasing", "rows": ["a", "b"], "metric": "test_top1_error"})
+    cells = {"a": cell("a", stuck), "b": cell("b", b)}
+    plotted: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(budget_curves, "plot_delta", lambda *args: plotted.append(args))
+
+    assert budget_curves.draw(checks, ex, cells, "learned", tmp_path / "learned.png", "t", 50)
+    ((curve, path, title, dpi),) = plotted
+    assert (path, title, dpi) == (tmp_path / "learned.png", "t", 50)
+    assert [p.n for p in curve.points] == [(2, 2)] * 3 and curve.final is not None
+    assert [p.delta for p in curve.points] == pytest.approx([31.5 - 90.5, 17.0 - 89.5, 10.0 - 91.0])
+    assert not budget_curves.draw(checks, ex, cells, "power", tmp_path / "power.png", "t", 50)
+    assert len(plotted) == 1
+
+
 # --- plot_delta: what the figure holds, read off its Axes (render.save replaced: the figure kept open) ------
 
 
 Plot = Callable[[DeltaCurve], Any]
+Drawn = Callable[[Callable[..., None], Any], Any]
 
 
 @pytest.fixture
-def plotted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Plot]:
-    """plot_delta(curve, "out/c.png", "ResNet depth", 50) → its Axes; checks it saved that figure there."""
+def drawn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Drawn]:
+    """plot(curve, "out/c.png", "ResNet depth", 50) → its Axes; checks it saved that figure there."""
     figures: list[Any] = []
 
-    def plot(curve: DeltaCurve) -> Any:
+    def draw(plot: Callable[..., None], curve: Any) -> Any:
         saved: list[tuple] = []
         monkeypatch.setattr(render, "save", lambda fig, path, dpi: saved.append((fig, path, dpi)))
-        budget_curves.plot_delta(curve, Path("out/c.png"), "ResNet depth", 50)
+        plot(curve, Path("out/c.png"), "ResNet depth", 50)
         ((fig, path, dpi),) = saved
         figures.append(fig)
         assert (path, dpi) == (Path("out/c.png"), 50)
         assert len(fig.axes) == 1
         return fig.axes[0]
 
-    yield plot
+    yield draw
     for fig in figures:
         plt.close(fig)
+
+
+@pytest.fixture
+def plotted(drawn: Drawn) -> Plot:
+    """plot_delta(curve, "out/c.png", "ResNet depth", 50) → its Axes."""
+    return lambda curve: drawn(budget_curves.plot_delta, curve)
 
 
 def check_of(check: dict) -> Any:
@@ -313,3 +392,36 @@ def test_plot_delta_shades_the_band_in_the_curves_own_colour(
     assert to_rgba(line.get_color()) == to_rgba("C1")
     (band,) = ax.collections
     assert tuple(band.get_facecolor()[0]) == pytest.approx(to_rgba("C1", 0.2))
+
+
+def test_plot_threshold_draws_each_rows_median_and_the_dashed_threshold(drawn: Drawn) -> None:
+    medians = {"relu": ([100, 200], [60.0, 30.0]), "tanh": ([100, 200, 300], [90.0, 89.0, 84.5])}
+    curve = budget_curves.ThresholdCurve("train_error_interval", 25.0, medians, {"relu": 3, "tanh": 2})
+
+    ax = drawn(budget_curves.plot_threshold, curve)
+
+    relu, tanh = ax.lines[:2]
+    assert (list(relu.get_xdata()), list(relu.get_ydata())) == ([100, 200], [60.0, 30.0])
+    assert (list(tanh.get_xdata()), list(tanh.get_ydata())) == ([100, 200, 300], [90.0, 89.0, 84.5])
+    (threshold,) = horizontal_lines(ax).values()
+    assert threshold.get_ydata()[0] == 25.0 and to_rgba(threshold.get_color()) == to_rgba("black")
+    assert threshold.get_linestyle() == "--" and threshold.get_linewidth() == pytest.approx(0.8)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "relu, median over 3 seeds",
+        "tanh, median over 2 seeds",
+        "threshold 25",
+    ]
+    assert {t.get_fontsize() for t in ax.get_legend().get_texts()} == {7.0}
+    # the metric logged every few iterations is named as the metric itself; an error reads in %
+    assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "train_error (%)"
+    assert ax.get_title() == "ResNet depth\nwhich row gets below the threshold first"
+    assert ax.title.get_fontsize() == 9.0
+
+
+def test_plot_threshold_of_a_loss_has_no_percent_sign_and_prints_the_threshold_short(drawn: Drawn) -> None:
+    curve = budget_curves.ThresholdCurve("train_loss", 0.25, {"a": ([10], [0.5])}, {"a": 1})
+
+    ax = drawn(budget_curves.plot_threshold, curve)
+
+    assert ax.get_ylabel() == "train_loss"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a, median over 1 seeds", "threshold 0.25"]

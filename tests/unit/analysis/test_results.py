@@ -920,3 +920,337 @@ def test_runner_results_writes_the_page_and_readme_of_a_store_with_one_sweep(
     assert f"Every claim is also judged on the same presets in `{missing}`" in page
     assert "old table" not in readme.read_text() and "results.md](docs/results.md)." in readme.read_text()
     assert not (tmp_path / "missing.db").exists()
+
+
+# --- the presets, the store and the rows, piece by piece --------------------------------------------------
+
+
+def preset_block(**extra: Any) -> dict[str, Any]:
+    """A full preset's expected block (one claim on Fashion-MNIST), with `extra` keys."""
+    claim = {"id": "c", "text": "b beats a", "data": "any"}
+    claim["checks"] = [{"check": "increasing", "metric": "test_top1_error", "rows": ["a", "b"]}]
+    spec = {"paper": "p", "dataset": "fashion_mnist", "scale": "full", "key": ["model"], "numbers": {}}
+    return spec | {"metrics": ["test_top1_error"], "protocol": {}, "claims": [claim]} | extra
+
+
+@pytest.fixture
+def preset_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder of presets that results reads instead of runner/conf/experiment."""
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    monkeypatch.setattr(results, "EXPERIMENT_DIR", folder)
+    return folder
+
+
+def test_the_small_presets_experiment_is_its_tracking_experiment_else_its_own_name(preset_dir: Path) -> None:
+    (preset_dir / "x_small.yaml").write_text(yaml.safe_dump({"tracking": {"experiment": "x-store"}}))
+    (preset_dir / "y_small.yaml").write_text(yaml.safe_dump({"tracking": {"uri": "sqlite:///y.db"}}))
+    (preset_dir / "z_small.yaml").write_text(yaml.safe_dump({"tracking": None, "trainer": {"epochs": 1}}))
+    assert results.small_experiment("x") == "x-store"
+    assert results.small_experiment("y") == "y_small"  # tracking without an experiment
+    assert results.small_experiment("z") == "z_small"
+    assert results.small_experiment("w") == "w_small"  # no `_small` preset yet
+
+
+class FakeStore:
+    """read_sweep's view of a store: one experiment with its sweep parents (newest first), each with its jobs."""
+
+    def __init__(self, experiment: str, sweeps: list[tuple[SimpleNamespace, list[SimpleNamespace]]]) -> None:
+        self.experiment, self.sweeps = experiment, sweeps
+
+    def experiment_id_or_none(self, name: str) -> str | None:
+        return "7" if name == self.experiment else None
+
+    def find_runs(self, experiment_id: str, tags: dict[str, str]) -> list[SimpleNamespace]:
+        assert (experiment_id, tags) == ("7", {"runner.sweep": "parent"})
+        return [parent for parent, _ in self.sweeps]
+
+    def read_artifact_text(self, run_id: str, name: str) -> str | None:
+        return None  # a sweep without preset.json: the key read_sweep is given groups the jobs
+
+    def child_runs(self, parent: SimpleNamespace) -> list[SimpleNamespace]:
+        return next(jobs for p, jobs in self.sweeps if p is parent)
+
+    def metric_history(self, run_id: str, metric: str) -> list[tuple[int, float]]:
+        return [(40, 12.5)] if metric == "val_top1_error" else []
+
+
+def job(run_id: str, start: int, model: str, config_hash: str) -> SimpleNamespace:
+    """A finished job of a sweep, as MLflow returns it."""
+    tags = {"runner.cell": f"cell-{model}", "runner.config_hash": config_hash, "runner.status": "finished"}
+    tags["runner.device"] = "cuda:0"
+    info = SimpleNamespace(run_id=run_id, start_time=start, end_time=start + 500, status="FINISHED")
+    data = SimpleNamespace(tags=tags, params={"model": model, "seed": "0"}, metrics={"test_top1_error": 9.0})
+    return SimpleNamespace(info=info, data=data)
+
+
+def test_read_sweep_gathers_every_sweep_of_the_experiment_into_one() -> None:
+    t0 = 1_700_000_000_000  # ms: 2023-11-14 22:13 UTC
+    command = "runner -m +experiment=x_small trainer.epochs=2"
+    newest = mlflow_run("p2", t0, t0 + 60_000, command=command)
+    older = mlflow_run("p1", t0 - 100_000, t0 - 70_000)
+    a0, b_old = job("a0", t0 - 99_000, "a", "a-0"), job("b0", t0 - 98_000, "b", "b-0")
+    a1, b_new = job("a1", t0 + 1_000, "a", "a-1"), job("b0'", t0 + 2_000, "b", "b-0")  # b-0 trained again
+    store = FakeStore("x_small", [(newest, [a1, b_new]), (older, [a0, b_old])])
+
+    sweep = results.read_sweep(store, "x_small", ["model"])
+
+    assert sweep is not None
+    assert (sweep.experiment, sweep.parent_id, sweep.started) == ("x_small", "p2", "2023-11-14 22:13 UTC")
+    assert sweep.expected is None and sweep.command == command and sweep.device == "cuda:0"
+    assert [(c.label, [r.run_id for r in c.runs]) for c in sweep.cells] == [
+        ("a", ["a0", "a1"]),
+        ("b", ["b0'"]),
+    ]
+    assert sweep.cells[0].runs[0].history["val_top1_error"] == [(40, 12.5)]  # the budget curves' metric
+    assert (sweep.wall_s, sweep.sessions) == (90.0, 2)  # 60 s + 30 s: both sweeps ran a job shown
+
+    # A sweep that has not started a job: no cells, no wall time, no device, no command.
+    bare = results.read_sweep(FakeStore("y_small", [(mlflow_run("p", t0), [])]), "y_small", ["model"])
+    assert bare is not None and bare.cells == [] and (bare.wall_s, bare.sessions) == (None, 0)
+    assert (bare.device, bare.command) == ("", "")
+    assert results.read_sweep(FakeStore("y_small", []), "y_small", ["model"]) is None  # no sweep parent
+    assert results.read_sweep(store, "z_small", ["model"]) is None  # no such experiment
+
+
+def test_open_store_reads_a_relative_sqlite_path_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert results.open_store("sqlite:///mlflow.db") is None  # nothing ran: no store, and none created
+    assert not (tmp_path / "mlflow.db").exists()
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    tracker = results.open_store("sqlite:///mlflow.db")
+    assert tracker is not None and tracker.uri == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
+
+
+def test_the_paper_column_cites_the_claims_closing_parenthesis_and_the_papers_numbers() -> None:
+    ex = Expected.parse(preset_block(numbers={"a": [30.0], "b": [28.5]}))
+    checks = ex.claims[0].checks
+
+    def figure(text: str, numbers: Expected = ex) -> str:
+        claim = Claim.parse(preset_block()["claims"][0] | {"text": text})
+        return results.paper_figure(claim, numbers, checks)
+
+    assert figure("b beats a (Table 2)") == "Table 2<br>a 30 · b 28.5"
+    assert figure("b beats a (−1.2 top-1, Sec. 3.3) ") == "−1.2 top-1, Sec. 3.3<br>a 30 · b 28.5"
+    assert figure("b beats a (Fig. 6, left)", Expected.parse(preset_block())) == "Fig. 6, left"
+    # Cited only in a closing parenthesis that names a figure, table or section.
+    assert figure("b (Table 2) beats a") == "a 30 · b 28.5"
+    assert figure("b beats a (slightly)", Expected.parse(preset_block())) == "—"
+
+
+def test_claim_rows_list_every_claim_with_its_checks_ours_and_the_paper_data_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(results, "reference", lambda name: None)  # no config to compose: nothing differs
+
+    def cell(label: str, errors: list[float]) -> Cell:
+        params = {"act": label, "dataset.name": "fashion_mnist"}
+        runs = [
+            Run(f"{label}{i}", f"cell-{label}", "finished", params, {"test_top1_error": x, "train_loss": 0.5})
+            for i, x in enumerate(errors)
+        ]
+        return Cell(label, f"cell-{label}", runs)
+
+    relu, prelu = cell("relu", [24.0, 25.0, 26.0]), cell("prelu", [22.0, 23.0, 24.0])
+    sweep = results.Sweep("prelu_vs_relu_small", "p", "t", None, [relu, prelu], None, 1, "cpu", "")
+    imagenet = "needs ImageNet: `runner -m +experiment=prelu_vs_relu dataset.root=<ImageNet dir>`"
+
+    never, ran = results.claim_rows("prelu_vs_relu", None), results.claim_rows("prelu_vs_relu", sweep)
+
+    ids = ["prelu_beats_relu", "shared_beats_relu", "table2_numbers"]
+    for rows in (never, ran):
+        assert [(r.preset, r.claim.id, r.needs) for r in rows] == [
+            ("prelu_vs_relu", ids[0], ""),
+            ("prelu_vs_relu", ids[1], ""),
+            ("prelu_vs_relu", ids[2], imagenet),  # tied to the paper's data set: its command
+        ]
+        assert [[c.rows for c in r.checks] for r in rows] == [
+            [("prelu", "relu")],
+            [("prelu_shared", "relu")],
+            [("relu", "prelu_shared", "prelu")],
+        ]
+        assert rows[0].paper == "−1.2 top-1, Table 2<br>prelu 32.64 · relu 33.82"
+    assert [(r.ours, r.verdict, r.cells) for r in never] == [("—", None, {})] * 3
+    assert [r.ours for r in ran] == [
+        "test_top1_error: prelu 23.00 ± 1.00 (3) · relu 25.00 ± 1.00 (3)",
+        "test_top1_error: prelu_shared — · relu 25.00 ± 1.00 (3)",
+        "test_top1_error: relu 25.00 ± 1.00 (3) · prelu_shared — · prelu 23.00 ± 1.00 (3)",
+    ]
+    assert [list(r.cells) for r in ran] == [["prelu", "relu"], ["relu"], ["relu", "prelu"]]
+    assert ran[0].cells["relu"] is relu
+    # each judged on the sweep; the rows that did not run say so
+    assert [(r.verdict.claim, r.verdict.kind) for r in ran if r.verdict][1:] == [
+        (ids[1], NOT_RUN),
+        (ids[2], NOT_RUN),
+    ]
+    assert ran[0].verdict is not None and ran[0].verdict.claim == ids[0] and ran[0].verdict.kind != NOT_RUN
+
+
+def test_a_summary_section_without_claims_reads_none() -> None:
+    text = "\n".join(results.summary([synthetic("kept", REPRODUCED, p=0.001, p_holm=0.001)]))
+
+    assert text.startswith("1 claims — evidence for the paper: 1; evidence against: 0; ")
+    assert line_of(summary_section(text, FOR), "| `p` | kept |").startswith("| `p` | kept | **reproduced** |")
+    for name in (AGAINST, POWERED, NOT_TESTABLE, NEEDS_DATA):
+        lines = summary_section(text, name).splitlines()
+        assert lines == ["0)", "", results.ABOUT[name], "", "None."], name
+    assert "\n#### Evidence against (0)\n" in "\n".join(results.summary([], level="####"))
+
+
+def test_the_presets_section_names_the_command_the_newest_sweep_ran_where_it_differs() -> None:
+    def command_line(command: str) -> str:
+        sweep = results.Sweep(
+            "init_depth_small", "p1", "2023-11-14 22:13 UTC", None, [], 125.0, 2, "", command
+        )
+        return line_of("\n".join(results.preset_section("init_depth", sweep, [], None)), "Command: ")
+
+    tail = " · wall time 2 min 5 s over 2 sweeps · 0 jobs in 0 cells on ? · newest sweep 2023-11-14 22:13 UTC"
+    tail += " (parent run `p1`)"
+    edited = "runner -m +experiment=init_depth_small trainer.epochs=2"
+    assert command_line(edited) == (
+        f"Command: `runner -m +experiment=init_depth_small` (the newest sweep ran `{edited}`){tail}"
+    )
+    assert command_line("runner -m +experiment=init_depth_small") == (
+        f"Command: `runner -m +experiment=init_depth_small`{tail}"
+    )
+    assert command_line("") == f"Command: `runner -m +experiment=init_depth_small`{tail}"
+
+
+def test_the_presets_table_has_one_row_per_claim_under_its_header() -> None:
+    rows = [
+        dataclasses.replace(synthetic("kept", REPRODUCED), curve="p_small_kept.png", paper="Fig. 1"),
+        synthetic("never ran", None, data="paper"),
+    ]
+
+    out = results.preset_section("init_depth", None, rows, None, curves="figs")
+
+    assert out[0].startswith("### `init_depth` — He et al. 2015")
+    assert (
+        out[2]
+        == "Not run yet: `runner -m +experiment=init_depth_small` (or `make reproduce PRESETS=init_depth_small`)."
+    )
+    assert out[4:8] == [
+        "| claim | paper | ours: mean ± std (n) | small-scale verdict | paper's data set |",
+        "| --- | --- | --- | --- | --- |",
+        "| kept | Fig. 1 | — | reproduced<br>[budget curve](figs/p_small_kept.png) | — |",
+        "| never ran | — | — | not run yet | needs ImageNet: `runner -m +experiment=p dataset.root=<ImageNet dir>` |",
+    ]
+    assert out[8:] == ["", "- `kept`: detail", ""]
+
+
+def test_the_page_opens_with_what_generated_it_from_which_store_and_one_blank_line_between_blocks() -> None:
+    text = results.page("sqlite:///x.db", [["## A", "", "", "", "body", "", ""]], [])
+
+    lines = text.splitlines()
+    assert lines[:3] == [
+        "<!-- Generated by runner/analysis/results.py; do not edit by hand. Regenerate: make reproduce "
+        "(or runner-results alone to re-read the store). -->",
+        "# Results: the papers' claims at small scale",
+        "",
+    ]
+    assert lines[3] == (
+        "**Generated, not hand-written**: `make reproduce` runs every `<name>_small` preset (resuming what "
+        "already ran) and then `runner-results`, which reads the newest sweeps in the MLflow store "
+        "(`sqlite:///x.db`) and writes this page and the summary in README.md."
+    )
+    assert lines[5].startswith("Every claim of the seven paper presets (`expected.claims` in ")
+    assert (
+        "Claims tied to the paper's data set name it and the command that runs them; they are never judged on "
+        "other data. A verdict is reproduced only when the paper's direction is significant, contradicted only "
+        "when the reverse is, and a gate (learned, budget, power) stops a claim" in lines[5]
+    )
+    assert lines[7] == results.stability_rule(None) and lines[9] == "## Summary"
+    assert text.endswith("\n## A\n\nbody\n") and "\n\n\n" not in text
+
+
+def test_draw_preset_plots_the_presets_own_curves_else_the_default_three(
+    preset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plotted: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(results.render, "plot_curves", lambda *args: plotted.append(args))
+    (preset_dir / "own.yaml").write_text(yaml.safe_dump({"expected": preset_block(curves=["train_loss"])}))
+    (preset_dir / "plain.yaml").write_text(yaml.safe_dump({"expected": preset_block()}))
+    cells = [Cell("a", "a", [Run("r", "c", "finished", {}, {})])]
+    sweep = results.Sweep("own_small", "p", "t", None, cells, None, 1, "cpu", "")
+    png_dir = tmp_path / "docs" / "results"
+
+    assert results.draw_preset("own", sweep, png_dir) == "results/own_small.png"
+    assert results.draw_preset("plain", sweep, png_dir) == "results/plain_small.png"
+
+    assert plotted == [
+        (cells, png_dir / "own_small.png", "own_small", results.PNG_DPI, ("train_loss",)),
+        (cells, png_dir / "plain_small.png", "plain_small", results.PNG_DPI, results.render.CURVES),
+    ]
+    assert png_dir.is_dir()
+    # Without runs: no figure, and no folder for it.
+    assert results.draw_preset("own", None, tmp_path / "none") is None
+    assert results.draw_preset("own", dataclasses.replace(sweep, cells=[]), tmp_path / "none") is None
+    assert len(plotted) == 2 and not (tmp_path / "none").exists()
+
+
+def test_write_readme_without_the_markers_leaves_it_as_it_is_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nno block here\n")
+
+    results.write_readme(readme, tmp_path / "docs" / "results.md", tmp_path / "docs" / "results", [])
+
+    assert readme.read_text() == "# x\n\nno block here\n"
+    assert capsys.readouterr().err == (
+        f"{readme}: no <!-- results:start --> … <!-- results:end --> block; left as it is\n"
+    )
+
+
+def test_write_readme_puts_the_summary_between_the_markers_with_links_relative_to_readme(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    row = dataclasses.replace(synthetic("kept", REPRODUCED, p=0.001, p_holm=0.001), curve="p_small_kept.png")
+
+    results.write_readme(readme, tmp_path / "docs" / "results.md", tmp_path / "docs" / "results", [row])
+
+    block = readme.read_text().split("<!-- results:start -->\n", 1)[1].split("\n<!-- results:end -->", 1)[0]
+    assert block.splitlines() == [
+        *results.summary([row], "docs/results", "####"),
+        "Every claim, with its numbers, curves and commands: [docs/results.md](docs/results.md).",
+    ]
+    assert "[curve](docs/results/p_small_kept.png)" in block
+    assert readme.read_text().startswith("# x\n\nintro\n\n") and readme.read_text().endswith("\n\n## after\n")
+    assert capsys.readouterr().err == ""
+
+
+def test_papers_group_their_presets_in_page_order_from_each_presets_own_yaml(preset_dir: Path) -> None:
+    def write(name: str, data: Any) -> None:
+        (preset_dir / f"{name}.yaml").write_text(yaml.safe_dump(data))
+
+    write("vgg", {"expected": {"paper_group": "VGG", "page_order": 3}})
+    write("alexnet_b", {"expected": {"paper_group": "AlexNet", "page_order": "2"}})
+    write("alexnet_a", {"expected": {"paper_group": "AlexNet", "page_order": 1}})
+    write("resnet", {"expected": {"paper_group": "ResNet", "page_order": 0}})
+    write("vgg_small", {"expected": {"paper": "p"}})  # a `_small` preset: no paper group, not on the page
+    write("plain", {"trainer": {"epochs": 1}})  # no expected block
+    (preset_dir / "empty.yaml").write_text("")
+    (preset_dir / "notes.txt").write_text("expected: {paper_group: X, page_order: 0}\n")
+
+    assert results.paper_sections() == (
+        ("ResNet", ("resnet",)),
+        ("AlexNet", ("alexnet_a", "alexnet_b")),
+        ("VGG", ("vgg",)),
+    )
+
+
+def test_the_page_lists_the_papers_of_the_real_presets() -> None:
+    assert (
+        results.paper_sections()
+        == results.PAPERS
+        == (
+            ("AlexNet (Krizhevsky et al. 2012)", ("alexnet_ablations", "alexnet_relu_tanh")),
+            ("VGG (Simonyan & Zisserman 2014)", ("vgg_depth",)),
+            ("ResNet (He et al. 2015)", ("resnet_cifar", "resnet_shortcuts")),
+            ("PReLU and Kaiming init (He et al. 2015b)", ("prelu_vs_relu", "init_depth")),
+        )
+    )

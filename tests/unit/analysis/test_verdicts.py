@@ -1016,3 +1016,291 @@ def test_constant_rows_in_line_are_judged_by_the_exact_floor_as_the_step_test_ju
     assert v._inline_trend_p(x, y, greater=True) == 0.05
     assert v._inline_trend_p(x, y, greater=False) == 1.0
     assert v.exact_p([12.0] * 3, [10.0] * 3, greater=True) == pytest.approx(0.05)
+
+
+# --- the trend on constant rows, the exact tests by hand, the budget curve, best-of-n and the full preset -------
+
+
+def trend(rows: dict[str, list[float]], check: str = "increasing", **kw: object) -> v.Verdict:
+    """The verdict of a `trend: true` ordering over these rows (label → final test errors), in this order."""
+    claim = ordering(list(rows), check)
+    claim["checks"][0]["trend"] = True
+    return verdict(claim, *(cell(label, values) for label, values in rows.items()), **kw)
+
+
+def test_a_trend_of_constant_rows_exactly_in_line_takes_the_exact_permutation_p() -> None:
+    """Every row constant and in line: linregress's standard error is 0 (its p, 1e-40, means nothing), so the
+    permutation test over every pairing of errors with rows decides: p = ∏ n_i! / n!, 1 the other way."""
+    rising = {"a": [10.0] * 2, "b": [12.0] * 2, "c": [14.0] * 2}  # 2!·2!·2! / 6! = 1/90
+    assert trend(rising) == v.Verdict(
+        "c", "t", v.REPRODUCED, pytest.approx(1 / 90, rel=1e-12),
+        "test_top1_error: a 10.00 ± 0.00 (2) → b 12.00 ± 0.00 (2) → c 14.00 ± 0.00 (2); trend over 3 rows"
+        " (p = 0.011)",
+        p_reverse=1.0, effect=v.Effect("slope per row, a → c", 2.0, 2.0, 2.0, None, (2, 2, 2)),
+    )  # fmt: skip
+    # decreasing: the same exact test the other way round, its reverse direction 1
+    down = trend({"a": [14.0] * 2, "b": [12.0] * 2, "c": [10.0] * 2}, "decreasing")
+    assert (down.kind, down.p, down.p_reverse) == (v.REPRODUCED, pytest.approx(1 / 90, rel=1e-12), 1.0)
+    assert (down.effect.delta, down.effect.lo, down.effect.hi) == (-2.0, -2.0, -2.0)
+    wrong_way = trend(
+        rising, "decreasing"
+    )  # rising rows against a claimed decrease: the reverse is significant
+    assert (wrong_way.kind, wrong_way.p, wrong_way.p_reverse) == (
+        v.CONTRADICTED, 1.0, pytest.approx(1 / 90, rel=1e-12)
+    )  # fmt: skip
+    # two rows of 3: 3!·3! / 6! = 0.05, exactly the two-row step test's floor: not below alpha
+    two = trend({"a": [10.0] * 3, "b": [12.0] * 3})
+    assert (two.kind, two.p, two.p_reverse) == (v.INCONCLUSIVE, 0.05, 1.0)
+    flat = trend({"a": [10.0] * 3, "b": [10.0] * 3})  # no slope: every pairing ties, 1 both ways
+    assert (flat.kind, flat.p, flat.p_reverse) == (v.INCONCLUSIVE, 1.0, 1.0)
+
+
+def test_a_trend_with_spread_reads_linregress_and_its_power_gate_by_hand() -> None:
+    """Rows 0, 1, 2 with seeds (10, 11), (12, 13), (13, 15): slope Σxc·y / Σxc² = 7 / 4 = 1.75, SSE 37/12 on
+    4 degrees of freedom, se = √(37/48 / 4). The paper's numbers 10, 10.5, 11: slope 0.5, which
+    (t(0.95, 4) + t(0.8, 4)) · se = 1.35 cannot resolve; at k seeds a row se shrinks as √(2/k) on 3k − 2
+    degrees of freedom: 11 seeds find 0.5, 10 do not."""
+    out = trend(
+        {"a": [10.0, 11.0], "b": [12.0, 13.0], "c": [13.0, 15.0]}, numbers={"a": 10, "b": 10.5, "c": 11}
+    )
+    se = math.sqrt(37 / 48 / 4)
+    half = stats.t.ppf(0.975, 4) * se
+    assert (out.kind, out.gate, out.p, out.p_reverse) == (
+        v.UNDERPOWERED, "power", pytest.approx(stats.t.sf(1.75 / se, 4), rel=1e-9),
+        pytest.approx(stats.t.cdf(1.75 / se, 4), rel=1e-9),
+    )  # fmt: skip
+    assert out.effect == v.Effect(
+        "slope per row, a → c", pytest.approx(1.75), pytest.approx(1.75 - half), pytest.approx(1.75 + half),
+        pytest.approx(0.5), (2, 2, 2),
+    )  # fmt: skip
+    assert (
+        out.why == "underpowered (trend: detectable 1.35 vs expected 0.50; about 11 seeds per row would do)"
+    )
+    assert out.detail.endswith("; trend over 3 rows (p = 0.0082)")
+
+
+def test_a_trend_with_a_single_seed_row_gives_the_direction_only() -> None:
+    out = trend({"a": [10.0], "b": [12.0, 13.0]})
+    assert (out.kind, out.p, out.p_reverse) == (v.SINGLE, None, None)
+    assert out.detail == (
+        "test_top1_error: a 10.00 ± 0.00 (1) → b 12.50 ± 0.71 (2); slope per row, a → b"
+        " — the paper's direction holds"
+    )
+    assert out.effect == v.Effect("slope per row, a → b", pytest.approx(2.5), None, None, None, (1, 2))
+    assert trend({"a": [10.0], "b": [12.0, 13.0]}, "decreasing").detail.endswith("does not hold")
+
+
+def brute_force_p(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """The permutation test over every split of the pooled seeds, written out: (P(Δ ≥ observed), P(Δ ≤ observed))
+    for Δ = mean(first group) − mean(the rest)."""
+    pooled, k = [*a, *b], len(a)
+    observed = np.mean(a) - np.mean(b)
+    deltas = []
+    for chosen in itertools.combinations(range(len(pooled)), k):
+        rest = [x for i, x in enumerate(pooled) if i not in chosen]
+        deltas.append(np.mean([pooled[i] for i in chosen]) - np.mean(rest))
+    deltas = np.array(deltas)
+    return float(np.mean(deltas >= observed - 1e-12)), float(np.mean(deltas <= observed + 1e-12))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([1.0, 2.0, 3.0], [3.0, 0.0, 0.0, 3.0]),  # ties across the groups
+        ([5.0, 6.0, 7.0], [1.0, 2.0, 3.0, 4.0]),  # fully separated: 1 / C(7, 3) = 1/35 one way
+        ([2.0, 2.0], [2.0, 2.0, 2.0]),  # all equal: every split ties, 1 both ways
+        ([0.5, 4.0, 1.5, 2.5], [1.0, 3.0, 2.0]),
+    ],
+)
+def test_exact_p_is_the_permutation_tests_p_over_every_split(a: list[float], b: list[float]) -> None:
+    greater, less = brute_force_p(a, b)
+    assert v.exact_p(a, b, greater=True) == pytest.approx(greater, rel=1e-12)
+    assert v.exact_p(a, b, greater=False) == pytest.approx(less, rel=1e-12)
+
+
+def test_gehan_scores_count_who_surely_got_there_first_ties_and_censoring_included() -> None:
+    """A and B reach the threshold at 10, C is censored at 10, D at 20, E at 5, F reaches it at 15.
+    Surely before: A and B before C (C was still above at its last iteration 10), D and F; F before D. A vs B
+    (both at 10) and anyone vs E (censored at 5: it may still get there) are unknown. Scores, before − after:
+    A 3, B 3, C −2, D −3, E 0, F 1 − 2 = −1."""
+    times = [10, 10, 10, 20, 5, 15]
+    reached = [True, True, False, False, False, True]
+    assert v.gehan_scores(times, reached).tolist() == [3, 3, -2, -3, 0, -1]
+    # a seed censored exactly where another got there is later than it; two censored seeds say nothing
+    assert v.gehan_scores([30, 30], [True, False]).tolist() == [1, -1]
+    assert v.gehan_scores([30, 30], [False, False]).tolist() == [0, 0]
+
+
+def test_reaches_first_against_seeds_censored_at_the_iteration_the_others_got_there() -> None:
+    """Four seeds get below 80 at their last logged iteration 30; four never do by 30. Every first-row seed is
+    surely earlier: Gehan scores +4 against −4, 1 split of C(8, 4) = 70 as extreme, p = 1/70."""
+
+    def row(name: str, last: float) -> v.Cell:
+        runs = [
+            v.Run(f"{name}{i}", name, "finished", {}, {}, {"train_error": [(10, 90.0), (30, last)]})
+            for i in range(4)
+        ]
+        return v.Cell(name, name, runs)
+
+    check = v.Check("reaches_first", ("a", "b"), metric="train_error", below=80.0)
+    out = v.check_reaches_first(check, {"a": row("a", 70.0), "b": row("b", 85.0)}, expected([]), 0.05)
+    assert (out.kind, out.holds, out.p, out.p_reverse, out.underpowered) == (
+        v.REPRODUCED, True, pytest.approx(1 / 70), pytest.approx(1.0), ""
+    )  # fmt: skip
+    assert out.detail == (
+        "train_error < 80: a at iteration 30, 30, 30, 30; b at iteration never (by 30), never (by 30),"
+        " never (by 30), never (by 30) (Gehan p = 0.014)"
+    )
+    assert str(out.effect) == "Δ(median iteration b − a) ≥ +0.00 vs paper —"
+
+
+def loss_run(curve: Sequence[tuple[int, float]], key: str = "train_loss", **more: object) -> v.Run:
+    return v.Run("r", "c", "finished", {}, {}, {key: list(curve), **more})
+
+
+def test_last_quarter_drop_compares_the_mean_around_three_quarters_with_the_last_tenth() -> None:
+    """Iterations 0…100 every 10: the window 70–80 holds 2.2 and 1.8 (mean 2.0), the last tenth 90–100 holds
+    1.6 and 1.4 (mean 1.5): the loss fell by 0.5 / 2.0 = 25 %. A non-finite point (a diverged last log) is
+    dropped first; the iteration-resolution curve is read where logged, the per-epoch one otherwise."""
+    values = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.2, 1.8, 1.6, 1.4]
+    interval = [*((10 * i, x) for i, x in enumerate(values)), (110, float("nan"))]
+    assert v.last_quarter_drop(loss_run(interval, "train_loss_interval")) == pytest.approx(0.25)
+    epochs = [(0, 5.0), (100, 5.0)]  # flat per-epoch curve beside it: not the one read
+    both = loss_run(epochs, train_loss_interval=interval)
+    assert v.last_quarter_drop(both) == pytest.approx(0.25)
+    assert v.last_quarter_drop(loss_run(epochs)) == 0.0
+    # no point inside a window: the one nearest to 3/4 of the run (25 for 30), its end
+    assert v.last_quarter_drop(loss_run([(10, 3.0), (25, 2.0), (40, 1.0)])) == pytest.approx(0.5)
+
+
+def test_last_quarter_drop_needs_two_points_and_a_positive_loss_to_divide_by() -> None:
+    assert v.last_quarter_drop(loss_run([(30, 2.0), (40, 1.0)])) == pytest.approx(0.5)  # two points do
+    assert v.last_quarter_drop(loss_run([(40, 1.0)])) is None
+    assert v.last_quarter_drop(loss_run([(30, float("inf")), (40, 1.0)])) is None  # one finite point
+    assert v.last_quarter_drop(v.Run("r", "c", "finished", {}, {})) is None  # no curve at all
+    assert v.last_quarter_drop(loss_run([(30, 1.0), (40, 0.75)])) == pytest.approx(0.25)  # a loss below 1
+    assert v.last_quarter_drop(loss_run([(30, 0.5), (40, 0.25)])) == pytest.approx(0.5)
+    assert v.last_quarter_drop(loss_run([(30, 0.0), (40, 0.0)])) is None  # nothing to fall from
+    assert v.last_quarter_drop(loss_run([(30, 1.0), (40, 1.25)])) == pytest.approx(-0.25)  # it rose
+
+
+def test_the_budget_gate_reads_the_median_drop_of_a_rows_seeds_strictly_above_ten_percent() -> None:
+    """1.25 → 1.125 is a drop of exactly 0.10 (binary-exact numbers): not still improving. A row's median over
+    its seeds decides, one seed falling fast does not."""
+
+    def row(name: str, finals: Sequence[float]) -> v.Cell:
+        runs = [
+            v.Run(f"{name}{i}", name, "finished", {"dataset.name": "cifar10"}, {"train_loss": x},
+                  {"train_loss": [(30, 1.25), (40, x)]})
+            for i, x in enumerate(finals)
+        ]  # fmt: skip
+        return v.Cell(name, name, runs)
+
+    assert v.budget_gate({"a": row("a", [1.125] * 3)}) == ""
+    assert v.budget_gate({"a": row("a", [1.125, 1.125, 0.5])}) == ""  # median 0.10
+    assert v.budget_gate({"a": row("a", [1.125, 1.0, 0.5]), "b": row("b", [1.25] * 2)}) == (
+        "not testable at this budget (a still improving: −20 % over the last quarter)"
+    )
+
+
+def test_best_of_n_takes_the_first_n_seeds_and_reports_the_difference_from_the_papers_best() -> None:
+    """He et al. 2015, Table 6: ResNet-110 6.43 % is the best of 5 runs. A sixth seed (6.0) is not one of the
+    paper's 5 runs: the best of the first 5 is 6.50, +0.07 from the paper's, inside ±0.3."""
+    six = cell("resnet110", [6.9, 6.5, 6.7, 6.8, 6.6, 6.0])
+    out = verdict(matches_claim("best_of_n", n=5), six, numbers={"resnet110": 6.43})
+    assert out == v.Verdict(
+        "n", "t", v.REPRODUCED, None,
+        "test_top1_error within ±0.3: resnet110 best of 5 6.50 vs paper's best of 5 6.43",
+        effect=v.Effect("best − paper 6.43", pytest.approx(0.07), None, None, None, (5,), paper_text="±0.3"),
+    )  # fmt: skip
+    assert out.headline == "reproduced (Δ(best − paper 6.43) +0.07 vs paper ±0.3; n = 5)"
+    few = verdict(
+        matches_claim("best_of_n", n=5), cell("resnet110", [6.9, 6.5, 6.7]), numbers={"resnet110": 6.43}
+    )
+    assert few.effect.n == (3,) and few.detail.endswith(
+        "best of 3 6.50 vs paper's best of 5 6.43 (only 3 of 5 seeds)"
+    )
+
+
+def test_equivalence_of_constant_rows_takes_the_exact_test_both_ways() -> None:
+    """Four constant seeds a row, ±0.5: 10 vs 10.25 lies inside (each one-sided exact test at its floor 1/70);
+    10 vs 11 lies outside (the exact p 1/70 on the far side, doubled over the two sides: 2/70)."""
+    inside = equivalent([10.0] * 4, [10.25] * 4, 0.5)
+    assert inside == v.Outcome(
+        v.REPRODUCED, True, pytest.approx(1 / 70),
+        "test_top1_error: a 10.00 ± 0.00 (4) vs b 10.25 ± 0.00 (4), Δ -0.25 (tolerance ±0.5) (TOST p = 0.014)",
+        1.0, v.Effect("a − b", -0.25, -0.25, -0.25, None, (4, 4)),
+    )  # fmt: skip
+    outside = equivalent([10.0] * 4, [11.0] * 4, 0.5)
+    assert (outside.kind, outside.holds, outside.p, outside.p_reverse) == (
+        v.CONTRADICTED, False, 1.0, pytest.approx(2 / 70)
+    )  # fmt: skip
+
+
+def test_equivalence_gates_on_the_tolerance_less_the_papers_or_the_declared_difference() -> None:
+    """a 10.0, 10.2, 10.4 vs b 10.1, 10.3, 10.5: Δ −0.1, se = √(2 · 0.04 / 3) on 4 degrees of freedom. TOST's
+    deciding side is t = (−0.1 + 0.5) / se; the paper's Δ (a − b) = 10 − 10.25 leaves a margin of 0.25 to find,
+    (t(0.95, 4) + t(0.8, 4)) · se = 0.50 cannot; a declared effect of 0.1 leaves 0.4."""
+    check = v.Check("equivalent", ("a", "b"), metric="test_top1_error", tolerance=0.5)
+    ex = expected([], numbers={"a": 10.0, "b": 10.25})
+    cells = {"a": cell("a", [10.0, 10.2, 10.4]), "b": cell("b", [10.1, 10.3, 10.5])}
+    se = math.sqrt(2 * 0.04 / 3)
+    out = v.check_equivalent(check, cells, ex, 0.05)
+    assert (out.kind, out.holds, out.p, out.p_reverse) == (
+        v.REPRODUCED, True, pytest.approx(stats.t.sf(0.4 / se, 4), rel=1e-6), 1.0
+    )  # fmt: skip
+    half = stats.t.ppf(0.975, 4) * se
+    assert out.effect == v.Effect(
+        "a − b", pytest.approx(-0.1), pytest.approx(-0.1 - half), pytest.approx(-0.1 + half),
+        pytest.approx(-0.25), (3, 3),
+    )  # fmt: skip
+    assert (
+        out.underpowered == "detectable 0.50 vs the tolerance's margin 0.25; about 9 seeds per row would do"
+    )
+    declared = v.check_equivalent(check, cells, ex, 0.05, 0.1)
+    assert declared.underpowered == (
+        "detectable 0.50 vs the tolerance's margin 0.40; about 5 seeds per row would do"
+    )
+
+
+def test_judge_names_the_differences_from_the_full_preset_it_is_given() -> None:
+    """The runs match the paper's protocol but not the full preset's batch size: at reduced scale, named."""
+    a = cell("a", spread(10, 0.5, 5), {"trainer.batch_size": "64"})
+    b = cell("b", spread(12, 0.5, 5), {"trainer.batch_size": "64"})
+    asked: list[tuple[tuple[str, str], ...]] = []
+
+    def reference(row: tuple[tuple[str, str], ...]) -> dict:
+        asked.append(row)
+        return {"trainer.batch_size": 128}
+
+    ex = expected([ordering(["a", "b"])])
+    (out,) = v.judge(ex, [a, b], reference)
+    assert (out.kind, out.scale) == (v.REDUCED, "batch_size 64 (full 128)")
+    assert set(asked) == {(("model", "a"),), (("model", "b"),)}
+    (without,) = v.judge(ex, [a, b])
+    assert (without.kind, without.scale) == (v.REPRODUCED, "")
+
+
+def test_welch_standard_error_and_degrees_of_freedom_by_hand() -> None:
+    """a 1, 2, 3 (variance 1, /3) and b 2, 4, 6, 8 (variance 20/3, /4): se = √(1/3 + 5/3) = √2, and
+    Welch–Satterthwaite df = 2² / ((1/3)²/2 + (5/3)²/3), as scipy's Welch test counts them. A constant row adds
+    nothing: df = the other row's n − 1; both constant: the pooled n − 2 (no spread to weigh)."""
+    se, df = v.welch_se_df([1.0, 2.0, 3.0], [2.0, 4.0, 6.0, 8.0])
+    assert (se, df) == (pytest.approx(math.sqrt(2)), pytest.approx(4 / ((1 / 3) ** 2 / 2 + (5 / 3) ** 2 / 3)))
+    assert df == pytest.approx(stats.ttest_ind([1.0, 2.0, 3.0], [2.0, 4.0, 6.0, 8.0], equal_var=False).df)
+    assert v.welch_se_df([1.0] * 3, [2.0, 4.0, 6.0, 8.0]) == (
+        pytest.approx(math.sqrt(5 / 3)),
+        pytest.approx(3.0),
+    )
+    assert v.welch_se_df([1.0] * 3, [2.0] * 4) == (0.0, 5.0)
+    # many rows at once (seeds along the last axis): each row's own numbers
+    se_rows, df_rows = v.welch_se_df(
+        np.array([[1.0, 2.0, 3.0], [1.0] * 3]), np.array([[2.0, 4.0, 6.0, 8.0]] * 2)
+    )
+    assert se_rows.tolist() == pytest.approx([math.sqrt(2), math.sqrt(5 / 3)])
+    assert df_rows.tolist() == pytest.approx([df, 3.0])
+
+
+def test_the_exact_floor_is_one_over_the_splits_until_a_float_cannot_hold_it() -> None:
+    assert [v.exact_floor(*n) for n in ((3, 3), (4, 4), (2, 5))] == [0.05, 1 / 70, 1 / 21]
+    assert v.exact_floor(1000, 1000) == 0.0  # C(2000, 1000) ≈ 2e600: no floor worth the name
