@@ -224,7 +224,7 @@ def train_and_record(spec: Spec, tracker: RunLog, resume: bool) -> int:
         status = "KILLED"
         tracker.set_tags({"runner.status": "killed"})
         kept = f"checkpoint kept at {spec.ckpt_path}" if spec.ckpt_path.exists() else "no checkpoint yet"
-        console.error(f"{spec.name}: {e or 'interrupted'}; {kept}; run the same command again to resume")
+        console.error(f"{spec.name}: {str(e) or 'interrupted'}; {kept}; run the same command again to resume")
         raise SystemExit(128 + getattr(e, "signum", 2)) from None
     except RunnerError:
         raise

@@ -116,3 +116,54 @@ def test_print_help_to_a_closed_pipe_is_no_error_and_sends_stdout_to_devnull(
     finally:
         for each in [fd, *opened]:
             os.close(each)
+
+
+def test_a_scale_comment_without_a_full_stop_is_its_whole_first_line_less_trailing_punctuation(
+    tmp_path: Path,
+) -> None:
+    variant = tmp_path / "x_small.yaml"
+    variant.write_text(
+        "# @package _global_\n# x at CPU scale, two seeds (He et al. 2015):\ndefaults:\n  - x\n"
+    )
+    assert preset_line(variant) == "x at CPU scale, two seeds"
+
+
+def write_conf(root: Path, presets: dict[str, str], groups: dict[str, list[str]]) -> Path:
+    """A conf/ tree of its own: `_small` presets with their top comment, and empty options of some groups."""
+    (root / "experiment").mkdir(parents=True)
+    for name, comment in presets.items():
+        (root / "experiment" / f"{name}.yaml").write_text(f"# @package _global_\n# {comment}.\n")
+    for group, names in groups.items():
+        (root / group).mkdir()
+        for name in names:
+            (root / group / f"{name}.yaml").write_text("{}\n")
+    return root
+
+
+def test_a_preset_name_too_long_for_its_column_goes_on_a_line_of_its_own(tmp_path: Path) -> None:
+    # The preset column is 24 characters wide and the description starts 3 after it: a name is followed by at
+    # least two spaces, or its description starts on the next line, under the others.
+    fits, fills, wider = "a" * 23, "b" * 24, "c" * 30
+    conf = write_conf(tmp_path, {fits: "one", fills: "two", wider: "three"}, {})
+    lines = help_text(conf).splitlines()
+    start = lines.index(
+        "paper presets (runner -m +experiment=<name>; _small: CPU scale, _smoke: a pipeline check):"
+    )
+    assert lines[start + 1 : start + 6] == [
+        f"  {fits}  one",
+        f"  {fills}",
+        " " * 27 + "two",
+        f"  {wider}",
+        " " * 27 + "three",
+    ]
+
+
+def test_a_group_whose_options_wrap_never_splits_a_hyphenated_name(tmp_path: Path) -> None:
+    names = [f"pre-activation-unit-{i:02d}" for i in range(12)]
+    conf = write_conf(tmp_path, {}, {"act": names})
+    lines = help_text(conf).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("  act "))
+    rows = lines[row : lines.index("", row)]
+    assert len(rows) == 3 and all(len(r) <= WIDTH for r in rows) and rows[1].startswith(" " * 13)
+    listed = [name for line in rows for name in line[13:].split(", ") if name]
+    assert [name.rstrip(",") for name in listed] == names  # each name whole, on one row

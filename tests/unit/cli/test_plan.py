@@ -189,3 +189,197 @@ def test_the_projection_counts_the_steps_and_the_throughput_of_the_job_s_device_
     item = plan.plan_job(job, [], tmp_path, stores)
     assert (item.action, item.images, item.img_s) == ("train", 9 * 128, 200.0)
     assert item.seconds == pytest.approx(9 * 128 / 200.0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (None, "unknown"),
+        (0.0, "0 s"),
+        (59.4, "59 s"),
+        (60.0, "1.0 min"),  # a minute and more: minutes
+        (90.0, "1.5 min"),
+        (3599.0, "60.0 min"),
+        (3600.0, "1.0 h"),  # an hour and more: hours
+        (5400.0, "1.5 h"),
+    ],
+)
+def test_a_duration_is_said_in_seconds_minutes_or_hours(seconds: float | None, said: str) -> None:
+    assert plan._duration(seconds) == said
+
+
+def shown(items: list[plan.Planned], swept: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    plan.show(items, swept)
+    return capsys.readouterr().out
+
+
+def expected_table(title: str, swept: list[str], rows: list[list[str]], caption: str) -> str:
+    """What `show` prints where stdout is no terminal: the title, a markdown table, the caption."""
+    from runner.console import markdown_table
+
+    header = ["#", *swept, "action", "images to train", "img/s (measured)", "projected"]
+    return f"\n{title}\n\n{markdown_table(header, rows)}\n\n{caption}\n\n"
+
+
+NOTE = "; evaluation not included; a plateau schedule may stop earlier. Nothing was run or written."
+
+
+def test_the_plan_table_shows_each_jobs_action_size_rate_and_time_and_the_known_total(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Planned = plan.Planned
+    skip = Planned({"act": "relu"}, "skip", "(finished in run r1)", images=0)  # nothing to train: 0 s
+    resume = Planned(
+        {"act": "prelu"}, "resume", "from epoch 1 (step 6) in run r2", 768, 100.0, "median of 2 run(s)"
+    )
+    train = Planned({"act": "tanh"}, "train", "", 1_152_000, 200.0, "median of 3 run(s)")  # 5,760 s
+    unmeasured = Planned({"act": "lrelu"}, "train", "", 1_000, None, "unknown")
+    refused = Planned({"act": "x"}, "refused", "act=x: unknown act")
+    rows = [
+        ["0", "relu", "skip (finished in run r1)", "0", "unknown", "0 s"],
+        ["1", "prelu", "resume from epoch 1 (step 6) in run r2", "768", "100 (median of 2 run(s))", "8 s"],
+        ["2", "tanh", "train", "1,152,000", "200 (median of 3 run(s))", "1.6 h"],
+        ["3", "lrelu", "train", "1,000", "unknown", "unknown"],
+        ["4", "x", "refused act=x: unknown act", "unknown", "unknown", "unknown"],
+    ]  # fmt: skip
+    out = shown([skip, resume, train, unmeasured, refused], ["act"], capsys)
+    caption = "projected training time: 1.6 h for 3 of 5 jobs (the others' throughput or size is unknown)"
+    assert out == expected_table(
+        "plan: 5 job(s), 1 skip, 1 resume, 2 train, 1 refused", ["act"], rows, caption + NOTE
+    )
+
+    out = shown([skip, resume, train], ["act"], capsys)  # every time known: the total alone
+    caption = "projected training time: 1.6 h"  # 0 + 7.68 + 5,760 s
+    assert out == expected_table(
+        "plan: 3 job(s), 1 skip, 1 resume, 1 train", ["act"], rows[:3], caption + NOTE
+    )
+
+    out = shown([Planned({}, "train", "", 1_000, None, "unknown")], [], capsys)
+    caption = "projected training time: unknown (no earlier run of these models on this device in the store)"
+    row = ["0", "train", "1,000", "unknown", "unknown"]
+    assert out == expected_table("plan: 1 job(s), 1 train", [], [row], caption + NOTE)
+
+
+def test_a_folder_data_sets_training_images_are_counted_from_its_files(tmp_path: Path) -> None:
+    """ImageNet: the validation split is held out of train/ first, then the subset is taken (imagenet.py)."""
+    from fakes import write_folder
+
+    data = {"name": "imagenet", "root": "imnet", "val_split": 3, "subset": None}
+    assert plan.train_images(data, tmp_path) is None  # no files to count: unknown
+    write_folder(tmp_path / "imnet", train=6, val=2)  # 3 classes of 6 training images
+    (tmp_path / "imnet" / "train" / "README").write_text("not an image of a class")
+    assert plan.train_images(data, tmp_path) == 18 - 3
+    assert plan.train_images({**data, "subset": 10}, tmp_path) == 10
+    assert plan.train_images({**data, "subset": 20}, tmp_path) == 15
+    assert plan.train_images({**data, "val_split": None}, tmp_path) == 18
+
+
+@pytest.mark.parametrize(
+    ("data", "images"),
+    [
+        ({"name": "fashion_mnist", "val_split": 5000, "subset": None}, 55000),  # 60,000 in the files
+        ({"name": "fashion_mnist", "val_split": 128, "subset": 512}, 384),  # the subset, then held out
+        ({"name": "fashion_mnist", "val_split": None, "subset": None}, 60000),
+        ({"name": "fashion_mnist", "val_split": 100, "subset": 70000}, 59900),  # a subset past the end
+        ({"name": "synthetic", "train_size": 576, "val_split": 128, "subset": None}, 448),
+    ],
+)
+def test_a_resident_data_sets_training_images_come_from_its_facts(
+    data: dict, images: int, tmp_path: Path
+) -> None:
+    assert plan.train_images(data, tmp_path) == images
+
+
+def test_the_steps_are_unknown_where_the_images_are_and_max_steps_decides_when_set(tmp_path: Path) -> None:
+    trainer = {"batch_size": 64, "max_steps": 0, "epochs": 3}
+    imagenet = {"name": "imagenet", "root": "imnet", "val_split": 3, "subset": None}
+    assert plan.total_steps({"trainer": trainer, "dataset": imagenet}, 1, tmp_path) == (None, 64)
+    capped = {"trainer": {**trainer, "max_steps": 5}, "dataset": imagenet}
+    assert plan.total_steps(capped, 4, tmp_path) == (5, 256)  # 64 images a device, on 4 devices
+
+
+class Runs:
+    """A store answering every search with `rates` (None: a run without images_per_s), recording the limit."""
+
+    def __init__(self, rates: list[float | None]) -> None:
+        self.rates, self.limits = rates, []
+
+    def search_everywhere(self, query: str, max_results: int = 1000) -> list:
+        from types import SimpleNamespace
+
+        self.limits.append(max_results)
+        metrics = [{} if r is None else {"images_per_s": r} for r in self.rates]
+        return [SimpleNamespace(data=SimpleNamespace(metrics=m)) for m in metrics]
+
+
+def test_the_throughput_is_the_median_of_the_newest_measured_runs_or_unknown(tmp_path: Path) -> None:
+    cfg = compose(BASE)
+    assert plan.throughput(None, cfg, 1) == (None, 0)  # no store
+    assert plan.throughput(Runs([]), cfg, 1) == (None, 0)  # no earlier run on this device
+    assert plan.throughput(Runs([None]), cfg, 1) == (None, 0)  # one that logged no throughput
+    store = Runs([300.0, None, 100.0, 120.0, 500.0])
+    assert plan.throughput(store, cfg, 1) == (210.0, 4)
+    assert store.limits == [plan.RECENT_RUNS]
+
+
+def test_a_checkpoint_without_its_run_in_the_store_is_continued_in_a_new_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No store here (a copied checkpoints/ folder, a deleted run): the job carries the checkpoint's steps."""
+    monkeypatch.chdir(tmp_path)
+    cfg = compose(job("tanh"))
+    saved = {key: {} for key in checkpoint.KEYS}
+    saved.update(format=checkpoint.FORMAT, config_hash=config_hash(cfg), run_id="gone")
+    saved["train_state"] = asdict(checkpoint.TrainState(epoch=2, global_step=12))
+    checkpoint.save(tmp_path / "checkpoints" / "runner" / config_hash(cfg) / "last.pt", saved)
+    item = plan.plan_job(job("tanh"), ["act"], tmp_path, {})
+    assert (item.action, item.detail) == ("continue", "from epoch 2 (step 12) in a new run")
+    assert item.images == (STEPS - 12) * BATCH and item.img_s is None and item.measured_by == "unknown"
+    assert item.swept == {"act": "tanh"}
+
+
+def test_a_plan_with_a_refused_job_exits_2_and_says_why_in_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert plan.main([*BASE, "dataset.subset=100"]) == 2
+    assert "| refused dataset.val_split" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_slurm_plan_prints_the_sbatch_script_of_one_job_array(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built by submitit as hydra-submitit-launcher builds it; nothing submitted, no folder made."""
+    monkeypatch.chdir(tmp_path)
+    jobs = [["seed=0", "trainer.devices=2"], ["seed=1", "trainer.devices=2"]]
+    launcher = ["hydra/launcher=slurm", "hydra.launcher.timeout_min=30", "hydra.launcher.comment='[x]'"]
+    text = plan.slurm_script(["-m", *launcher, "seed=0,1", "trainer.devices=2"], jobs)
+    assert text is not None and text.startswith("2 Slurm job(s), submitted as:\n#!/bin/bash\n")
+    for line in (
+        "--array=0-1%2",  # the jobs, all at once
+        "--time=30",
+        "--gpus-per-node=2",  # one task per device
+        "--ntasks-per-node=2",
+        "--cpus-per-task=8",
+        "--mem=64GB",
+        "--nodes=1",
+        "--signal=USR2@120",
+        "--requeue",
+        r"--comment='\[x]'",  # console markup escaped: printed as [x]
+    ):
+        assert f"\n#SBATCH {line}\n" in text, line
+    assert f"\n#SBATCH --output={tmp_path}/multirun/" in text and "-m submitit.core._submit" in text
+    assert list(tmp_path.iterdir()) == []
+    assert plan.slurm_script(["-m", "seed=0,1"], jobs) is None  # Hydra's own launcher: no script
+
+
+def test_a_swept_value_holding_an_equals_sign_is_shown_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    jobs, swept = plan.expand(["-m", *BASE, "tracking.experiment='a=1','a=2'"])
+    assert swept == ["tracking.experiment"]
+    item = plan.plan_job(jobs[0], swept, tmp_path, {})
+    assert item.swept == {"tracking.experiment": "'a=1'"} and item.action == "train"

@@ -49,3 +49,32 @@ def test_a_fact_cannot_be_overridden_and_is_not_hashed() -> None:
     cfg = compose([])
     edited = {**cfg, "dataset": {**cfg["dataset"], "about": {**cfg["dataset"]["about"], "display": "x"}}}
     assert config_hash(edited) == config_hash(cfg)
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "classes", "images", "folder"),
+    [("fashion_mnist", {}, 10, 60_000, False), ("cifar10", {}, 10, 50_000, False), ("cifar100", {}, 100, 50_000, False),
+     ("synthetic", {"num_classes": 7, "train_size": 640}, 7, 640, False),
+     ("imagenet", {"num_classes": "1000"}, 1000, None, True)],
+)  # fmt: skip
+def test_each_data_sets_classes_training_images_and_kind(
+    name: str, settings: dict, classes: int, images: int | None, folder: bool
+) -> None:
+    """A fixed fact wins; a null fact defers to the setting it names (synthetic: dataset.num_classes and
+    dataset.train_size); a folder set's training images are known only from its files (None)."""
+    assert datasets.num_classes(name, settings) == classes
+    assert datasets.train_images(name, settings) == images
+    assert datasets.is_folder(name) is folder
+
+
+def test_a_fixed_fact_is_not_overridden_by_a_setting() -> None:
+    assert datasets.num_classes("cifar10", {"num_classes": 7}) == 10
+    assert datasets.train_images("cifar10", {"train_size": 640}) == 50_000
+
+
+def test_an_unknown_data_set_names_the_file_it_lacks() -> None:
+    from runner.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        datasets.about("mnist")
+    assert str(refused.value) == "dataset.name='mnist': no conf/dataset/mnist.yaml"

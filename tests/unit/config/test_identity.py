@@ -109,3 +109,19 @@ def test_the_cell_changes_with_every_hashed_leaf_but_the_seed(name: str) -> None
     moved = {".".join(p): cell_id(with_leaf(cfg, p)) != before for p in leaves(cfg) if hashed(".".join(p))}
     assert [k for k, m in moved.items() if not m] == ["seed"]
     assert cell_id(cfg) != config_hash(cfg)
+
+
+def test_a_leaf_json_cannot_hold_is_hashed_as_its_text_and_the_hash_is_16_hex_digits() -> None:
+    """`default=str`: a Path (or any object) left in a config hashes as its string, never raises."""
+    from pathlib import Path
+
+    with_path = config_hash({"dataset": {"root": Path("/data/cifar")}, "seed": 0})
+    assert with_path == config_hash({"dataset": {"root": "/data/cifar"}, "seed": 0})
+    assert len(with_path) == 16 and int(with_path, 16) >= 0
+
+
+def test_the_hash_does_not_depend_on_the_order_of_the_keys() -> None:
+    """A config composed in another order (a preset that sets its groups in another order) is the same job."""
+    one = {"seed": 0, "optim": {"lr": 0.1, "momentum": 0.9}, "model": {"name": "resnet20", "width": 16}}
+    other = {"model": {"width": 16, "name": "resnet20"}, "optim": {"momentum": 0.9, "lr": 0.1}, "seed": 0}
+    assert config_hash(one) == config_hash(other) and cell_id(one) == cell_id(other)

@@ -251,3 +251,46 @@ def test_an_unknown_top_level_key_is_named_with_every_top_level_group() -> None:
     with pytest.raises(ConfigError) as error:
         config.check_read({"traner.epochs": 3})
     assert str(error.value) == f"traner.epochs is not a key runner reads; top-level keys: {', '.join(top)}"
+
+
+def test_the_model_option_words_take_both_ends_of_their_range_and_say_it() -> None:
+    """The words of the families' OPTIONS tables (runner/models/*.py), at their boundaries."""
+    width = config.integer(1, 4096)
+    assert [passes(v, width) for v in (1, 4096, 0, 4097, 2.0, True, None)] == [
+        True, True, False, False, False, False, False,
+    ]  # fmt: skip
+    assert width.describe() == "an integer in [1, 4096]"
+    counts = config.integers(3, 1, 1000, "layer counts")
+    verdicts = [passes(v, counts) for v in ([1, 1000, 5], [1, 1001, 5], [0, 1, 1], [1, 2], [1, 2, 3, 4])]
+    assert verdicts == [True, False, False, False, False]
+    assert counts.describe() == "a list of 3 layer counts, each in [1, 1000]"
+    with pytest.raises(ConfigError) as refused:
+        check_value("model.convs", [1, 1001, 5], counts)
+    assert str(refused.value) == (
+        "model.convs[1]=1001 is not allowed; expected an integer in [1, 1000] "
+        "(model.convs: a list of 3 layer counts, each in [1, 1000])"
+    )
+    groups, shortcut = config.choice(1, 2), config.choice("A", "B", "C")
+    assert [passes(v, groups) for v in (1, 2, 3, "1")] == [True, True, False, False]
+    assert groups.describe() == "1 or 2" and shortcut.describe() == "one of A, B, C"
+    scale = config.scale_up_to(16)
+    assert [passes(v, scale) for v in (16, 0.001, 1, 0, -1, 16.5, math.inf)] == [
+        True, True, True, False, False, False, False,
+    ]  # fmt: skip
+    assert scale.describe() == "a number in (0, 16]"
+
+
+def test_an_integer_beyond_what_torch_takes_is_named_with_the_limit_and_a_long_value_is_cut() -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_value("seed", 2**64, config.SEED)
+    assert str(refused.value) == (
+        "seed=18446744073709551616 is beyond what torch.manual_seed takes (64 bits); "
+        "expected an integer in [0, 2^64 − 1]"
+    )
+    check_value("seed", 2**64 - 1, config.SEED)  # the largest seed passes
+    with pytest.raises(ConfigError) as refused:
+        check_value("trainer.epochs", 10**399, config.POSITIVE_INT)
+    assert str(refused.value) == (
+        f"trainer.epochs={'1' + '0' * 27}… (400 characters) is beyond torch's 64-bit integers (at most 2^63 − 1); "
+        "expected an integer ≥ 1"
+    )

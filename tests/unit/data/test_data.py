@@ -894,16 +894,17 @@ def test_the_augmentation_stream_of_a_seed_is_pinned():
     assert hashlib.sha256(first.numpy().tobytes()).hexdigest()[:16] == "f853dd69a28b3510"
 
 
-@pytest.mark.parametrize("name", ["crop", "flip"])
+@pytest.mark.parametrize("name", ["crop", "flip", "lighting"])
 def test_the_augmentation_runs_on_its_inputs_device_whatever_the_default_device(name):
     from runner.data.tensor_loader import AUGMENTS
 
-    x = torch.arange(8 * 6 * 6, dtype=torch.float).view(8, 1, 6, 6)
+    aug = A.lighting(0.1) if name == "lighting" else AUGMENTS[name]
+    x = torch.arange(8 * 3 * 6 * 6, dtype=torch.float).view(8, 3, 6, 6)
     gen = torch.Generator().manual_seed(0)
-    expected = AUGMENTS[name](x, gen, 0, 8)
+    expected = aug(x, gen, 0, 8)
     gen.manual_seed(0)
     with torch.device("meta"):  # a tensor made without naming the input's device would land here
-        out = AUGMENTS[name](x, gen, 0, 8)
+        out = aug(x, gen, 0, 8)
     assert out.device == x.device and torch.equal(out, expected)
 
 

@@ -4,6 +4,8 @@ single-process gloo group. The same behaviour through real processes is in e2e/ 
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,16 +18,18 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from runner import env
 from runner.run import ddp
-from runner.train.loop import JobInfo, Outcome
+from runner.train.loop import Interrupted, JobInfo, Outcome
 
 JOB = JobInfo("0123456789abcdef", "/ckpt/last.pt", "/work", run_id="run-0", resume=True)
 
 
 @pytest.fixture(autouse=True)
 def no_launcher_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test states its own rank and SLURM job: none leaks in from the shell that started pytest."""
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_JOB_ID"):
+    """Each test states its own rank, SLURM job and fault: none leaks in from the shell that started pytest."""
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_JOB_ID", "SLURM_NTASKS", "SUBMITIT_EXECUTOR",
+                 env.SPAWNED, env.FAULT):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
 
 
@@ -364,3 +368,219 @@ def test_a_real_single_process_gloo_group_runs_the_worker_end_to_end(
     assert outcome.status == "finished"
     assert trained[0][1] == JobInfo(**{**vars(JOB), "rank": 0, "world_size": 1, "local_rank": 0})
     assert not dist.is_initialized()
+
+
+# --- who starts the workers: torchrun, one Slurm task per GPU, or this process ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("world_size", "spawned", "one_of_several"),
+    [
+        (None, False, False),  # a plain `runner`
+        ("1", False, False),  # torchrun --nproc-per-node 1: one worker is the whole job
+        ("2", False, True),  # torchrun, or Slurm's tasks: this process is a rank already
+        ("2", True, False),  # a worker this runner spawned: its parent started the group
+    ],
+)
+def test_a_process_is_one_of_several_workers_only_where_torchrun_or_slurm_made_it_so(
+    world_size: str | None, spawned: bool, one_of_several: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if world_size is not None:
+        monkeypatch.setenv("WORLD_SIZE", world_size)
+    if spawned:
+        monkeypatch.setenv(env.SPAWNED, "1")
+    assert ddp.under_torchrun() is one_of_several
+
+
+class FakeSlurmTasks:
+    """submitit's TorchDistributedEnvironment: what export() was asked, then RANK... set as Slurm's task 1 of 4."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.exports: list[dict[str, Any]] = []
+        self.monkeypatch = monkeypatch
+        import submitit.helpers
+
+        monkeypatch.setattr(submitit.helpers, "TorchDistributedEnvironment", lambda: self)
+
+    def export(self, **kwargs: Any) -> None:
+        self.exports.append(kwargs)
+        for name, value in {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}.items():
+            self.monkeypatch.setenv(name, value)
+
+
+def test_slurms_tasks_become_torch_ranks_leaving_the_gpu_to_the_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tasks = FakeSlurmTasks(monkeypatch)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")  # hydra/launcher=slurm, one task per GPU
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert ddp.under_torchrun() is True
+    # CUDA_VISIBLE_DEVICES untouched: _init_group picks the local rank's GPU (torch.cuda.set_device).
+    assert tasks.exports == [{"set_cuda_visible_devices": False}]
+    assert ddp.worker_env() == (1, 4, 1)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"SUBMITIT_EXECUTOR": "slurm"},  # one task: SLURM_NTASKS unset
+        {"SUBMITIT_EXECUTOR": "slurm", "SLURM_NTASKS": "1"},
+        {"SUBMITIT_EXECUTOR": "local", "SLURM_NTASKS": "4"},  # submitit's local executor is no Slurm job
+        {"SLURM_NTASKS": "4"},  # an sbatch script of one's own: torchrun inside sets the ranks
+        {"SUBMITIT_EXECUTOR": "slurm", "SLURM_NTASKS": "4", "RANK": "2", "WORLD_SIZE": "4"},  # set already
+    ],
+)
+def test_slurms_variables_are_adopted_only_for_several_tasks_of_hydras_slurm_launcher(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = FakeSlurmTasks(monkeypatch)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    ddp.under_torchrun()
+    assert tasks.exports == []
+    assert os.environ.get("RANK") == environ.get("RANK")
+
+
+# --- training a job: in this process, or on N spawned workers -------------------------------------------------
+
+OUTCOME = Outcome("finished", {"test_top1_error": 8.75}, epochs=2, steps=10)
+
+
+def test_one_device_trains_in_this_process_and_the_fault_goes_to_this_job_only(
+    monkeypatch: pytest.MonkeyPatch, set_threads: list[int]
+) -> None:
+    seen: list[tuple[dict, JobInfo, str | None]] = []
+
+    def train(cfg: dict, job: JobInfo) -> Outcome:
+        seen.append((cfg, job, os.environ.get(env.FAULT)))
+        return OUTCOME
+
+    monkeypatch.setattr(ddp, "train", train)
+    monkeypatch.setenv(env.FAULT, "0:3")  # test-only fault injection: rank 0 raises after step 3
+    cfg = trainer_cfg("cpu", threads=2)
+    assert ddp.run_training(cfg, JOB, 1) is OUTCOME
+    assert seen == [(cfg, JOB, "0:3")] and set_threads == [2]
+    assert env.FAULT not in os.environ
+    assert ddp.run_training(cfg, JOB, 1) is OUTCOME
+    assert seen[1] == (cfg, JOB, None)  # the next job of the sweep runs clean
+
+
+def test_a_job_that_raises_takes_its_fault_with_it(
+    monkeypatch: pytest.MonkeyPatch, set_threads: list[int]
+) -> None:
+    def train(cfg: dict, job: JobInfo) -> Outcome:
+        raise RuntimeError("fault injected at step 3")
+
+    monkeypatch.setattr(ddp, "train", train)
+    monkeypatch.setenv(env.FAULT, "0:3")
+    with pytest.raises(RuntimeError, match="fault injected"):
+        ddp.run_training(trainer_cfg("cpu"), JOB, 1)
+    assert env.FAULT not in os.environ
+
+
+def test_a_rank_started_by_torchrun_is_a_worker_of_the_group_whatever_devices_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workers: list[tuple[dict, JobInfo]] = []
+    monkeypatch.setattr(ddp, "distributed_worker", lambda cfg, job: workers.append((cfg, job)) or OUTCOME)
+    monkeypatch.setattr(ddp, "train", lambda cfg, job: pytest.fail("trained outside the group"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = trainer_cfg("cpu")
+    assert ddp.run_training(cfg, JOB, 1) is OUTCOME
+    assert workers == [(cfg, JOB)]
+
+
+class FakeElastic:
+    """torch's elastic_launch: records the launch config, and runs `run` in place of the N workers."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, run: Any = None) -> None:
+        import torch.distributed.launcher.api as launcher
+
+        self.configs: list[Any] = []
+        self.calls: list[tuple[Any, tuple, str | None, str | None]] = []
+        self.run = run
+        monkeypatch.setattr(launcher, "elastic_launch", self)
+
+    def __call__(self, config: Any, entrypoint: Any) -> Any:
+        self.configs.append(config)
+
+        def launch(*args: Any) -> dict[int, Outcome]:
+            self.calls.append((entrypoint, args, os.environ.get(env.SPAWNED), os.environ.get(env.FAULT)))
+            if self.run is not None:
+                self.run()
+            return {0: OUTCOME, 1: Outcome("finished", {"test_top1_error": 9.0})}  # rank 0's is the job's
+
+        return launch
+
+
+def test_several_devices_spawn_one_worker_each_in_a_fresh_single_node_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    elastic = FakeElastic(monkeypatch)
+    monkeypatch.setattr(ddp, "free_port", lambda: 29533)
+    monkeypatch.setattr(ddp, "train", lambda cfg, job: pytest.fail("trained in the launching process"))
+    monkeypatch.setenv(env.FAULT, "1:5")
+    cfg = trainer_cfg("cpu")
+    assert ddp.run_training(cfg, JOB, 2) is OUTCOME
+    # The workers get the composed config and rank 0's job, and inherit the fault and the mark of our workers.
+    assert elastic.calls == [(ddp.distributed_worker, (cfg, JOB), "1", "1:5")]
+    assert env.SPAWNED not in os.environ and env.FAULT not in os.environ  # the next job starts clean
+    (config,) = elastic.configs
+    assert (config.min_nodes, config.max_nodes, config.nproc_per_node) == (1, 1, 2)
+    assert (config.rdzv_backend, config.rdzv_endpoint) == ("c10d", "127.0.0.1:29533")  # its own port
+    assert config.max_restarts == 0  # a failed worker fails the job; it is not run again
+    assert (config.monitor_interval, config.start_method) == (0.5, "spawn")
+    assert re.fullmatch("runner-[0-9a-f]{8}", config.run_id)
+    ddp.run_training(cfg, JOB, 3)
+    assert elastic.configs[1].nproc_per_node == 3 and elastic.configs[1].run_id != config.run_id
+
+
+def test_a_signal_that_stopped_the_workers_is_an_interruption_with_that_signal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    def stopped() -> None:
+        raise SignalException("Process 7 got signal: 15", sigval=signal.SIGTERM)
+
+    FakeElastic(monkeypatch, run=stopped)
+    requeued: list[int] = []
+    monkeypatch.setattr(ddp, "requeue_after_time_limit", requeued.append)
+    with pytest.raises(Interrupted) as interrupted:
+        ddp.run_training(trainer_cfg("cpu"), JOB, 2)
+    assert str(interrupted.value) == "stopped by signal 15"
+    assert interrupted.value.signum == signal.SIGTERM  # the process exits 128 + 15, as the shell expects
+    assert interrupted.value.__cause__ is None and interrupted.value.__suppress_context__
+    assert requeued == [signal.SIGTERM] and env.SPAWNED not in os.environ
+
+
+def test_a_job_stopped_by_slurms_time_limit_is_requeued_then_still_reported_interrupted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[tuple[dict, JobInfo, int]] = []
+    stop = Interrupted("stopped by signal 12", signal.SIGUSR2)
+
+    def run(cfg: dict, job: JobInfo, devices: int) -> Outcome:
+        asked.append((cfg, job, devices))
+        raise stop
+
+    requeued: list[int] = []
+    monkeypatch.setattr(ddp, "_run_training", run)
+    monkeypatch.setattr(ddp, "requeue_after_time_limit", requeued.append)
+    cfg = trainer_cfg("cpu")
+    with pytest.raises(Interrupted) as interrupted:
+        ddp.run_training(cfg, JOB, 4)
+    assert interrupted.value is stop and requeued == [signal.SIGUSR2]
+    assert asked == [(cfg, JOB, 4)]
+
+
+def test_under_torchrun_rank_0_tells_the_other_ranks_there_is_nothing_to_train(
+    monkeypatch: pytest.MonkeyPatch, set_threads: list[int]
+) -> None:
+    fake = FakeDist(monkeypatch, rank=0)
+    ddp.release_torchrun_ranks(trainer_cfg("cpu", threads=2, timeout=60))  # a plain `runner`: no group
+    assert fake.inits == [] and fake.broadcasts == [] and fake.destroyed == 0
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ddp.release_torchrun_ranks(trainer_cfg("cpu", threads=2, timeout=60))
+    assert fake.inits == [(("gloo",), {"timeout": timedelta(seconds=60)})]
+    assert fake.broadcasts == [([None], {"src": 0})] and fake.destroyed == 1

@@ -140,3 +140,301 @@ def test_resume_never_trains_anew_past_a_finished_run_and_a_checkpoint(tmp_path:
     write_checkpoint(job.ckpt_path, "r1")
     store = Store(run("r1", "KILLED", "killed"), run("r0", "FINISHED", "finished"))
     assert decide(job, store, EXPERIMENT) == Decision("new")
+
+
+# --- open the run, train, record how it ended (runner/run/job.py), with a recording stand-in for the store ------
+
+
+class Tracker:
+    """A RunLog that records what the job asks of it, in order."""
+
+    run_id = "r7"
+
+    def __init__(self, end_error: Exception | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.end_error = end_error
+
+    def attach(self, run_id: str) -> None:
+        self.calls.append(("attach", run_id))
+
+    def start(
+        self, experiment_id: str, name: str, tags: dict[str, str], parent_id: str | None = None
+    ) -> None:
+        self.calls.append(("start", experiment_id, name, parent_id))
+        self.tags = tags
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def log_text(self, text: str, name: str) -> None:
+        self.calls.append(("text", name, text))
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.calls.append(("tags", tags))
+
+    def end(self, status: str) -> None:
+        self.calls.append(("end", status))
+        if self.end_error is not None:
+            raise self.end_error
+
+    def run_url(self) -> str:
+        return "http://store/r7"
+
+    def system_metrics(self, seconds: float, resume: bool) -> Any:
+        import contextlib
+
+        self.calls.append(("system_metrics", seconds, resume))
+        return contextlib.nullcontext()
+
+
+def full_spec(tmp_path: Path, system_metrics: bool = False) -> Spec:
+    """A job spec with the keys the recording steps read (trainer, tracking, a preset's `expected`)."""
+    job = spec(tmp_path)
+    job.resolved = {
+        "resume": "auto",
+        "seed": 3,
+        "model": {"name": "resnet20", "width": 4},
+        "trainer": {"accelerator": "cpu", "devices": 1},
+        "tracking": {"system_metrics": system_metrics, "system_metrics_seconds": 2.5},
+        "expected": {"test_top1_error": 8.75},
+    }
+    job.choices, job.overrides = {"model": "resnet20", "experiment": "cifar"}, ["model.width=4", "seed=3"]
+    return job
+
+
+def trained(monkeypatch: pytest.MonkeyPatch, outcome: Any = None, error: BaseException | None = None) -> list:
+    """run_training replaced: returns `outcome` or raises `error`; the JobInfo it got is appended to the list."""
+    from runner.run import ddp
+
+    jobs: list = []
+
+    def run_training(cfg: dict[str, Any], job: Any, devices: int) -> Any:
+        jobs.append(job)
+        if error is not None:
+            raise error
+        return outcome
+
+    monkeypatch.setattr(ddp, "run_training", run_training)
+    return jobs
+
+
+def test_a_finished_job_is_tagged_finished_ended_finished_and_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.run.job import train_and_record
+
+    outcome = SimpleNamespace(status="finished", metrics={"test_top1_error": 8.5, "lr": 0.1})
+    jobs = trained(monkeypatch, outcome)
+    tracker, job = Tracker(), full_spec(tmp_path)
+    assert train_and_record(job, tracker, resume=True) == 0
+    assert tracker.calls == [("tags", {"runner.status": "finished"}), ("end", "FINISHED")]
+    (info,) = jobs
+    assert (info.config_hash, info.ckpt_path, info.cwd, info.run_id, info.tracking_uri, info.resume) == (
+        HASH, str(job.ckpt_path), str(tmp_path), "r7", "sqlite:///mlflow.db", True,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "| test_top1_error | 8.5   |" in out and "lr" not in out.split("job — finished")[1]
+    assert "MLflow run r7: http://store/r7" in out
+    assert "expected" not in out and "8.75" not in out  # the config tree leaves a preset's claims out
+
+
+def test_a_diverged_job_is_tagged_with_its_step_ended_failed_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.run.job import train_and_record
+
+    trained(monkeypatch, SimpleNamespace(status="diverged", detail="loss nan", steps=12, metrics={}))
+    tracker = Tracker()
+    assert train_and_record(full_spec(tmp_path), tracker, resume=False) == 1
+    assert tracker.calls == [
+        (
+            "tags",
+            {"runner.status": "diverged", "runner.diverged_detail": "loss nan", "runner.diverged_step": 12},
+        ),
+        ("end", "FAILED"),
+    ]
+
+
+@pytest.mark.parametrize(("error", "code"), [("SIGTERM", 143), ("SIGINT", 130), ("Ctrl-C", 130)])
+def test_an_interrupted_job_is_tagged_killed_ended_killed_and_exits_128_plus_the_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: str, code: int
+) -> None:
+    """The loop's Interrupted carries its signal; Ctrl-C before the loop took over is a KeyboardInterrupt (SIGINT)."""
+    from runner.run.job import train_and_record
+    from runner.train.loop import Interrupted
+
+    signums = {"SIGTERM": 15, "SIGINT": 2}
+    trained(
+        monkeypatch, error=Interrupted(error, signums[error]) if error in signums else KeyboardInterrupt()
+    )
+    tracker, job = Tracker(), full_spec(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        train_and_record(job, tracker, resume=False)
+    assert exit_.value.code == code
+    assert tracker.calls == [("tags", {"runner.status": "killed"}), ("end", "KILLED")]
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("runner: error: job: ")
+        and "; no checkpoint yet; run the same command again to resume\n" in err
+    )
+    if error in signums:
+        assert f"runner: error: job: {error}; no checkpoint yet;" in err
+
+
+def test_a_ctrl_c_before_the_loop_says_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.run.job import train_and_record
+
+    trained(monkeypatch, error=KeyboardInterrupt())
+    with pytest.raises(SystemExit) as exit_:
+        train_and_record(full_spec(tmp_path), Tracker(), resume=False)
+    # A bare KeyboardInterrupt's text is empty: the line must still say why (it once read "job: ; …").
+    assert exit_.value.code == 130
+    assert "runner: error: job: interrupted; no checkpoint yet;" in capsys.readouterr().err
+
+
+def test_an_interrupted_job_with_a_checkpoint_says_where_it_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.run.job import train_and_record
+    from runner.train.loop import Interrupted
+
+    job = full_spec(tmp_path)
+    write_checkpoint(job.ckpt_path, "r7")
+    trained(monkeypatch, error=Interrupted("SIGUSR2", 12))
+    with pytest.raises(SystemExit) as exit_:
+        train_and_record(job, Tracker(), resume=False)
+    assert exit_.value.code == 140
+    assert f"job: SIGUSR2; checkpoint kept at {job.ckpt_path}; run the same" in capsys.readouterr().err
+
+
+def test_a_failing_job_is_tagged_with_its_error_ended_failed_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.run.job import train_and_record
+
+    trained(monkeypatch, error=ValueError("boom " + "x" * 600))
+    tracker = Tracker()
+    assert train_and_record(full_spec(tmp_path), tracker, resume=False) == 1
+    tags, end = tracker.calls
+    assert tags == ("tags", {"runner.status": "failed", "runner.error": ("boom " + "x" * 600)[:500]})
+    assert end == ("end", "FAILED")
+    assert "runner: error: job failed: ValueError: boom x" in capsys.readouterr().err
+
+
+def test_a_users_error_is_raised_after_the_run_is_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.errors import ConfigError
+    from runner.run.job import train_and_record
+
+    trained(monkeypatch, error=ConfigError("dataset.root: missing"))
+    tracker = Tracker()
+    with pytest.raises(ConfigError, match="dataset.root: missing"):
+        train_and_record(full_spec(tmp_path), tracker, resume=False)
+    assert tracker.calls == [("end", "FAILED")]
+
+
+def test_a_store_that_stops_taking_writes_at_the_end_gives_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.errors import TrackingError
+    from runner.run.job import train_and_record
+
+    trained(monkeypatch, SimpleNamespace(status="finished", metrics={}))
+    job = full_spec(tmp_path)
+    code = train_and_record(job, Tracker(end_error=TrackingError("the store is gone")), resume=False)
+    assert code == TrackingError.exit_code == 2
+    assert (
+        f"runner: error: the store is gone; run r7 could not be closed; checkpoint kept at {job.ckpt_path}"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_system_metrics_are_sampled_at_the_configured_interval_when_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resume: bool
+) -> None:
+    from runner.run.job import train_and_record
+
+    trained(monkeypatch, SimpleNamespace(status="finished", metrics={}))
+    tracker = Tracker()
+    train_and_record(full_spec(tmp_path, system_metrics=True), tracker, resume=resume)
+    assert tracker.calls[0] == ("system_metrics", 2.5, resume)
+    off = Tracker()
+    train_and_record(full_spec(tmp_path), off, resume=resume)
+    assert not any(call[0] == "system_metrics" for call in off.calls)
+
+
+def test_a_resumed_run_is_attached_not_started(tmp_path: Path) -> None:
+    from runner.run.job import open_run
+
+    tracker, job = Tracker(), full_spec(tmp_path)
+    write_checkpoint(job.ckpt_path, "r1")
+    open_run(job, tracker, EXPERIMENT, Decision("resume", run_id="r1"))
+    assert tracker.calls == [("attach", "r1")] and job.ckpt_path.exists()
+
+
+def test_a_new_run_is_started_under_the_sweep_with_its_params_config_and_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """resume=never: the old checkpoint goes; the params are the group choices (not the preset) and every leaf
+    but a preset's `expected` claims."""
+    from runner import env
+    from runner.run.job import open_run
+
+    monkeypatch.setenv(env.PARENT_RUN_ID, "sweep9")
+    tracker, job = Tracker(), full_spec(tmp_path)
+    write_checkpoint(job.ckpt_path, "r1")
+    open_run(job, tracker, EXPERIMENT, Decision("new"))
+    assert not job.ckpt_path.exists()
+    assert tracker.calls[0] == ("start", EXPERIMENT, "job", "sweep9")
+    assert tracker.params == {
+        "model": "resnet20", "resume": "auto", "seed": 3, "model.name": "resnet20", "model.width": 4,
+        "trainer.accelerator": "cpu", "trainer.devices": 1, "tracking.system_metrics": False,
+        "tracking.system_metrics_seconds": 2.5,
+    }  # fmt: skip
+    texts = {call[1]: call[2] for call in tracker.calls if call[0] == "text"}
+    assert texts["overrides.txt"] == "model.width=4\nseed=3\n"
+    assert "width: 4" in texts["config.yaml"] and "expected" in texts["config.yaml"]
+    assert len(tracker.calls) == 3  # start and the two texts: no tag of a carried checkpoint
+
+
+def test_a_carried_checkpoint_is_rewritten_as_the_new_runs_and_says_where_it_came_from(
+    tmp_path: Path,
+) -> None:
+    from runner.run.job import open_run
+    from runner.train import checkpoint
+
+    copied = tmp_path / "copied.pt"
+    write_checkpoint(copied, "elsewhere", epoch=3)
+    tracker, job = Tracker(), full_spec(tmp_path)
+    carried = checkpoint.load(copied, HASH)
+    open_run(job, tracker, EXPERIMENT, Decision("new", carried=carried, source=copied))
+    assert checkpoint.load(job.ckpt_path, HASH)["run_id"] == "r7"
+    assert tracker.calls[-1] == ("tags", {"runner.resumed_from": str(copied)})
+
+
+def test_the_run_tags_say_the_config_cell_versions_devices_command_and_choices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch as torch_module
+
+    from runner.config.identity import cell_id
+    from runner.run.job import run_tags
+
+    monkeypatch.setattr("sys.argv", ["runner", "model=resnet20", "trainer.epochs=1"])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    job = full_spec(tmp_path)
+    tags = run_tags(job)
+    command = "runner model=resnet20 trainer.epochs=1"
+    assert tags["runner.config_hash"] == HASH and tags["runner.cell"] == cell_id(job.resolved)
+    assert tags["runner.git_commit"] == "unknown"  # tmp_path is no git checkout
+    assert tags["runner.torch"] == torch_module.__version__ and tags["runner.device"].startswith("cpu (")
+    assert (tags["runner.devices"], tags["runner.cuda_visible_devices"]) == ("1", "2,3")
+    assert (
+        tags["runner.command"] == command and tags["mlflow.note.content"] == f"Produced by:\n\n    {command}"
+    )
+    assert (tags["runner.model"], tags["runner.experiment"]) == ("resnet20", "cifar")
+    assert all(isinstance(v, str) for v in tags.values())

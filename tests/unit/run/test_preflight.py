@@ -6,6 +6,7 @@ a config (runner/run/job.py: one_writer)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,451 @@ def test_a_holder_killed_with_sigkill_leaves_no_stale_lock(tmp_path: Path) -> No
         holder.wait()
     with one_writer(spec):  # the kernel released the dead holder's lock
         assert lock.read_text().startswith(f"process {os.getpid()} ")
+
+
+# --- what the run will touch, function by function ----------------------------------------------------------
+
+GPU_LAUNCHER = "hydra_plugins.runner_gpu_launcher.gpu_launcher.GpuLauncher"
+
+
+def job_cfg(uri: str = "sqlite:///mlflow.db", root: str = "mlartifacts", ckpt: str = "checkpoints") -> dict:
+    """The keys of a composed config that say where a job writes (conf/tracking/mlflow.yaml's defaults)."""
+    return {
+        "tracking": {"uri": uri, "artifact_root": root},
+        "trainer": {"ckpt_dir": ckpt},
+        "resume_from": None,
+    }
+
+
+CKPT = ("trainer.ckpt_dir", "checkpoints")
+
+# (tracking.uri, tracking.artifact_root) → the directories besides the checkpoints, each with the key naming it.
+WRITTEN = {
+    "sqlite: the database file's folder": ("sqlite:///mlflow.db", "mlartifacts",
+        {".": ("tracking.uri", "sqlite:///mlflow.db"), "mlartifacts": ("tracking.artifact_root", "mlartifacts")}),
+    "sqlite and file:// at absolute paths": ("sqlite:////srv/db/m.db", "file:///srv/art",
+        {"/srv/db": ("tracking.uri", "sqlite:////srv/db/m.db"), "/srv/art": ("tracking.artifact_root", "file:///srv/art")}),
+    "MLflow's file store by file://": ("file:///srv/mlruns", "mlartifacts",
+        {"/srv/mlruns": ("tracking.uri", "file:///srv/mlruns"), "mlartifacts": ("tracking.artifact_root", "mlartifacts")}),
+    "MLflow's file store by a bare path": ("mlruns", "art",
+        {"mlruns": ("tracking.uri", "mlruns"), "art": ("tracking.artifact_root", "art")}),
+    "a server keeps its artifacts": ("http://127.0.0.1:5000", "mlartifacts", {}),
+    "an https server too": ("https://mlflow.example", "file:///srv/art", {}),
+    "a database store, artifacts in a bucket": ("postgresql://u@db/runs", "s3://bucket/art", {}),
+    "a database store, artifacts on disk": ("postgresql://u@db/runs", "file:///srv/art",
+        {"/srv/art": ("tracking.artifact_root", "file:///srv/art")}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(WRITTEN))
+def test_the_directories_a_job_writes_are_named_by_their_keys(case: str, tmp_path: Path) -> None:
+    from runner.run.preflight import written_paths
+
+    uri, root, beside = WRITTEN[case]
+    expected = {tmp_path / "checkpoints": CKPT, **{tmp_path / p: named for p, named in beside.items()}}
+    assert written_paths(job_cfg(uri, root), tmp_path) == expected
+
+
+def test_one_directory_written_for_two_keys_is_named_by_the_checkpoints_key(tmp_path: Path) -> None:
+    from runner.run.preflight import written_paths
+
+    cfg = job_cfg("sqlite:///state/mlflow.db", "file://state", ckpt="state")
+    assert written_paths(cfg, tmp_path) == {tmp_path / "state": ("trainer.ckpt_dir", "state")}
+
+
+def test_a_directory_under_a_file_is_refused_naming_the_key_and_the_file(tmp_path: Path) -> None:
+    from runner.errors import ConfigError
+    from runner.run.preflight import prove_writable
+
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(ConfigError) as refused:
+        prove_writable("trainer.ckpt_dir", "a-file/ckpt", tmp_path / "a-file" / "ckpt")
+    assert str(refused.value) == (
+        f"trainer.ckpt_dir=a-file/ckpt cannot be written: {tmp_path / 'a-file'}: not a directory"
+    )
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__  # no traceback chain
+
+
+def test_a_directory_yet_to_be_made_is_proved_where_it_would_be_and_nothing_is_left(tmp_path: Path) -> None:
+    from runner.run.preflight import prove_writable
+
+    (tmp_path / "kept").write_text("x")
+    prove_writable("trainer.ckpt_dir", "new/deeper", tmp_path / "new" / "deeper")
+    prove_writable("tracking.artifact_root", "kept-dir", tmp_path)  # one that exists
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # no probe, and the directory not made
+
+
+@pytest.mark.parametrize(
+    ("raised", "says"),
+    [
+        (PermissionError(13, "Permission denied"), "Permission denied"),  # a read-only mount, even as root
+        (OSError("disk quota exceeded"), "disk quota exceeded"),  # no strerror: the error itself
+    ],
+)
+def test_a_failed_probe_is_one_line_with_the_systems_reason(
+    raised: OSError, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from runner.errors import ConfigError
+    from runner.run.preflight import prove_writable
+
+    def refuse(**kwargs: object) -> str:
+        raise raised
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(ConfigError) as refused:
+        prove_writable("hydra.run.dir", "out", tmp_path / "out")
+    assert str(refused.value) == f"hydra.run.dir=out cannot be written: {tmp_path}: {says}"
+
+
+def test_resume_from_must_be_a_file_relative_to_the_start_directory(tmp_path: Path) -> None:
+    from runner.errors import ConfigError
+    from runner.run.preflight import check_resume_from
+
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "last.pt").write_bytes(b"")
+    check_resume_from({"resume_from": "ck/last.pt"}, tmp_path)
+    check_resume_from({"resume_from": None}, tmp_path)  # nothing to resume from: nothing checked
+    with pytest.raises(ConfigError) as refused:
+        check_resume_from({"resume_from": "ck"}, tmp_path)  # a directory is no checkpoint
+    assert str(refused.value) == f"resume_from=ck is not a file (relative to {tmp_path})"
+
+
+def test_each_directory_touched_is_checked_once_named_by_the_first_key_that_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.run.preflight import check_touched
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a directory")
+    under_file = f"cannot be written: {tmp_path / 'a-file'}: not a directory"
+    fine, bad = job_cfg(), job_cfg(ckpt="a-file/ckpt")
+    assert check_touched([fine], ("hydra.run.dir", "outputs/run"), {}) is None
+    assert (
+        check_touched([fine], ("hydra.run.dir", "a-file/out"), {}) == f"hydra.run.dir=a-file/out {under_file}"
+    )
+    assert check_touched([bad], ("hydra.run.dir", "a-file/ckpt"), {}) == (
+        f"hydra.run.dir=a-file/ckpt {under_file}"  # Hydra's output is named first
+    )
+    assert check_touched([fine, bad], ("hydra.sweep.dir", "multirun/x"), {}) == (
+        f"trainer.ckpt_dir=a-file/ckpt {under_file}"  # every variant of a sweep, not only the first
+    )
+    gone = {**fine, "resume_from": "gone.pt"}
+    assert check_touched([gone], ("hydra.run.dir", "outputs/run"), {}) == (
+        f"resume_from=gone.pt is not a file (relative to {tmp_path})"
+    )
+    launcher = {"_target_": GPU_LAUNCHER, "gpus": [0], "devices": 2, "jobs_per_gpu": 1}
+    assert check_touched([fine], ("hydra.sweep.dir", "multirun/x"), launcher) == (
+        "trainer.devices=2 but hydra.launcher.gpus has 1: ['0']"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written
+
+
+def test_only_the_gpu_launcher_has_its_resources_checked() -> None:
+    from runner.errors import ConfigError
+    from runner.run.preflight import check_launcher
+
+    check_launcher({})  # a single run: no launcher
+    check_launcher({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher", "gpus": []})
+    check_launcher({"_target_": GPU_LAUNCHER, "gpus": [0, 1], "devices": 2, "jobs_per_gpu": 1})
+    with pytest.raises(ConfigError, match=r"^hydra\.launcher\.jobs_per_gpu=0; allowed: 1 or more$"):
+        check_launcher({"_target_": GPU_LAUNCHER, "gpus": [0, 1], "devices": 1, "jobs_per_gpu": 0})
+
+
+def test_a_model_name_or_option_the_registry_lacks_is_one_line_naming_what_is_allowed() -> None:
+    from runner.errors import ConfigError
+    from runner.models import model_names
+    from runner.run.preflight import check_model
+
+    check_model({"model": {"name": "resnet20", "width": 4, "shortcut": "A"}})
+    with pytest.raises(ConfigError) as unknown:
+        check_model({"model": {"name": "resnet21"}})
+    assert str(unknown.value) == f"model.name='resnet21' is unknown; allowed: {', '.join(model_names())}"
+    assert "resnet20" in model_names()
+    with pytest.raises(ConfigError) as option:  # alexnet's options asked of a ResNet: the first one named
+        check_model({"model": {"name": "resnet20", "width": 4, "lrn": True, "dropout": 0.5}})
+    assert str(option.value) == "model.dropout is not an option of resnet20; allowed: shortcut, width"
+    with pytest.raises(ConfigError) as option:
+        check_model({"model": {"name": "alexnet", "width": 3}})
+    assert str(option.value) == (
+        "model.width is not an option of alexnet; allowed: dropout, groups, lrn, overlap_pool, width_mult"
+    )
+
+
+@pytest.fixture(scope="module")
+def default_cfg() -> dict:
+    """The default run's composed config (ResNet-20 on Fashion-MNIST), composed once for these tests."""
+    from conftest import compose
+
+    return compose()
+
+
+def test_the_default_config_dry_builds_on_the_meta_device(default_cfg: dict) -> None:
+    from runner.run.preflight import check_parts
+
+    check_parts(copy.deepcopy(default_cfg))
+    dense = copy.deepcopy(default_cfg)
+    dense["dataset"]["test_view"] = "dense"
+    check_parts(dense)
+
+
+# Where a builder fails → the part the line names (default config: resnet20, Fashion-MNIST 32×32, cosine/sgd).
+FAILING_PART = {
+    "the model": ("runner.models.build_for", False, "model=resnet20 on the 32×32 input of dataset=fashion_mnist"),
+    "its dense form": ("runner.models.dense.dense_scores", True, "dataset.test_view=dense with model=resnet20"),
+    "the optimizer": ("runner.train.optim.build_optimizer", False, "schedule=cosine with optim=sgd"),
+    "the schedule": ("runner.train.schedule.build_schedule", False, "schedule=cosine with optim=sgd"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("where", list(FAILING_PART))
+@pytest.mark.parametrize(
+    ("raised", "reason"),
+    [
+        (ValueError("too small\n  (details on the next line)"), "too small"),  # the first line only
+        (TypeError(), "TypeError"),  # no message: the exception's name
+        (IndexError("list index out of range"), "list index out of range"),
+        (RuntimeError("shape mismatch"), "shape mismatch"),
+    ],
+)
+def test_a_builders_error_is_one_line_naming_the_part(
+    where: str,
+    raised: Exception,
+    reason: str,
+    default_cfg: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runner.errors import ConfigError
+    from runner.run.preflight import check_parts
+
+    target, dense, part = FAILING_PART[where]
+    cfg = copy.deepcopy(default_cfg)
+    assert (cfg["schedule"]["name"], cfg["optim"]["name"]) == ("cosine", "sgd")
+    if dense:
+        cfg["dataset"]["test_view"] = "dense"
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(target, fail)
+    with pytest.raises(ConfigError) as refused:
+        check_parts(cfg)
+    assert str(refused.value) == f"{part}: {reason}"
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+
+
+def test_an_augmentation_that_fails_on_a_dummy_batch_is_named_with_its_data_set(
+    default_cfg: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.data.tensor_loader import AUGMENTS
+    from runner.errors import ConfigError
+    from runner.run.preflight import check_parts
+
+    def fail(batch: object, gen: object, lo: int, total: int) -> None:
+        raise RuntimeError("flip of a 1-channel batch")
+
+    monkeypatch.setitem(AUGMENTS, "flip", fail)
+    cfg = copy.deepcopy(default_cfg)
+    cfg["dataset"]["augment"] = ["crop", "flip"]  # ResNet's CIFAR recipe (Sec. 4.2); the default run has none
+    with pytest.raises(ConfigError) as refused:
+        check_parts(cfg)
+    assert str(refused.value) == (
+        "dataset.augment=['crop', 'flip'] of dataset=fashion_mnist: flip of a 1-channel batch"
+    )
+
+
+def test_an_error_other_than_a_builders_is_not_passed_off_as_a_config_error(
+    default_cfg: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyError is a bug in runner, not a bad value: it must surface, not become a line about the config."""
+    from runner.run.preflight import check_parts
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("lr")
+
+    monkeypatch.setattr("runner.train.optim.build_optimizer", bug)
+    with pytest.raises(KeyError):
+        check_parts(copy.deepcopy(default_cfg))
+
+
+def test_a_sweeps_overrides_that_do_not_parse_are_one_line_with_hydras_reason() -> None:
+    problem = precheck(["-m", "seed=0,1", "act=relu,"])
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith("cannot parse the overrides: mismatched input '<EOF>' expecting "), problem
+
+
+def test_a_sweep_checks_its_sweep_directory_and_a_single_run_its_run_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a directory")
+    under_file = f"cannot be written: {tmp_path / 'a-file'}: not a directory"
+    dirs = ["hydra.sweep.dir=a-file/sweep", "hydra.run.dir=outputs/run"]
+    assert precheck(["--multirun", *dirs, "seed=0,1"]) == f"hydra.sweep.dir=a-file/sweep {under_file}"
+    # One run: Hydra writes its run directory, never the sweep's, and starts no launcher (none of its GPUs).
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    assert precheck([*dirs, "hydra/launcher=gpus"]) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_bad_setting_of_hydras_own_is_one_line_naming_it() -> None:
+    assert (
+        precheck(["hydra.job.chdir=abc"]) == "hydra.job.chdir=abc: Error merging override hydra.job.chdir=abc"
+    )
+
+
+def test_the_data_set_is_decoded_in_a_daemon_thread_that_swallows_errors_and_never_downloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon thread: a pre-flight that stops with an error exits at once, not after the decoding; an error
+    of the data is left to the job's own check to say (runner/data check_data)."""
+    import threading
+
+    import runner.data
+    from runner.run.preflight import read_data_beside
+
+    asked: list[tuple[dict, Path]] = []
+    uncaught: list[object] = []
+
+    def corrupt(dataset: dict, cwd: Path) -> None:
+        asked.append((dataset, cwd))
+        raise OSError("truncated file")
+
+    monkeypatch.setattr(runner.data, "check_data", corrupt)
+    monkeypatch.setattr(threading, "excepthook", uncaught.append)
+    monkeypatch.chdir(tmp_path)
+    thread = read_data_beside({"name": "cifar10", "download": True, "root": None})
+    assert thread is not None and thread.daemon and thread.name == "runner-read-data"
+    thread.join(10)
+    assert not thread.is_alive() and uncaught == []
+    assert asked == [({"name": "cifar10", "download": False, "root": None}, tmp_path)]
+
+
+def test_every_view_of_a_folder_set_dry_runs_on_a_photo_sized_image() -> None:
+    """ImageNet's training and test views (conf/dataset/imagenet.yaml) over one dummy 500×375 RGB image."""
+    from conftest import compose
+
+    from runner.data.augment import TEST_VIEWS, TRAIN_VIEWS
+    from runner.run.preflight import _dry_augment
+
+    data = compose(["dataset=imagenet"])["dataset"]
+    for augment in TRAIN_VIEWS:
+        for view in TEST_VIEWS:
+            _dry_augment({**data, "augment": augment, "test_view": view}, 3, data["crop"])
+
+
+def test_a_folder_sets_view_that_fails_is_named_with_its_data_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import compose
+
+    from runner.data.augment import TRAIN_VIEWS
+    from runner.errors import ConfigError
+    from runner.run.preflight import check_parts
+
+    def scale_jitter(cfg: dict) -> Callable[..., None]:
+        def view(image: object, rng: object) -> None:
+            raise ValueError("crop 224 is larger than the image")
+
+        return view
+
+    monkeypatch.setitem(TRAIN_VIEWS, "scale_jitter", scale_jitter)
+    with pytest.raises(ConfigError) as refused:
+        check_parts(compose(["dataset=imagenet"]))
+    assert str(refused.value) == (
+        "dataset.augment='scale_jitter' of dataset=imagenet: crop 224 is larger than the image"
+    )
+
+
+def test_a_key_the_config_lacks_is_one_line_naming_it_and_how_to_add_one() -> None:
+    assert precheck(["model.widht=8"]) == (
+        "model.widht: unknown key; check the spelling, or add a new key with +model.widht=..."
+    )
+
+
+def test_the_first_variant_that_cannot_be_built_is_named(default_cfg: dict) -> None:
+    from runner.run.preflight import dry_build
+
+    fine, option, unregistered = (copy.deepcopy(default_cfg) for _ in range(3))
+    option["model"]["lrn"] = True
+    unregistered["init"]["name"] = "orthogonal"
+    assert dry_build([fine]) is None
+    assert dry_build([fine, option, unregistered]) == (
+        "model.lrn is not an option of resnet20; allowed: shortcut, width"
+    )
+    assert dry_build([unregistered, option]).startswith("init.name='orthogonal' is not registered; allowed: ")
+
+
+class Command:
+    """What `runner` (with_helper) does around the dry build: MLflow's helper started, the data read beside."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import runner.tracking.helper
+        from runner.run import preflight
+
+        self.events: list[object] = []
+        real_dry_build = preflight.dry_build
+
+        def dry_build(configs: list[dict]) -> str | None:
+            self.events.append("dry build")
+            return real_dry_build(configs)
+
+        monkeypatch.setattr(runner.tracking.helper, "start", lambda: self.events.append("helper"))
+        monkeypatch.setattr(preflight, "read_data_beside", self.read)
+        monkeypatch.setattr(preflight, "dry_build", dry_build)
+
+    def read(self, dataset: dict) -> Command:
+        self.events.append(("read", dataset["name"]))
+        return self
+
+    def join(self) -> None:
+        self.events.append("joined")
+
+
+def test_the_command_starts_the_helper_and_reads_the_data_beside_the_dry_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    command = Command(monkeypatch)
+    assert precheck(["dataset=synthetic"], with_helper=True) is None
+    assert command.events == ["helper", ("read", "synthetic"), "dry build", "joined"]
+    command.events.clear()
+    assert precheck(["dataset=synthetic"]) is None  # the other entry points: the checks only
+    assert command.events == ["dry build"]
+
+
+def test_the_command_stopped_by_a_check_says_so_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    command = Command(monkeypatch)
+    problem = precheck(["dataset=synthetic", "model=prelu_14", "dataset.image_size=4"], with_helper=True)
+    assert problem is not None and problem.startswith(
+        "model=prelu_14 on the 4×4 input of dataset=synthetic: "
+    )
+    assert command.events == ["helper", ("read", "synthetic"), "dry build"]  # not waiting for the data
+    command.events.clear()
+    assert precheck(["optim.lr=nan"], with_helper=True) == (
+        "optim.lr=nan is not allowed; expected a finite number > 0"
+    )
+    assert command.events == []  # a torch-free check failed: no helper, no torch
+
+
+@pytest.mark.parametrize("fails_at", ["iteration", "epoch_end"])
+def test_a_schedule_that_fails_on_a_training_error_or_an_epochs_end_is_caught_before_the_run(
+    fails_at: str, default_cfg: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dry build steps the schedule once with a running training error and ends one epoch: a schedule
+    (a registered extension's too) that cannot take them fails now, not after the first epoch's training."""
+    from runner.errors import ConfigError
+    from runner.run.preflight import check_parts
+    from runner.train.schedule import SCHEDULES, Schedule
+
+    class Picky(Schedule):
+        def iteration(self, step: int, train_error: float | None = None) -> None:
+            if fails_at == "iteration" and train_error is not None:
+                raise ValueError(f"train_error={train_error} is not a fraction")
+
+        def epoch_end(self, monitored_error: float) -> None:
+            if fails_at == "epoch_end":
+                raise ValueError(f"monitored_error={monitored_error} is not a fraction")
+
+    monkeypatch.setitem(SCHEDULES, "cosine", Picky)
+    with pytest.raises(ConfigError, match=r"^schedule=cosine with optim=sgd: \w+=50\.0 is not a fraction$"):
+        check_parts(copy.deepcopy(default_cfg))

@@ -9,7 +9,7 @@ import json
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -194,3 +194,166 @@ def test_cuda_counts_as_initialised_only_where_torch_is_imported_and_says_so(
     assert _cuda_initialised() is False
     monkeypatch.delitem(sys.modules, "torch")  # never imported: CUDA cannot have started
     assert _cuda_initialised() is False
+
+
+# --- claiming a slot ------------------------------------------------------------------------------------------
+
+
+class NoWait:
+    """slots.time for claim_slot: each sleep recorded; `then` runs at the first (another worker exits)."""
+
+    def __init__(self, then: Callable[[], None] | None = None) -> None:
+        self.sleeps: list[float] = []
+        self.then = then
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.then is None or len(self.sleeps) > 1:
+            pytest.fail(f"claim_slot waited ({self.sleeps}) although a slot was free")
+        self.then()
+
+
+def lock(path: Path) -> int:
+    """Hold `path`'s flock the way another worker process would (its own open file description)."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases it again if taken
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, tuple[int, int]]]:
+    """A worker that holds no slot yet, and whose torch has not started CUDA; its slots released at the end."""
+    held: dict[str, tuple[int, int]] = {}
+    monkeypatch.setattr(slots, "_held", held)
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch())
+    yield held
+    for _, fd in held.values():
+        os.close(fd)
+
+
+def test_a_busy_slot_is_passed_over_for_the_next_free_one_without_waiting(
+    tmp_path: Path, fresh: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slots, "time", NoWait())
+    locks = tmp_path / "sweep" / LOCK_DIR  # made by the first worker to claim
+    locks.mkdir(parents=True)
+    others = [lock(locks / "slot-0.lock"), lock(locks / "slot-2.lock")]
+    try:
+        assert slots.claim_slot(str(locks), 4) == 1
+        assert slots.claim_slot(str(locks), 4) == 1  # the same slot for every later job of this worker
+    finally:
+        for fd in others:
+            os.close(fd)
+    assert not is_free(locks / "slot-1.lock")
+    assert sorted(p.name for p in locks.iterdir()) == [f"slot-{i}.lock" for i in range(3)]  # 3 not tried
+
+
+def test_lock_files_are_made_readable_by_all_and_executable_by_none(
+    tmp_path: Path, fresh: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slots, "time", NoWait())
+    umask = os.umask(0o022)  # the usual one: what the mode asked for is what the file gets
+    try:
+        assert slots.claim_slot(str(tmp_path / "new" / LOCK_DIR), 2) == 0
+    finally:
+        os.umask(umask)
+    assert sorted(p.name for p in (tmp_path / "new" / LOCK_DIR).iterdir()) == ["slot-0.lock"]
+    assert (tmp_path / "new" / LOCK_DIR / "slot-0.lock").stat().st_mode & 0o777 == 0o644
+
+
+def test_with_every_slot_busy_a_worker_polls_until_one_is_released(
+    tmp_path: Path, fresh: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A finished worker's replacement may start before the old process has exited and released its slot.
+    locks = tmp_path / LOCK_DIR
+    locks.mkdir()
+    others = [lock(locks / "slot-0.lock"), lock(locks / "slot-1.lock")]
+    clock = NoWait(then=lambda: os.close(others.pop(1)))  # the holder of slot 1 exits during the wait
+    monkeypatch.setattr(slots, "time", clock)
+    try:
+        assert slots.claim_slot(str(locks), 2, poll_s=0.05) == 1
+    finally:
+        for fd in others:
+            os.close(fd)
+    assert clock.sleeps == [0.05]
+
+
+def test_a_worker_that_used_cuda_cannot_move_to_another_sweeps_slot(
+    tmp_path: Path, fresh: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slots, "time", NoWait())
+    first, second = tmp_path / "sweep-1" / LOCK_DIR, tmp_path / "sweep-2" / LOCK_DIR
+    assert slots.claim_slot(str(first), 2) == 0
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch(cuda_started=True))  # bound to the first slot's GPUs
+    with pytest.raises(RuntimeError) as refused:
+        slots.claim_slot(str(second), 2)
+    assert str(refused.value) == "this worker already used CUDA on another sweep's devices; cannot switch"
+    assert not is_free(first / "slot-0.lock") and not second.exists()  # its slot kept, nothing claimed
+
+
+def test_a_worker_without_cuda_moves_to_the_next_sweep_and_releases_its_old_slot(
+    tmp_path: Path, fresh: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # loky reuses a worker for the next sweep of one `runner -m` (a preset's sweeps run one after another).
+    monkeypatch.setattr(slots, "time", NoWait())
+    first, second = tmp_path / "sweep-1" / LOCK_DIR, tmp_path / "sweep-2" / LOCK_DIR
+    assert slots.claim_slot(str(first), 2) == 0
+    assert slots.claim_slot(str(second), 2) == 0
+    assert is_free(first / "slot-0.lock") and not is_free(second / "slot-0.lock")
+    assert list(fresh) == [str(second)]
+
+
+# --- the pre-flight's check of the launcher -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("launcher", "line"),
+    [
+        ({"gpus": [0, 1], "devices": 3, "jobs_per_gpu": 1}, "trainer.devices=3 but hydra.launcher.gpus has 2: ['0', '1']"),
+        ({"gpus": [0, 1], "devices": 1, "jobs_per_gpu": 0}, "hydra.launcher.jobs_per_gpu=0; allowed: 1 or more"),
+        ({"gpus": "0,1", "devices": "auto", "jobs_per_gpu": "-1"}, "hydra.launcher.jobs_per_gpu=-1; allowed: 1 or more"),
+        ({"gpus": [], "devices": 1, "jobs_per_gpu": 1}, "hydra/launcher=gpus: no GPU is visible; list them with hydra.launcher.gpus=[0,1]"),
+    ],
+)  # fmt: skip
+def test_the_launcher_without_the_gpus_its_jobs_need_is_one_config_error_line(
+    launcher: dict[str, Any], line: str
+) -> None:
+    from runner.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        slots.check_launcher(launcher)
+    assert str(refused.value) == line
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__  # no traceback chain
+
+
+def test_the_launcher_with_its_gpus_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    slots.check_launcher({"gpus": [0, 1, 2, 3], "devices": 2, "jobs_per_gpu": "2"})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # no list given: the sweep's own GPUs
+    slots.check_launcher({"gpus": None, "devices": "auto", "jobs_per_gpu": 1})
+
+
+def test_the_launcher_without_joblib_names_the_package_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from runner.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "hydra_plugins.hydra_joblib_launcher" else real(name, *a),
+    )
+    with pytest.raises(ConfigError) as refused:
+        slots.check_launcher({"gpus": [0], "devices": 1, "jobs_per_gpu": 1})
+    assert str(refused.value) == "hydra/launcher=gpus needs hydra-joblib-launcher: pip install -e '.[gpu]'"

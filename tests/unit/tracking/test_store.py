@@ -436,3 +436,106 @@ def test_attaching_to_a_finished_run_reopens_it_and_makes_it_the_trackers_run(st
     with pytest.raises(TrackingError) as failed:
         Tracker(store_uri, retries=()).attach("no-such-run")
     assert str(failed.value).startswith(f"MLflow reopen run failed 1 times at {store_uri}: ")
+
+
+# --- what a Tracker asks of MLflow's client, recorded ----------------------------------------------------------
+
+
+class Client:
+    """MlflowClient's write calls, recorded; `get_run` answers with its experiment."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def log_batch(self, run_id: str, metrics: Any = (), params: Any = (), tags: Any = ()) -> None:
+        self.calls.append(("log_batch", run_id, list(metrics), list(params), list(tags)))
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.calls.append(("set_tag", run_id, key, value))
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        self.calls.append(("set_terminated", run_id, status))
+
+    def update_run(self, run_id: str, status: str) -> None:
+        self.calls.append(("update_run", run_id, status))
+
+    def create_run(self, experiment_id: str, run_name: str, tags: dict[str, str]) -> Any:
+        self.calls.append(("create_run", experiment_id, run_name, tags))
+        return SimpleNamespace(info=SimpleNamespace(run_id="new1"))
+
+    def get_run(self, run_id: str) -> Any:
+        return SimpleNamespace(info=SimpleNamespace(run_id=run_id, experiment_id="4"))
+
+
+def recorded(uri: str = "sqlite:///x.db") -> Any:
+    from runner.tracking.store import Tracker
+
+    tracker = Tracker(uri, retries=())
+    tracker.client = Client()
+    return tracker
+
+
+def test_a_tracker_quiets_mlflows_own_loggers_only() -> None:
+    import logging
+
+    root = logging.getLogger().level
+    recorded()
+    assert logging.getLogger("mlflow.store.db.utils").level == logging.CRITICAL
+    assert logging.getLogger("mlflow.system_metrics").level == logging.WARNING
+    assert logging.getLogger().level == root
+
+
+def test_params_go_in_batches_of_100_as_text_cut_at_6000_characters() -> None:
+    """MLflow takes at most 100 params a batch and 6000 characters a value."""
+    tracker = recorded()
+    tracker.run_id = "r1"
+    tracker.log_params({f"p{i:03d}": i for i in range(250)} | {"long": "x" * 7000})
+    batches = [call[3] for call in tracker.client.calls]
+    assert [len(b) for b in batches] == [100, 100, 51] and {c[1] for c in tracker.client.calls} == {"r1"}
+    assert (batches[0][0].key, batches[0][0].value) == ("p000", "0") and batches[2][-1].value == "x" * 6000
+
+
+def test_metrics_and_series_are_logged_with_their_step_and_a_millisecond_timestamp() -> None:
+    import time
+
+    tracker = recorded()
+    tracker.run_id = "r1"
+    before = int(time.time() * 1000)
+    tracker.log_metrics({"train_loss": 2, "lr": 0.1}, step=7)
+    tracker.log_series([(s, {"val_loss": s / 10}) for s in range(1500)])
+    after = int(time.time() * 1000)
+    (_, run_id, metrics, _, _), *series = tracker.client.calls
+    assert run_id == "r1" and [(m.key, m.value, m.step) for m in metrics] == [
+        ("train_loss", 2.0, 7),
+        ("lr", 0.1, 7),
+    ]
+    assert all(before <= m.timestamp <= after for m in metrics)
+    assert [len(call[2]) for call in series] == [1000, 500]  # MLflow takes at most 1000 values a batch
+    points = [m for call in series for m in call[2]]
+    assert [(m.step, m.value) for m in points[:2]] == [(0, 0.0), (1, 0.1)] and points[-1].step == 1499
+    assert all(before <= m.timestamp <= after for m in points)
+
+
+def test_tags_parents_start_attach_and_end_reach_the_run() -> None:
+    tracker = recorded("http://store:5000/")
+    assert tracker.start("3", "job", {"a": "1"}, parent_id="p9") == "new1" and tracker.run_id == "new1"
+    tracker.set_tags({"runner.status": "finished", "runner.diverged_step": 12})
+    tracker.adopt("old2", "p9")
+    assert tracker.run_url() == "http://store:5000/#/experiments/4/runs/new1"
+    tracker.end("FINISHED")
+    tracker.attach("r5")
+    calls = tracker.client.calls
+    assert calls[0] == ("create_run", "3", "job", {"a": "1", "mlflow.parentRunId": "p9"})
+    assert [(t.key, t.value) for t in calls[1][4]] == [
+        ("runner.status", "finished"),
+        ("runner.diverged_step", "12"),
+    ]
+    assert calls[2:] == [
+        ("set_tag", "old2", "mlflow.parentRunId", "p9"),
+        ("set_terminated", "new1", "FINISHED"),
+        ("update_run", "r5", "RUNNING"),
+    ]
+    assert tracker.run_id == "r5"
+    local = recorded()
+    local.start("3", "job", {"a": "1"})
+    assert local.client.calls == [("create_run", "3", "job", {"a": "1"})] and local.run_url() is None

@@ -107,10 +107,10 @@ def test_table_counts_every_model_config_at_both_input_sizes_in_file_name_order(
     ]
 
 
-def vgg_a_multiply_adds(image_size: int, classes: int) -> int:
+def vgg_a_multiply_adds(image_size: int, classes: int, in_channels: int = 3) -> int:
     """VGG configuration A by hand (Simonyan & Zisserman 2014, Table 1): 3×3 convs (pad 1), 2×2 pools, then
     fc 25,088 → 4096 → 4096 → classes (the 7×7 adaptive pool keeps fc6 at 25,088 inputs at any size)."""
-    convs = [(3, 64, 1), (64, 128, 2), (128, 256, 4), (256, 256, 4), (256, 512, 8), (512, 512, 8)]
+    convs = [(in_channels, 64, 1), (64, 128, 2), (128, 256, 4), (256, 256, 4), (256, 512, 8), (512, 512, 8)]
     convs += [(512, 512, 16), (512, 512, 16)]  # (in, out, downsampling before the layer)
     conv = sum(9 * c_in * c_out * (image_size // down) ** 2 for c_in, c_out, down in convs)
     return conv + 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * classes
@@ -135,4 +135,33 @@ def test_main_prints_the_markdown_table_of_the_readme(monkeypatch, capsys):
         "|---|---|---|\n"
         "| `resnet50` | 3.86 | 78.7 |\n"
         "| `vgg_e` | 19.63 | 517.7 |\n"
+    )
+
+
+@pytest.mark.parametrize(("in_channels", "image_size", "classes"), [(1, 32, 7), (3, 64, 1000)])
+def test_a_configs_model_is_counted_exactly_at_the_channels_size_and_classes_given(
+    in_channels: int, image_size: int, classes: int
+) -> None:
+    """Exact, where the 10 % tests above would let a wrong class count (4096 × classes) or input through."""
+    counted = model_multiply_adds(
+        yaml_option("model", "vgg_a"), RELU, in_channels=in_channels, image_size=image_size, classes=classes
+    )
+    assert counted == vgg_a_multiply_adds(image_size, classes, in_channels)
+
+
+def test_a_run_is_counted_at_its_data_sets_channels_size_and_classes() -> None:
+    from conftest import compose
+
+    cfg = compose(["model=vgg_a", "dataset=synthetic", "dataset.in_channels=1", "dataset.num_classes=7",
+                   "dataset.image_size=64"])  # fmt: skip
+    assert flops.run_multiply_adds(cfg) == vgg_a_multiply_adds(64, 7, in_channels=1)
+
+
+def test_the_summary_line_gives_the_count_in_full_and_in_billions_and_the_input() -> None:
+    assert flops.describe(7_609_090_048, 3, 224) == (
+        "multiply-adds: 7,609,090,048 (7.61 × 10⁹) per 3×224×224 image, conv and linear layers "
+        "(torch.utils.flop_counter FLOPs ÷ 2)"
+    )
+    assert flops.describe(272_343_040, 1, 32).startswith(
+        "multiply-adds: 272,343,040 (0.272 × 10⁹) per 1×32×32 image"
     )

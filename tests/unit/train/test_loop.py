@@ -20,9 +20,23 @@ import torch
 from conftest import compose
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from runner import console
 from runner.config.identity import config_hash
+from runner.tracking import helper
 from runner.train import checkpoint, schedule
-from runner.train.loop import Interrupted, JobInfo, Outcome, build_parts, evaluate, train
+from runner.train import metrics as named_metrics
+from runner.train.flops import describe, run_multiply_adds
+from runner.train.loop import (
+    Interrupted,
+    JobInfo,
+    Outcome,
+    build_parts,
+    evaluate,
+    log_summary,
+    model_summary,
+    open_tracker,
+    train,
+)
 
 # 96 training images (32 held out) in batches of 16: 6 steps an epoch. patience 1 with an unreachable
 # threshold: every epoch after the first is a stall, so the lr drops at the end of epochs 2 and 3.
@@ -67,10 +81,13 @@ def optimizer_steps() -> Iterator[list[int]]:
     handle.remove()
 
 
-def run_with_ctrl_c_at(cfg: dict[str, Any], job: JobInfo, stops: tuple[int, ...]) -> tuple[Outcome, int]:
+def run_with_ctrl_c_at(
+    cfg: dict[str, Any], job: JobInfo, stops: tuple[int, ...]
+) -> tuple[Outcome, list[str]]:
     """Train; a real SIGINT arrives right after each optimiser step numbered in `stops` (counted over the
-    whole run), and each interrupted run is resumed as a re-run does. The outcome and the interruptions."""
-    taken, interrupted = [0], 0
+    whole run), and each interrupted run is resumed as a re-run does. The outcome and each interruption's
+    message (the exit status 128 + signum follows from its signum: SIGINT's, checked here)."""
+    taken, interrupted = [0], []
 
     def ctrl_c(*args: object) -> None:
         taken[0] += 1
@@ -82,8 +99,9 @@ def run_with_ctrl_c_at(cfg: dict[str, Any], job: JobInfo, stops: tuple[int, ...]
         while True:
             try:
                 return train(cfg, job), interrupted
-            except Interrupted:
-                interrupted += 1
+            except Interrupted as e:
+                assert e.signum == signal.SIGINT
+                interrupted.append(str(e))
                 job.resume = True
     finally:
         handle.remove()
@@ -98,7 +116,7 @@ def test_a_run_interrupted_twice_and_resumed_ends_where_the_uninterrupted_run_en
     back for the two runs to agree."""
     reference = train(small, job_in(tmp_path / "a", small))
     resumed, interruptions = run_with_ctrl_c_at(small, job_in(tmp_path / "b", small), stops=(9, 16))
-    assert interruptions == 2
+    assert interruptions == ["stopped by SIGINT at step 9", "stopped by SIGINT at step 16"]
     assert reference.steps == resumed.steps == 3 * STEPS_PER_EPOCH and resumed.epochs == 3
     expected = {k: v for k, v in reference.metrics.items() if k not in TIMINGS}
     assert {k: v for k, v in resumed.metrics.items() if k not in TIMINGS} == expected
@@ -130,7 +148,9 @@ def test_a_run_interrupted_mid_schedule_resumes_at_the_lr_of_its_next_step(
     cfg = compose([*SMALL[:2], *DATA, "trainer.epochs=2", *schedule_of])
     reference = train(cfg, job_in(tmp_path / "a", cfg))
     resumed, interruptions = run_with_ctrl_c_at(cfg, job_in(tmp_path / "b", cfg), stops=(9,))
-    assert interruptions == 1 and resumed.metrics["lr"] == reference.metrics["lr"]
+    assert (
+        interruptions == ["stopped by SIGINT at step 9"] and resumed.metrics["lr"] == reference.metrics["lr"]
+    )
     a, b = (checkpoint.load(tmp_path / d / "last.pt", config_hash(cfg))["model"] for d in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -143,8 +163,11 @@ def test_max_steps_ends_the_run_mid_epoch_at_exactly_that_step(
     assert optimizer_steps[0] == outcome.steps == STEPS_PER_EPOCH + 2
     assert outcome.epochs == 2 and outcome.metrics["epoch"] == 2
     assert "test_top1_error" in outcome.metrics  # the partial epoch is the last: the test set is evaluated
+    # The last epoch's throughput: its 2 steps of 16 images over its seconds.
+    assert outcome.metrics["images_per_s"] == pytest.approx(2 * 16 / outcome.metrics["epoch_seconds"])
     saved = checkpoint.load(tmp_path / "last.pt", config_hash(cfg))
     assert saved["train_state"]["global_step"] == STEPS_PER_EPOCH + 2 and saved["train_state"]["epoch"] == 2
+    assert saved["run_id"] == ""  # no MLflow run: nothing for a resume to continue
 
 
 def test_evaluate_runs_in_eval_mode_and_leaves_batch_norm_statistics_alone(tmp_path: Path) -> None:
@@ -221,3 +244,206 @@ def test_the_warm_up_reads_the_training_error_since_the_last_host_sync(
     assert all(e / 6.25 == round(e / 6.25) for e in Recorded.recent)
     assert sum(Recorded.recent) / STEPS_PER_EPOCH == pytest.approx(outcome.metrics["train_error"])
     assert len(set(Recorded.recent)) > 1
+
+
+class FakeTracker:
+    """A RunLog that keeps what the loop logs, in place of MLflow; `connect` hands out `FakeTracker.last`."""
+
+    last: FakeTracker
+
+    def __init__(self, uri: str | None, artifact_root: str | None = None, retries: Any = None) -> None:
+        FakeTracker.last = self
+        self.connected = (uri, artifact_root, retries)
+        self.run_id: str | None = None
+        self.metrics: list[tuple[int, dict[str, float]]] = []
+        self.series: list[tuple[int, dict[str, float]]] = []
+        self.texts: dict[str, str] = {}
+        self.tags: dict[str, Any] = {}
+        self.datasets: list[tuple[str, Any]] = []
+        self.files: list[tuple[str, str | None]] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.metrics.append((step, dict(metrics)))
+
+    def log_series(self, points: list[tuple[int, dict[str, float]]]) -> None:
+        self.series.extend(points)
+
+    def last_step(self, key: str) -> int:
+        return max((step for step, logged in self.metrics if key in logged), default=-1)
+
+    def log_text(self, text: str, filename: str) -> None:
+        self.texts[filename] = text
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.tags.update(tags)
+
+    def log_dataset(self, name: str, provenance: Any) -> None:
+        self.datasets.append((name, provenance))
+
+    def log_file(self, path: Path, artifact_path: str | None = None) -> None:
+        self.files.append((Path(path).name, artifact_path))
+
+
+def test_rank_0_logs_the_model_each_epoch_the_curves_and_the_final_metrics_to_its_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(helper, "connect", FakeTracker)
+    cfg = compose([*SMALL, "trainer.epochs=2", "trainer.log_every=3", "tracking.retry_seconds=[7]"])
+    job = JobInfo(
+        config_hash(cfg),
+        str(tmp_path / "last.pt"),
+        str(tmp_path),
+        run_id="run1",
+        tracking_uri="sqlite:///t.db",
+    )
+    outcome = train(cfg, job)
+    tracker = FakeTracker.last
+    assert tracker.connected == ("sqlite:///t.db", None, [7]) and tracker.run_id == "run1"
+
+    parts = build_parts(cfg, job)  # the same model and data, to say what should have been logged
+    macs = run_multiply_adds(cfg)
+    assert tracker.tags == {
+        "runner.parameters": sum(p.numel() for p in parts.model.parameters()),
+        "runner.world_size": 1,
+        "runner.multiply_adds": macs,
+    }
+    assert tracker.texts == {"model_summary.txt": model_summary(parts.model, describe(macs, 1, 32))}
+    assert tracker.datasets == [("synthetic", parts.data.provenance)]
+
+    # Each epoch's metrics at its last step, then the summary at the run's last step.
+    assert [step for step, _ in tracker.metrics] == [6, 12, 12]
+    assert [logged["epoch"] for _, logged in tracker.metrics[:2]] == [1, 2]
+    assert tracker.metrics[1][1] == outcome.metrics
+    best = checkpoint.load(tmp_path / "last.pt", config_hash(cfg))["train_state"]["best"]
+    final = {f"final_{k}": v for k, v in outcome.metrics.items() if k.startswith(("val_", "test_"))}
+    assert tracker.metrics[2][1] == {**final, "best_monitored_error": best}
+    assert "final_test_top1_error" in final and "final_val_top1_error" in final
+    assert [step for step, _ in tracker.series] == [3, 6, 9, 12]  # a point at each host sync
+    assert set(tracker.series[0][1]) == {"train_loss_interval", "train_error_interval"}
+    assert tracker.files == [("last.pt", "checkpoint")]
+
+
+def test_the_summary_is_logged_once_and_the_checkpoint_only_when_asked(tmp_path: Path) -> None:
+    """A run killed after its summary and resumed does not log it again; tracking.log_checkpoint=false keeps
+    the checkpoint off the run, and a checkpoint that is not there is not logged."""
+    outcome = Outcome("finished", {"train_error": 9.0, "val_top1_error": 5.0, "test_top5_error": 1.0}, 2, 12)
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"x")
+    tracker = FakeTracker(None)
+    log_summary(tracker, {"tracking": {"log_checkpoint": False}}, outcome, 4.0, ckpt)  # type: ignore[arg-type]
+    assert tracker.metrics == [(12, {"final_val_top1_error": 5.0, "final_test_top5_error": 1.0,
+                                     "best_monitored_error": 4.0})]  # fmt: skip
+    assert tracker.files == []
+    log_summary(tracker, {"tracking": {"log_checkpoint": True}}, outcome, 4.0, ckpt)  # type: ignore[arg-type]
+    assert len(tracker.metrics) == 1 and tracker.files == [("last.pt", "checkpoint")]
+    log_summary(tracker, {"tracking": {"log_checkpoint": True}}, outcome, 4.0, tmp_path / "gone.pt")  # type: ignore[arg-type]
+    assert tracker.files == [("last.pt", "checkpoint")]
+
+
+@pytest.mark.parametrize(("rank", "run_id"), [(0, None), (0, ""), (1, "run1")])
+def test_only_rank_0_of_a_job_with_a_run_opens_a_tracker(
+    monkeypatch: pytest.MonkeyPatch, rank: int, run_id: str | None
+) -> None:
+    monkeypatch.setattr(helper, "connect", lambda *args: pytest.fail("connected"))
+    job = JobInfo("h", "last.pt", ".", run_id=run_id, tracking_uri="sqlite:///t.db", rank=rank)
+    assert open_tracker({"tracking": {"retry_seconds": [1]}}, job) is None
+
+
+def test_the_model_summary_gives_the_size_of_the_model_and_of_each_part() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1000))
+    # one line a child: its name in 12 columns, a space, its parameters right-aligned in 14
+    parts = "\n".join(["0" + " " * 25 + "8", "1" + " " * 25 + "0", "2" + " " * 21 + "3,000"])
+    assert model_summary(model) == f"parameters: 3,008\n\n{parts}\n\n{model}"
+    assert (
+        model_summary(model, "multiply-adds: 7")
+        == f"parameters: 3,008\nmultiply-adds: 7\n\n{parts}\n\n{model}"
+    )
+
+
+@pytest.mark.parametrize(("log_every", "step"), [(100, STEPS_PER_EPOCH), (4, 4)])
+def test_a_non_finite_loss_ends_the_run_as_diverged_at_the_step_it_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_every: int, step: int
+) -> None:
+    """The summed loss turns infinite from the first step: a host sync sees it (log_every 4), or else the
+    end of the epoch does. A result, not a crash: no epoch is counted and no final metrics are logged."""
+
+    def infinite(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(float("inf"))
+
+    loss, error = named_metrics.TRAIN_METRICS
+    monkeypatch.setattr(
+        named_metrics, "TRAIN_METRICS", (named_metrics.Metric("loss", infinite, False), error)
+    )
+    monkeypatch.setattr(helper, "connect", FakeTracker)
+    cfg = compose([*SMALL, f"trainer.log_every={log_every}"])
+    job = JobInfo(config_hash(cfg), str(tmp_path / "last.pt"), str(tmp_path), run_id="run1")
+    outcome = train(cfg, job)
+    assert (outcome.status, outcome.detail) == ("diverged", f"non-finite loss at step {step}")
+    assert (outcome.epochs, outcome.steps, outcome.metrics) == (0, step, {})
+    assert FakeTracker.last.metrics == []
+
+
+def test_the_progress_bars_are_asked_for_on_rank_0_when_trainer_progress_is_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = []
+    real = console.TrainProgress
+
+    def recording(epochs: int, steps_per_epoch: int, enabled: bool = True) -> console.TrainProgress:
+        asked.append((epochs, steps_per_epoch, enabled))
+        return real(epochs, steps_per_epoch, enabled=False)  # not drawn in the test's output
+
+    monkeypatch.setattr(console, "TrainProgress", recording)
+    for progress in ("true", "false"):
+        cfg = compose([*SMALL, "trainer.epochs=1", f"trainer.progress={progress}"])
+        train(cfg, job_in(tmp_path / progress, cfg))
+    assert asked == [(1, STEPS_PER_EPOCH, True), (1, STEPS_PER_EPOCH, False)]
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_bf16_precision_autocasts_the_steps_and_fp32_does_not(
+    tmp_path: Path, small: dict[str, Any], precision: str, dtype: torch.dtype
+) -> None:
+    cfg = compose([*SMALL, f"trainer.precision={precision}"])
+    parts = build_parts(cfg, job_in(tmp_path, cfg))
+    with parts.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == dtype
+
+
+def test_the_test_view_dense_selects_vggs_dense_evaluation(tmp_path: Path, small: dict[str, Any]) -> None:
+    assert build_parts(small, job_in(tmp_path, small)).dense_test is False
+    cfg = compose([*SMALL, "dataset.test_view=dense"])
+    assert build_parts(cfg, job_in(tmp_path, cfg)).dense_test is True
+
+
+def test_deterministic_turns_on_torchs_deterministic_algorithms_warning_where_an_op_has_none(
+    tmp_path: Path,
+) -> None:
+    cfg = compose([*SMALL, "trainer.deterministic=true"])
+    try:
+        build_parts(cfg, job_in(tmp_path, cfg))
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # a warning, not a failed run
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.parametrize(("scale_lr", "lr"), [("true", 0.02), ("false", 0.01)])
+def test_scale_lr_multiplies_the_lr_by_the_number_of_devices(
+    tmp_path: Path, scale_lr: str, lr: float
+) -> None:
+    """Goyal et al. 2017's linear scaling, for a job of 2 devices: built here as its rank 0, in a one-process
+    gloo group (DDP wraps the model; what is checked is the optimiser's lr, 2 × optim.lr=0.01)."""
+    import torch.distributed as dist
+
+    cfg = compose([*SMALL, f"trainer.scale_lr={scale_lr}"])
+    dist.init_process_group("gloo", rank=0, world_size=1, init_method=f"file://{tmp_path / 'store'}")
+    try:
+        job = JobInfo(config_hash(cfg), str(tmp_path / "last.pt"), str(tmp_path), world_size=2)
+        parts = build_parts(cfg, job)
+    finally:
+        dist.destroy_process_group()
+    assert isinstance(parts.net, torch.nn.parallel.DistributedDataParallel)
+    assert [g["lr"] for g in parts.optimizer.param_groups] == [pytest.approx(lr)]
+    assert parts.schedule.lr == pytest.approx(lr)
