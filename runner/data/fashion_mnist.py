@@ -45,6 +45,10 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise DataError(f"{path}: not an IDX uint8 file (wrong magic number {raw[:4].hex()})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:  # cut inside its sizes: the slices below would read them as zeros
+        raise DataError(
+            f"{path}: truncated: header announces {ndim} sizes, found {len(raw) - 4} of their bytes"
+        )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = raw[4 + 4 * ndim :]
     if len(body) != int(np.prod(shape)):

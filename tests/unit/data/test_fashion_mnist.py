@@ -170,3 +170,11 @@ def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
     with pytest.raises(DataError) as refused:
         fashion_mnist.load(FASHION, tmp_path)
     assert str(refused.value) == f"Fashion-MNIST image and label counts differ in {raw.resolve()}"
+
+
+def test_a_file_cut_inside_its_header_is_refused(tmp_path: Path) -> None:
+    """Three sizes announced, half of one present: once read as an empty (0, 0, 0) array."""
+    path = tmp_path / "train-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03\x00\x00")
+    with pytest.raises(DataError, match="truncated: header announces 3 sizes, found 2 of their bytes"):
+        fashion_mnist.read_idx(path)
