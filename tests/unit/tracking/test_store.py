@@ -468,11 +468,13 @@ class Client:
 
 
 def recorded(uri: str = "sqlite:///x.db") -> Any:
+    """A Tracker over the recording Client; MLflow's own client is never made (it would create x.db here)."""
+    from unittest import mock
+
     from runner.tracking.store import Tracker
 
-    tracker = Tracker(uri, retries=())
-    tracker.client = Client()
-    return tracker
+    with mock.patch("mlflow.tracking.MlflowClient", lambda tracking_uri: Client()):
+        return Tracker(uri, retries=())
 
 
 def test_a_tracker_quiets_mlflows_own_loggers_only() -> None:
