@@ -1,5 +1,5 @@
 """Tiny data sets in their real on-disk formats (CIFAR pickles, IDX files, an ImageNet folder tree), written
-by the tests that read them; and the loader context the data tests build."""
+by the tests that read them; the loader context the data tests build; and the map sizes a model's convs see."""
 
 from __future__ import annotations
 
@@ -76,3 +76,19 @@ def write_folder(
 
 IMAGENET = dataset_config("imagenet", root="imnet", val_split=3, lighting=0.1, normalize="per_channel", workers=0,
                           num_classes=3, **SMALL)  # fmt: skip
+
+
+def conv_io(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """(module name, input (H, W), output (H, W)) of every Conv2d of `model` on `x`, in the order they run."""
+    names = {m: n for n, m in model.named_modules()}
+    seen: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+
+    def note(conv: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        seen.append((names[conv], tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:])))
+
+    hooks = [m.register_forward_hook(note) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return seen

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import CONF_DIR, options
+from fakes import conv_io
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -390,18 +391,7 @@ def test_predict_averages_the_softmax_of_each_images_views_dense_or_not() -> Non
 
 def conv_maps(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, int]]:
     """(input, output) spatial size of every conv of `model` on `x`, by its module name."""
-    names = {m: n for n, m in model.named_modules()}
-    maps: dict[str, tuple[int, int]] = {}
-
-    def note(conv: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        maps[names[conv]] = (inputs[0].shape[-1], output.shape[-1])
-
-    hooks = [m.register_forward_hook(note) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        model(x)
-    for hook in hooks:
-        hook.remove()
-    return maps
+    return {name: (size_in[-1], size_out[-1]) for name, size_in, size_out in conv_io(model, x)}
 
 
 def test_a_cifar_resnet_halves_the_map_in_the_first_conv_of_each_later_stage() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fakes import conv_io
 from test_models import PRELU, RELU, build, count, on_meta, tiny_convnet
 from torch import nn
 
@@ -87,19 +88,9 @@ def test_cifar_parameter_counts_exactly(name: str, expected: int) -> None:
     assert count(on_meta(name, size=32, classes=10)) == expected
 
 
-def conv_shapes(model: nn.Module, x: torch.Tensor) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def conv_shapes(model: nn.Module, x: torch.Tensor) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """((H, W) in, (H, W) out) of every conv of `model` on `x`, in order."""
-    shapes: list[tuple[tuple[int, int], tuple[int, int]]] = []
-
-    def note(_: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        shapes.append((tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:])))
-
-    hooks = [m.register_forward_hook(note) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        model(x)
-    for hook in hooks:
-        hook.remove()
-    return shapes
+    return [(size_in, size_out) for _, size_in, size_out in conv_io(model, x)]
 
 
 def test_the_14_layer_models_2x2_convs_keep_square_maps() -> None:

@@ -281,14 +281,19 @@ def test_resume_from_must_be_a_file_relative_to_the_start_directory(tmp_path: Pa
     assert str(refused.value) == f"resume_from=ck is not a file (relative to {tmp_path})"
 
 
+def file_in_the_way(root: Path) -> str:
+    """`root/a-file`, a file where a run would make a directory; returns how the pre-flight says so."""
+    (root / "a-file").write_text("not a directory")
+    return f"cannot be written: {root / 'a-file'}: not a directory"
+
+
 def test_each_directory_touched_is_checked_once_named_by_the_first_key_that_writes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from runner.run.preflight import check_touched
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "a-file").write_text("not a directory")
-    under_file = f"cannot be written: {tmp_path / 'a-file'}: not a directory"
+    under_file = file_in_the_way(tmp_path)
     fine, bad = job_cfg(), job_cfg(ckpt="a-file/ckpt")
     assert check_touched([fine], ("hydra.run.dir", "outputs/run"), {}) is None
     assert (
@@ -448,8 +453,7 @@ def test_a_sweep_checks_its_sweep_directory_and_a_single_run_its_run_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "a-file").write_text("not a directory")
-    under_file = f"cannot be written: {tmp_path / 'a-file'}: not a directory"
+    under_file = file_in_the_way(tmp_path)
     dirs = ["hydra.sweep.dir=a-file/sweep", "hydra.run.dir=outputs/run"]
     assert precheck(["--multirun", *dirs, "seed=0,1"]) == f"hydra.sweep.dir=a-file/sweep {under_file}"
     # One run: Hydra writes its run directory, never the sweep's, and starts no launcher (none of its GPUs).
