@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import CONF_DIR
+from runner.errors import ConfigError
 
 
 def override_key(override: str) -> str:
@@ -64,10 +65,17 @@ def explain(error: Exception, override_list: list[str]) -> str:
 def sweep_variants(overrides: list[str]) -> list[list[str]]:
     """One override list per value of each sweep (`act=relu,prelu` → two lists), others at their first value."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parser = OverridesParser.create()
     values: list[list[str]] = []
-    for override in parsed:
+    for line in overrides:
+        try:  # one at a time, so that the one that does not parse is named
+            (override,) = parser.parse_overrides([line])
+        except HydraException as e:
+            raise ConfigError(
+                with_allowed(f"{override_key(line)}: cannot parse '{line}': {first_line(str(e))}")
+            ) from e
         key = override.get_key_element()
         if override.is_sweep_override():
             values.append([f"{key}={v}" for v in override.sweep_string_iterator()])
@@ -90,6 +98,11 @@ def name_the_key(line: str, variant: list[str], compose: Any) -> str:
         try:
             compose(config_name="config", overrides=[override])
         except Exception:  # the same error as above, now with its culprit known
-            options = sorted(p.stem for p in (Path(CONF_DIR) / key).glob("*.yaml"))
-            return f"{key}: {line}" + (f"; allowed: {', '.join(options)}" if options else "")
+            return with_allowed(f"{key}: {line}")
     return line
+
+
+def with_allowed(line: str) -> str:
+    """`act: …` → `act: …; allowed: lrelu, prelu, …` where the key is a config group (its YAML files' names)."""
+    options = sorted(p.stem for p in (Path(CONF_DIR) / line.split(":", 1)[0]).glob("*.yaml"))
+    return line + (f"; allowed: {', '.join(options)}" if options else "")

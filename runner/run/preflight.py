@@ -29,8 +29,8 @@ def precheck(argv: list[str], with_helper: bool = False) -> str | None:
     multirun = "-m" in argv or "--multirun" in argv
     try:
         variants = sweep_variants(overrides) if multirun else [overrides]
-    except HydraException as e:
-        return f"cannot parse the overrides: {first_line(str(e))}"
+    except ConfigError as e:
+        return str(e)
     configs: list[dict[str, Any]] = []
     with hydra_context():
         for variant in variants:

@@ -17,6 +17,7 @@ from runner.config.compose import (
     override_key,
     sweep_variants,
 )
+from runner.errors import ConfigError
 
 ACTS = "lrelu, prelu, prelu_shared, relu, tanh"
 
@@ -110,6 +111,21 @@ def test_each_sweep_value_is_one_variant_the_other_keys_at_their_first_value() -
         ["seed=1", "optim.lr=0.1"],
     ]
     assert sweep_variants(["seed=3"]) == [["seed=3"]]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [(["seed=0,1", "trainer.epochs=[3"], "trainer.epochs: cannot parse 'trainer.epochs=[3': no viable alternative "
+      "at input '[3'"),
+     (["init=kaiming,xavier_he", "act=relu,"], "act: cannot parse 'act=relu,': mismatched input '<EOF>'")],
+)  # fmt: skip
+def test_a_sweep_override_that_does_not_parse_is_named_with_the_groups_options(
+    overrides: list[str], line: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        sweep_variants(overrides)
+    assert str(caught.value).startswith(line)
+    assert str(caught.value).endswith(f"; allowed: {ACTS}") == overrides[-1].startswith("act")
 
 
 @pytest.mark.parametrize(

@@ -443,10 +443,12 @@ def test_an_error_other_than_a_builders_is_not_passed_off_as_a_config_error(
         check_parts(copy.deepcopy(default_cfg))
 
 
-def test_a_sweeps_overrides_that_do_not_parse_are_one_line_with_hydras_reason() -> None:
+def test_a_sweeps_override_that_does_not_parse_is_one_line_naming_its_key_as_a_single_run_does() -> None:
     problem = precheck(["-m", "seed=0,1", "act=relu,"])
     assert problem is not None and "\n" not in problem
-    assert problem.startswith("cannot parse the overrides: mismatched input '<EOF>' expecting "), problem
+    assert problem.startswith("act: cannot parse 'act=relu,': mismatched input '<EOF>' expecting "), problem
+    assert problem.endswith("; allowed: lrelu, prelu, prelu_shared, relu, tanh")
+    assert precheck(["seed=0", "act=relu,"]).startswith("act: mismatched input '<EOF>'")  # type: ignore[union-attr]
 
 
 def test_a_sweep_checks_its_sweep_directory_and_a_single_run_its_run_directory(

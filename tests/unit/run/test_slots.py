@@ -48,6 +48,11 @@ class StartMethod:
         self.set.append((args, kwargs))
 
 
+def never_waits(seconds: float) -> None:
+    """A free slot is taken at once: a worker polling for one here would loop forever."""
+    pytest.fail(f"claim_slot waited {seconds} s although a slot was free")
+
+
 @pytest.fixture
 def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     """A fresh worker process, faked: no slot held yet, torch imported without CUDA, 16 CPUs, job 3 of the sweep,
@@ -59,7 +64,7 @@ def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     monkeypatch.setitem(sys.modules, "torch", torch)  # the real torch's thread count is the session's
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     clock = iter([100.0, 105.5])
-    monkeypatch.setattr(slots, "time", SimpleNamespace(time=lambda: next(clock), sleep=lambda s: None))
+    monkeypatch.setattr(slots, "time", SimpleNamespace(time=lambda: next(clock), sleep=never_waits))
     monkeypatch.setattr(HydraConfig, "get", lambda: SimpleNamespace(job=SimpleNamespace(num=3)))
     start = StartMethod("loky")
     monkeypatch.setattr(multiprocessing, "get_start_method", start.get)
@@ -130,7 +135,7 @@ def test_threads_never_drop_below_one_and_an_unknown_cpu_count_counts_as_one(
 
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    monkeypatch.setattr(slots, "time", SimpleNamespace(time=lambda: 0.0, sleep=lambda s: None))
+    monkeypatch.setattr(slots, "time", SimpleNamespace(time=lambda: 0.0, sleep=never_waits))
     OnSlot(lambda cfg: None, ["0"], str(tmp_path / "b"))(None)
     assert os.environ["OMP_NUM_THREADS"] == "1" and worker.torch.threads == [1, 1]
 
@@ -145,7 +150,7 @@ def test_a_thread_count_the_user_set_is_kept_and_torch_is_not_imported_for_it(
     # No torch in this worker yet: the count goes to the environment only, and nothing imports torch.
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.delitem(sys.modules, "torch")
-    monkeypatch.setattr(slots, "time", SimpleNamespace(time=lambda: 0.0, sleep=lambda s: None))
+    monkeypatch.setattr(slots, "time", SimpleNamespace(time=lambda: 0.0, sleep=never_waits))
     OnSlot(lambda cfg: None, ["0", "1"], str(tmp_path / "b"))(None)
     assert os.environ["OMP_NUM_THREADS"] == "8" and "torch" not in sys.modules
 
