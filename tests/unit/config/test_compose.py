@@ -41,6 +41,8 @@ def composition_error(overrides: list[str]) -> Exception:
      (["model=vgg_a", "+init=nope"], "+init=nope: unknown init; allowed: gaussian, glorot, kaiming, xavier_he"),
      (["trainer.epohcs=3"], "trainer.epohcs: unknown key; check the spelling, or add a new key with +trainer.epohcs=..."),
      (["seed=${nope}"], "seed: Interpolation key 'nope' not found"),
+     # Hydra's own "Error merging override …" says nothing: the line is its cause's, which names the key
+     (["hydra.job.chdir=maybe"], "hydra.job.chdir: Value 'maybe' is not a valid bool (type str)"),
      (["act=relu,prelu"], "Ambiguous value for argument 'act=relu,prelu' (a sweep over several values needs --multirun)")],
 )  # fmt: skip
 def test_a_composition_error_is_one_line_naming_the_key(overrides: list[str], line: str) -> None:
@@ -62,6 +64,14 @@ def test_a_key_not_in_struct_said_only_by_the_cause_is_still_an_unknown_key() ->
     assert explain(error, ["trainer.epohcs=3"]) == (
         "trainer.epohcs: unknown key; check the spelling, or add a new key with +trainer.epohcs=..."
     )
+
+
+def test_an_error_naming_its_own_key_without_a_cause_is_its_key_and_first_line() -> None:
+    from omegaconf.errors import ValidationError
+
+    error = ValidationError("Value 'abc' could not be converted to Integer\n    full_key: trainer.epochs")
+    error.full_key = "trainer.epochs"
+    assert explain(error, []) == "trainer.epochs: Value 'abc' could not be converted to Integer"
 
 
 def test_an_error_without_a_key_is_its_first_non_blank_line() -> None:
@@ -131,7 +141,15 @@ def test_a_sweep_override_that_does_not_parse_is_named_with_the_groups_options(
 @pytest.mark.parametrize(
     ("override", "key"),
     [("+trainer.epochs=3", "trainer.epochs"), ("~seed", "seed"), ("++optim.lr=0.1", "optim.lr"),
-     ("model.note=a=b", "model.note"), ("act", "act")],
+     ("model.note=a=b", "model.note"), ("act", "act"), ("+XY=2", "XY"), ("~X", "X")],
 )  # fmt: skip
 def test_the_key_an_override_sets(override: str, key: str) -> None:
     assert override_key(override) == key
+
+
+def test_compose_gives_the_config_with_its_interpolations_resolved() -> None:
+    """What a job reads: an override's `${…}` is already its value, as OmegaConf resolves it."""
+    from runner.config.compose import compose
+
+    cfg = compose(["trainer.epochs=3", "seed=${trainer.epochs}"])
+    assert type(cfg) is dict and (cfg["seed"], cfg["trainer"]["epochs"]) == (3, 3)

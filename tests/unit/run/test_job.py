@@ -438,3 +438,125 @@ def test_the_run_tags_say_the_config_cell_versions_devices_command_and_choices(
     )
     assert (tags["runner.model"], tags["runner.experiment"]) == ("resnet20", "cifar")
     assert all(isinstance(v, str) for v in tags.values())
+
+
+# --- prepare: the job's choices, devices, threads and the checkpoint it continues ----------------------------------
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def test_a_jobs_choices_are_its_config_groups_and_preset_not_hydras_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hydra's runtime choices also hold hydra/launcher, hydra/sweeper, … and the default_run: a run's choices
+    (its name, params and tags) are only the config groups and the experiment preset."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from runner.run import job as job_module
+
+    groups = {"model": "resnet20", "init": "kaiming", "act": "prelu", "dataset": "fashion_mnist",
+              "schedule": "multistep", "optim": "sgd", "trainer": "default", "tracking": "mlflow"}  # fmt: skip
+    hydras_own = {"default_run": "resnet20_fashion_mnist", "hydra/launcher": "joblib", "hydra/sweeper": "basic",
+                  "hydra/output": "default"}  # fmt: skip
+    hydra = SimpleNamespace(
+        runtime=SimpleNamespace(
+            choices={**groups, "experiment": "init_depth_small", **hydras_own}, cwd=str(tmp_path)
+        ),
+        overrides=SimpleNamespace(task=["act=prelu"]),
+        launcher=OmegaConf.create({"_target_": JOBLIB, "n_jobs": 2}),
+    )
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hydra))
+    prepared, asked = full_spec(tmp_path), []
+
+    def prepare_spec(cfg: Any, choices: dict[str, str], overrides: list[str], cwd: Path) -> Spec:
+        asked.append((cfg, choices, overrides, cwd))
+        return prepared
+
+    monkeypatch.setattr(job_module, "prepare_spec", prepare_spec)
+    monkeypatch.setattr(job_module, "decide_threads", lambda spec, launcher: asked.append((spec, launcher)))
+    cfg = OmegaConf.create({"seed": 3})
+    assert job_module.prepare(cfg) is prepared
+    assert asked == [
+        (cfg, {**groups, "experiment": "init_depth_small"}, ["act=prelu"], tmp_path),
+        (prepared, {"_target_": JOBLIB, "n_jobs": 2}),  # the launcher as a plain dict
+    ]
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "threads", "why"),
+    [(-1, 1, "8 core(s) ÷ 8 processes at once"), (-5, 2, "8 core(s) ÷ 4 processes at once"),
+     (2, 4, "8 core(s) ÷ 2 processes at once")],
+)  # fmt: skip
+def test_a_joblib_sweeps_jobs_share_the_cores_counting_a_negative_n_jobs_as_joblib_does(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    n_jobs: int,
+    threads: int,
+    why: str,
+) -> None:
+    """joblib's n_jobs=-1 is every core, -5 all but four: each job's torch threads are the cores ÷ jobs at once."""
+    from runner.run.job import decide_threads
+    from runner.train import device
+
+    monkeypatch.setattr(device, "usable_cores", lambda: 8)
+    for name in ("OMP_NUM_THREADS", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    job = full_spec(tmp_path)
+    job.resolved["trainer"]["threads"] = None
+    decide_threads(job, {"_target_": JOBLIB, "n_jobs": n_jobs})
+    assert job.resolved["trainer"]["threads"] == threads
+    assert capsys.readouterr().out == f"torch threads: {threads} ({why})\n"
+
+
+def test_a_torchrun_workers_spec_has_the_worker_envs_rank_and_world_size_and_the_checkpoint_to_continue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under torchrun (WORLD_SIZE > 1) the devices are the world size, not trainer.devices (1 here), and the rank
+    is RANK; resume_from is resolved against the start directory and its checkpoint is loaded and checked."""
+    from conftest import TINY, compose
+    from omegaconf import OmegaConf
+
+    from runner import env
+    from runner.config.identity import config_hash
+    from runner.run import preflight
+    from runner.run.job import prepare_spec
+
+    monkeypatch.setattr(preflight, "check_parts", lambda cfg: None)  # its dry forward pass: test_preflight's
+    for name in (env.SPAWNED, env.SWEPT_KEYS, "SUBMITIT_EXECUTOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    resolved = compose([*TINY, "resume_from=saved/copied.pt"])
+    chash = config_hash(resolved)  # resume_from is not hashed: the copied checkpoint is this config's
+    write_checkpoint(tmp_path / "saved" / "copied.pt", "elsewhere", config=chash, epoch=2)
+    spec = prepare_spec(
+        OmegaConf.create(resolved), {"model": "resnet20"}, ["act=relu"], tmp_path, check_files=False
+    )
+    assert resolved["trainer"]["devices"] == 1 and (spec.devices, spec.rank) == (2, 1)
+    assert spec.resume_from == (tmp_path / "saved" / "copied.pt").resolve()
+    assert spec.carried is not None
+    assert (spec.carried["run_id"], spec.carried["train_state"]["epoch"]) == ("elsewhere", 2)
+    assert (spec.resolved, spec.config_hash, spec.uri) == (
+        resolved,
+        chash,
+        f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}",
+    )
+    assert spec.ckpt_path == (tmp_path / "checkpoints" / "runner" / chash / "last.pt").resolve()
+
+
+def test_a_users_error_before_the_run_is_one_line_and_the_jobs_exit_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omegaconf import OmegaConf
+
+    from runner.errors import ConfigError
+    from runner.run import job as job_module
+
+    def prepare(cfg: Any) -> Spec:
+        raise ConfigError("trainer.epochs=0: must be at least 1")
+
+    monkeypatch.setattr(job_module, "prepare", prepare)
+    assert job_module.run_job(OmegaConf.create({})) == ConfigError.exit_code == 2
+    assert capsys.readouterr().err == "runner: error: trainer.epochs=0: must be at least 1\n"

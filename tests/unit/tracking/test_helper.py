@@ -463,6 +463,7 @@ class Desk:
     def __init__(self, *answers: tuple) -> None:
         self.answers = list(answers)
         self.requests: list[tuple] = []
+        self.process = Child()
 
     def request(self, key: int, method: str, run_id: str | None, args: tuple, kwargs: dict) -> tuple:
         self.requests.append((key, method, run_id, args, kwargs))
@@ -521,6 +522,17 @@ def test_a_remote_tracker_sends_the_data_provenance_as_a_plain_namespace() -> No
     assert vars(provenance) == {
         "source": "/data/f", "digest": "abc123", "sizes": {"train": 512, "val": 128}, "generated": True,
     }  # fmt: skip
+
+
+def test_connect_opens_the_tracker_in_the_running_helper_with_the_store_artifacts_and_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    desk = Desk()  # its process is alive: connect uses it
+    monkeypatch.setattr(helper_module, "_helper", desk)
+    tracker = connect("sqlite:///a.db", "/runs/art", (1.0, 2.0))
+    assert isinstance(tracker, RemoteTracker)
+    assert (tracker.uri, tracker._helper) == ("sqlite:///a.db", desk)
+    assert desk.requests == [(tracker._key, "open", None, ("sqlite:///a.db", "/runs/art", (1.0, 2.0)), {})]
 
 
 def test_start_starts_one_helper_a_process(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -442,7 +442,10 @@ def test_attaching_to_a_finished_run_reopens_it_and_makes_it_the_trackers_run(st
 
 
 class Client:
-    """MlflowClient's write calls, recorded; `get_run` answers with its experiment."""
+    """MlflowClient's write calls and searches, recorded; `get_run` answers with its experiment, and
+    `search_experiments` finds those of `experiments`."""
+
+    experiments: tuple[str, ...] = ("0", "4")
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -465,6 +468,16 @@ class Client:
 
     def get_run(self, run_id: str) -> Any:
         return SimpleNamespace(info=SimpleNamespace(run_id=run_id, experiment_id="4"))
+
+    def log_inputs(self, run_id: str, datasets: Any) -> None:
+        self.calls.append(("log_inputs", run_id, list(datasets)))
+
+    def search_experiments(self) -> list[Any]:
+        return [SimpleNamespace(experiment_id=i) for i in self.experiments]
+
+    def search_runs(self, experiment_ids: list[str], **kwargs: Any) -> list[Any]:
+        self.calls.append(("search_runs", experiment_ids, kwargs))
+        return ["run-b", "run-a"]
 
 
 def recorded(uri: str = "sqlite:///x.db") -> Any:
@@ -541,3 +554,72 @@ def test_tags_parents_start_attach_and_end_reach_the_run() -> None:
     local = recorded()
     local.start("3", "job", {"a": "1"})
     assert local.client.calls == [("create_run", "3", "job", {"a": "1"})] and local.run_url() is None
+
+
+@pytest.mark.parametrize(
+    ("provenance", "source_type", "source"),
+    [(("/data/FashionMNIST", False), "local", {"uri": "/data/FashionMNIST"}),
+     (("synthetic(seed=0)", True), "code", {"tags": {"source": "synthetic(seed=0)"}})],
+)  # fmt: skip
+def test_the_data_set_is_logged_as_the_runs_training_input_with_its_source_digest_and_split_sizes(
+    provenance: tuple[str, bool], source_type: str, source: dict
+) -> None:
+    """A folder read is MLflow's "local" source with its uri; data made in code a "code" source (MetaDataset's
+    shapes), so that the UI's Datasets column shows where the images came from."""
+    import json
+
+    from runner.data import Provenance
+
+    tracker = recorded()
+    tracker.run_id = "r1"
+    tracker.log_dataset(
+        "fashion_mnist", Provenance(provenance[0], "abc123", {"train": 384, "val": 128}, provenance[1])
+    )
+    ((method, run_id, (entry,)),) = tracker.client.calls
+    dataset = entry.dataset
+    assert (method, run_id, dataset.name, dataset.digest) == ("log_inputs", "r1", "fashion_mnist", "abc123")
+    assert (dataset.source_type, json.loads(dataset.source)) == (source_type, source)
+    assert json.loads(dataset.profile) == {"train_size": 384, "val_size": 128}
+    assert [(t.key, t.value) for t in entry.tags] == [("mlflow.data.context", "train")]
+
+
+def test_a_run_lookup_that_keeps_failing_is_one_line_naming_the_lookup() -> None:
+    tracker = recorded("http://store:5000/")
+    tracker.run_id = "r1"
+
+    def refused(run_id: str) -> Any:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    tracker.client.get_run = refused
+    with pytest.raises(TrackingError) as failed:
+        tracker.run_url()
+    assert (
+        str(failed.value)
+        == "MLflow run lookup failed 1 times at http://store:5000/: [Errno 111] Connection refused"
+    )
+
+
+def test_a_search_everywhere_asks_every_experiment_with_the_filter_newest_first() -> None:
+    tracker = recorded()
+    assert tracker.search_everywhere("tags.`runner.status` = 'finished'", max_results=5) == ["run-b", "run-a"]
+    assert tracker.client.calls == [
+        ("search_runs", ["0", "4"],
+         {"filter_string": "tags.`runner.status` = 'finished'", "order_by": ["attributes.start_time DESC"],
+          "max_results": 5}),
+    ]  # fmt: skip
+    tracker.client.experiments = ()
+    assert (
+        tracker.search_everywhere("params.lr = '0.1'") == [] and len(tracker.client.calls) == 1
+    )  # no search
+
+
+def test_a_store_exists_where_its_file_does_or_wherever_a_server_or_database_is_named(tmp_path: Path) -> None:
+    """Opening a missing sqlite file or folder would create it; a server's or database's URI is asked as it is."""
+    from runner.tracking.store import store_exists
+
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    assert store_exists(f"sqlite:///{tmp_path / 'mlflow.db'}") and store_exists(str(tmp_path))
+    assert not store_exists(f"sqlite:///{tmp_path / 'none.db'}") and not store_exists(
+        str(tmp_path / "mlruns")
+    )
+    assert store_exists("http://127.0.0.1:5000") and store_exists("postgresql+psycopg2://mlflow@db/mlflow")
