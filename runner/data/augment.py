@@ -33,13 +33,16 @@ Transform = Callable[[Image.Image, random.Random], torch.Tensor]
 # fb.resnet.torch (eigenvalues there are on the 0..1 scale: 0.2175, 0.0188, 0.0045; here ×255).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
-EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045]) * 255
+# On the CPU whatever device context imports this module first (the pre-flight's meta device would make them
+# meta tensors, which hold no values).
+EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045], device="cpu") * 255
 EIGVEC = torch.tensor(
     [  # columns are the eigenvectors v_1, v_2, v_3 in RGB
         [-0.5675, 0.7192, 0.4009],
         [-0.5808, -0.0045, -0.8140],
         [-0.5836, -0.6948, 0.4203],
-    ]
+    ],
+    device="cpu",
 )
 
 

@@ -624,3 +624,24 @@ def test_a_schedule_that_fails_on_a_training_error_or_an_epochs_end_is_caught_be
     monkeypatch.setitem(SCHEDULES, "cosine", Picky)
     with pytest.raises(ConfigError, match=r"^schedule=cosine with optim=sgd: \w+=50\.0 is not a fraction$"):
         check_parts(copy.deepcopy(default_cfg))
+
+
+IMPORT_UNDER_META = """
+import importlib, pkgutil, torch, runner
+with torch.device("meta"):  # as the dry build may be the first to import a module (a fresh joblib worker's job)
+    modules = [importlib.import_module(m.name) for m in pkgutil.walk_packages(runner.__path__, "runner.")]
+print(sorted(f"{m.__name__}.{k}" for m in modules for k, v in vars(m).items()
+             if isinstance(v, torch.Tensor) and v.device.type != "cpu"))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter: which module is imported first must not be this session's
+def test_a_module_first_imported_under_the_dry_builds_meta_device_keeps_its_constants_on_the_cpu() -> None:
+    """ImageNet's lighting read its PCA eigenvalues from module constants made at import: imported first inside
+    the pre-flight's meta device context, they were meta tensors and every lighting step failed ("Cannot copy
+    out of meta tensor")."""
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_UNDER_META], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"
