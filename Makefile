@@ -63,7 +63,7 @@ SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' test
 # Every test: lint, the in-process tier and the e2e tier (trainings through the real `runner`, servers, a
 # browser, the built wheel). apt-get runs only for what is missing (data, test-deps check first). Within 12
 # minutes on 2 cores of an AMD EPYC: the paper claims measured at a settled budget (minutes of training each)
-# are `make test-claims`, and the tests of several processes or machines per job (the SLURM cluster, the
+# are `make test-claims`, and the tests of several processes or machines per job (2-process DDP jobs, the SLURM cluster, the
 # PostgreSQL store and the server with logins, torchrun, the GPU-slot launcher: ~5 min of both cores) `make
 # test-cluster`. A fresh clone on 2 cores of an AMD EPYC: 11 min 34 s (2026-12-07, 951 + 4 tests: 113 s of
 # install, 546 s of xdist, 26 s of serial tests, the rest lint and the apt checks; the machine ran ~10 % slower
@@ -76,7 +76,8 @@ test: install-dev data lint test-deps
 test-claims: install-dev data
 	$(PY) -m pytest -q -m claims tests
 
-# More than one machine, for real: the local SLURM cluster (sweeps, DDP ranks, preemption and the time limit),
+# More than one machine, for real: 2-process DDP jobs on gloo (a sweep that survives a dead rank, resumes and
+# matches one process), the local SLURM cluster (sweeps, DDP ranks, preemption and the time limit),
 # the shared tracking server with logins, torchrun and the GPU-slot launcher (marker `cluster`; not in make
 # test, which they would take past 12 minutes on 2 cores).
 test-cluster: install-dev data test-deps

@@ -72,6 +72,7 @@ def evaluate_in_one_process(
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.cluster  # 2 processes a job, 7 `runner` processes in all (~2 min of a core): make test-cluster
 def test_sweep_of_two_process_jobs_survives_a_dead_rank_resumes_and_matches_one_process(
     workdir: Path,
 ) -> None:
