@@ -54,11 +54,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def compose(overrides: list[str]) -> dict[str, Any]:
-    """The config `runner <overrides>` composes, checked by the same pre-check (one line on a bad value)."""
+    """The config `runner <overrides>` composes, checked by the same pre-check (one line on a bad value), less
+    its dry build: the evaluated run's own config decides the model, and the evaluation builds it."""
     from runner.config.compose import compose as hydra_compose
     from runner.run.preflight import precheck
 
-    problem = precheck(overrides)
+    problem = precheck(overrides, build=False)
     if problem:
         raise ConfigError(problem)
     return hydra_compose(overrides)

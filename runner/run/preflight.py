@@ -14,9 +14,10 @@ from runner.config.compose import explain, first_line, hydra_context, name_the_k
 from runner.errors import ConfigError
 
 
-def precheck(argv: list[str], with_helper: bool = False) -> str | None:
+def precheck(argv: list[str], with_helper: bool = False, build: bool = True) -> str | None:
     """Compose and validate what the command asks for; the error line, or None when it is fine. With
-    `with_helper` (the `runner` command) MLflow's helper process starts once the torch-free checks passed."""
+    `with_helper` (the `runner` command) MLflow's helper process starts once the torch-free checks passed;
+    `build=False` leaves out the dry build (runner-eval: the run's own config decides the model)."""
     from hydra import compose
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -57,7 +58,7 @@ def precheck(argv: list[str], with_helper: bool = False) -> str | None:
     if problem is not None:
         return problem
     if not with_helper:
-        return dry_build(configs)
+        return dry_build(configs) if build else None
     from runner.tracking import helper as tracking_helper
 
     tracking_helper.start()  # the torch-free checks passed: MLflow's import now overlaps torch's and the dry build

@@ -645,3 +645,14 @@ def test_a_module_first_imported_under_the_dry_builds_meta_device_keeps_its_cons
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_without_the_dry_build_only_what_torch_alone_can_tell_passes() -> None:
+    """runner-eval checks its overrides but not the default model: the evaluated run's config decides that."""
+    too_small = ["dataset=synthetic", "model=prelu_14", "model.width_mult=0.0625", "dataset.image_size=4"]
+    assert precheck(too_small).startswith("model=prelu_14 on the 4×4 input of dataset=synthetic: ")  # type: ignore[union-attr]
+    assert precheck(too_small, build=False) is None
+    assert (
+        precheck(["trainer.epochs=0"], build=False)
+        == "trainer.epochs=0 is not allowed; expected an integer ≥ 1"
+    )
