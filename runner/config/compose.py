@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,10 @@ def explain(error: Exception, override_list: list[str]) -> str:
     cause = error.__cause__ or error.__context__
     full_key = getattr(cause, "full_key", None) or getattr(error, "full_key", None)
     if "not in struct" in text or (cause is not None and "not in struct" in str(cause)):
-        key = full_key or first_line(text)
+        quoted = re.search(r"Key '([^']+)'", text)  # OmegaConf's own wording, where no full_key came with it
+        key = full_key or (quoted[1] if quoted else None)
+        if key is None:  # the caller's name_the_key finds the override that fails alone
+            return f"{first_line(text)}: an unknown key; check the spelling, or add a new key with +KEY=..."
         return f"{key}: unknown key; check the spelling, or add a new key with +{key}=..."
     if full_key:
         return f"{full_key}: {first_line(str(cause or error))}"

@@ -101,6 +101,26 @@ def test_a_trend_ordering_follows_the_slope_and_its_t_interval_by_hand() -> None
     assert curve.comparison.paper == pytest.approx(-1.5)  # the paper's numbers 30, 29, 27: slope −1.5
 
 
+def test_an_ordering_over_several_rows_without_a_trend_compares_the_last_row_with_the_first() -> None:
+    # x, y, z hold 1, 2, 3 / 3, 4, 5 / 8, 9, 10 at step 100 (means 2, 4, 9): Δ = 9 − 2 = 7, not y's 4 − 2.
+    rows = {
+        name: cell(name, [run(f"{name}{i}", [base + i, 50.0, 50.0], test=base + i) for i in range(3)])
+        for name, base in (("x", 1.0), ("y", 3.0), ("z", 8.0))
+    }
+    ex, checks = expected(
+        {"x": 30.0, "y": 29.0, "z": 27.0},
+        {"check": "decreasing", "rows": ["x", "y", "z"], "metric": "test_top1_error"},
+    )
+
+    curve = budget_curves.delta_curve(checks, ex, rows)
+
+    assert curve is not None and not curve.comparison.trend
+    assert curve.comparison.rows == ("x", "z") and curve.comparison.what == "z − x"
+    assert curve.comparison.paper == pytest.approx(-3.0)  # the paper's 27 − 30
+    assert curve.points[0].delta == pytest.approx(7.0) and curve.points[0].n == (3, 3)
+    assert curve.final is not None and curve.final.delta == pytest.approx(7.0)
+
+
 def test_seeds_at_chance_are_left_out_unless_the_learned_gate_stopped_the_claim() -> None:
     a = [run(f"a{i}", [30.0 + i, 10.0 + 2 * i, 9.0 + i], test=20.0 + i) for i in range(3)]
     stuck = run("a3", [90.0, 90.0, 90.0], test=90.0, loss=LN10)  # never left chance
@@ -159,6 +179,10 @@ def test_reaches_first_draws_each_rows_median_curve_and_other_claims_draw_nothin
     assert png.read_bytes()[:4] == b"\x89PNG"
 
     one_row, one_check = expected({}, {"check": "converges", "rows": ["relu"], "below_chance": 0.87})
+    # only a claim of one reaches_first check has a threshold curve
+    assert budget_curves.threshold_curve(one_check, cells) is None
+    assert budget_curves.threshold_curve([*checks, *one_check], cells) is None
+    assert budget_curves.threshold_curve([*checks, *checks], cells) is None
     assert not budget_curves.draw(one_check, one_row, cells, "", tmp_path / "none.png", "t", 50)
     assert not (tmp_path / "none.png").exists()
 

@@ -204,7 +204,12 @@ def test_holm_adjusts_across_the_claims_of_a_page_and_the_counts_use_it() -> Non
     assert adjusted[:2] == [pytest.approx(0.055), pytest.approx(0.072)]
     verdicts = [v.Verdict(str(i), "t", v.REDUCED if p < ALPHA else v.INCONCLUSIVE, p, "", p_reverse=1 - p)
                 for i, p in enumerate(five)]  # fmt: skip
-    held = v.with_holm([*verdicts, v.Verdict("x", "t", v.NOT_RUN, None, "")])
+    # A smoke run's p values are measured but judge nothing: neither family holds them.
+    smoke = v.Verdict("s", "t", v.SMOKE, 0.001, "", p_reverse=0.001)
+    held = v.with_holm([*verdicts, smoke, v.Verdict("x", "t", v.NOT_RUN, None, "")])
+    # each direction its own family of the five judged claims: reverse 0.989 … 0.1 → 1, 1, 1, 1, 5 · 0.1
+    assert [(x.p_holm, x.p_reverse_holm) for x in held[5:]] == [(None, None), (None, None)]
+    assert [x.p_reverse_holm for x in held[:5]] == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.5])
     assert [x.after_holm for x in held[:2]] == [v.INCONCLUSIVE, v.INCONCLUSIVE]  # reproduced before Holm only
     assert (
         held[0].kind == v.REDUCED and held[-1].p_holm is None

@@ -358,12 +358,22 @@ def test_a_single_seed_is_drawn_as_a_line_without_a_band(drawn: list[Any]) -> No
 
 def test_seeds_with_one_point_each_get_their_spread_as_an_error_bar(drawn: list[Any]) -> None:
     """One epoch, one point per seed: no band to fill, a vertical bar from the lowest to the highest seed."""
+    from matplotlib.colors import to_rgba
+
     runs = [run("a", history=history((390, 50.0))), run("b", history=history((390, 40.0)))]
-    render.plot_curves([Cell("kaiming", "c", runs)], Path("curves.png"), "toy")
+    other = [run("c", history=history((390, 20.0))), run("d", history=history((390, 30.0)))]
+    render.plot_curves([Cell("kaiming", "c", runs), Cell("xavier", "c", other)], Path("curves.png"), "toy")
     for ax in drawn[0].axes:
-        (bar,) = ax.collections
-        assert bar.get_alpha() == 0.5
-        assert [seg.tolist() for seg in bar.get_segments()] == [[[390.0, 40.0], [390.0, 50.0]]]
+        bars = ax.collections
+        assert [bar.get_alpha() for bar in bars] == [0.5, 0.5]
+        assert [[seg.tolist() for seg in bar.get_segments()] for bar in bars] == [
+            [[[390.0, 40.0], [390.0, 50.0]]],
+            [[[390.0, 20.0], [390.0, 30.0]]],
+        ]
+        # each bar in its cell's line colour (the second cell's is C1, not the default C0)
+        colours = [tuple(bar.get_color()[0]) for bar in bars]
+        assert colours == [to_rgba(line.get_color(), 0.5) for line in ax.get_lines()]
+        assert colours[1] == to_rgba("C1", 0.5)
 
 
 def test_the_curves_at_iteration_resolution_are_drawn_where_the_runs_logged_them(drawn: list[Any]) -> None:

@@ -328,6 +328,38 @@ def test_full_preset_is_the_packaged_preset_a_small_or_smoke_one_stands_for(
     assert report.full_preset(experiment) == full
 
 
+def test_reference_composes_each_row_of_the_full_preset_once_and_flattens_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """_compose replaced (no Hydra): the overrides it is asked for, and the config the verdicts read back."""
+    from omegaconf import OmegaConf
+
+    asked: list[list[str]] = []
+
+    def compose(overrides: list[str]) -> Any:
+        asked.append(overrides)
+        if "model=broken" in overrides:
+            raise ValueError("no such model")
+        return OmegaConf.create(
+            {"optim": {"lr": "${lr}"}, "lr": 0.1, "expected": {"x": 1}, "hydra": {"y": 2}}
+        )
+
+    monkeypatch.setattr(report, "_compose", compose)
+    assert report.reference(None) is None  # no full preset: nothing to compare with
+
+    config = report.reference("init_depth")
+
+    assert config is not None
+    row = (("model", "deep30"), ("init", "?"))  # "?": a key the run did not log is not overridden
+    assert config(row) == {"optim.lr": 0.1, "lr": 0.1}  # resolved; expected and hydra left out
+    assert config(row) == {"optim.lr": 0.1, "lr": 0.1}
+    assert asked == [["+experiment=init_depth", "model=deep30"]]  # composed once per row
+    assert config((("model", "broken"),)) is None
+    assert capsys.readouterr().err == (
+        "runner-report: +experiment=init_depth model=broken: ValueError: no such model\n"
+    )
+
+
 def test_parse_preset_reads_the_expected_block_and_the_swept_keys() -> None:
     assert report.parse_preset(None) == (None, [])
     assert report.parse_preset('{"sweep_keys": null}') == (None, [])
@@ -474,10 +506,11 @@ def test_log_writes_the_files_the_curves_the_verdict_and_gate_tags_and_the_metri
     store = FakeStore(None)
     report.log(store, "p1", a_report(None))  # no preset: the default curves
     assert drawn[1] == ("curves.png", "toy", render.CURVES)
-    empty = report.Report("toy", None, [], [], [])
+    empty = report.Report("toy sweep (0 jobs, 0 cells, parent run p1)", None, [], [], [])
     store = FakeStore(None)
     report.log(store, "p1", empty)
     assert store.tags == {"runner.jobs": "0"} and store.logged == []  # nothing measured: no metrics call
+    assert drawn[2][1] == "toy sweep"  # the curves' title: the run's name, spaces and all
 
 
 def test_cell_metrics_are_each_cells_statistics_over_its_learned_seeds() -> None:

@@ -1116,6 +1116,10 @@ def test_the_presets_section_names_the_command_the_newest_sweep_ran_where_it_dif
         f"Command: `runner -m +experiment=init_depth_small`{tail}"
     )
     assert command_line("") == f"Command: `runner -m +experiment=init_depth_small`{tail}"
+    sweep = results.Sweep("init_depth_small", "p1", "2023-11-14 22:13 UTC", None, [], 125.0, 2, "", "")
+    out = results.preset_section("init_depth", sweep, [], None)
+    assert out[1:4] == ["", f"Command: `runner -m +experiment=init_depth_small`{tail}", ""]  # a block alone
+    assert out[4].startswith("| claim | paper |")
 
 
 def test_the_presets_table_has_one_row_per_claim_under_its_header() -> None:
@@ -1155,11 +1159,16 @@ def test_the_page_opens_with_what_generated_it_from_which_store_and_one_blank_li
         "already ran) and then `runner-results`, which reads the newest sweeps in the MLflow store "
         "(`sqlite:///x.db`) and writes this page and the summary in README.md."
     )
-    assert lines[5].startswith("Every claim of the seven paper presets (`expected.claims` in ")
-    assert (
-        "Claims tied to the paper's data set name it and the command that runs them; they are never judged on "
-        "other data. A verdict is reproduced only when the paper's direction is significant, contradicted only "
-        "when the reverse is, and a gate (learned, budget, power) stops a claim" in lines[5]
+    assert lines[5] == (
+        "Every claim of the seven paper presets (`expected.claims` in `runner/conf/experiment/<name>.yaml`) "
+        "is judged by runner/analysis/verdicts.py on the runs of `<name>_small` (Fashion-MNIST, reduced width and "
+        "budget: see each preset's comment). Claims tied to the paper's data set name it and the command "
+        "that runs them; they are never judged on other data. A verdict is reproduced only when the paper's "
+        "direction is significant, contradicted only when the reverse is, and a gate (learned, budget, power) "
+        "stops a claim before any comparison with its own numbers; the sections use Holm-adjusted p values "
+        "across the page. Ours: mean ± sample std (finished seeds) of the final value. A claim's budget "
+        "curve follows its Δ over the epochs of the same runs (validation error where the runs held out "
+        "images, else training error), its last point the verdict's Δ on the test set."
     )
     assert lines[7] == results.stability_rule(None) and lines[9] == "## Summary"
     assert text.endswith("\n## A\n\nbody\n") and "\n\n\n" not in text

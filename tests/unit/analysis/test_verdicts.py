@@ -756,6 +756,7 @@ def test_each_verdict_of_a_measured_ordering_in_full() -> None:
     paper_only = verdict(ordering(["a", "b"], data="paper"), sa, sb)
     assert (paper_only.kind, paper_only.gate, paper_only.p) == (v.NOT_COMPARABLE, "data", None)
     assert paper_only.headline == f"different protocol: not comparable ({SCALE})"
+    assert paper_only.detail == f"{CURVE} — data: paper"  # no small_scale_reason declared: why it stopped
     assert verdict(ordering(["a", "b"]), sa, sb, scale="smoke") == v.Verdict(
         "c", "t", v.SMOKE, detail=CURVE, scale=SCALE, **measured
     )

@@ -149,6 +149,7 @@ def test_the_training_bars_count_epochs_and_steps_and_print_each_epochs_metrics_
         "epoch 2  val_top1_error 12.35  val_loss 0.5123  train_top1_error 3.21\n" in out
     )  # not wrapped at 60
     assert "4/5" in out and "2/3" in out and "loss 0.123  lr 0.1  1,234 img/s" in out
+    assert "epoch ━" in out and "step  ━" in out  # each bar is led by its name
 
 
 def test_without_a_terminal_the_training_bars_are_off_and_only_the_epoch_lines_are_printed(
@@ -170,3 +171,15 @@ def test_on_a_narrow_terminal_a_long_metric_name_wraps_and_is_never_cut(
     console.summary("resnet20 — finished", {key: 1.5})
     rows = [line.split("│") for line in buffer.getvalue().splitlines() if line.startswith("│")]
     assert "".join(row[1].strip() for row in rows) == key and rows[0][2].strip() == "1.5"
+
+
+def test_on_a_colour_terminal_the_summarys_metric_names_are_cyan_and_its_values_plain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buffer = io.StringIO()
+    monkeypatch.setattr(
+        console, "console", Console(file=buffer, force_terminal=True, color_system="standard", width=80)
+    )
+    console.summary("resnet20 — finished", {"epochs": 3})
+    row = next(line for line in buffer.getvalue().splitlines() if "epochs" in line)
+    assert row == "│\x1b[36m \x1b[0m\x1b[36mepochs\x1b[0m\x1b[36m \x1b[0m│ 3 │"  # ANSI 36: cyan

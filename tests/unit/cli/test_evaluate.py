@@ -352,10 +352,11 @@ def test_the_store_opened_is_the_configs_resolved_against_the_start_directory(tm
 def test_a_source_that_is_neither_a_file_nor_a_run_in_an_existing_store_is_refused_writing_nothing(
     tmp_path: Path,
 ) -> None:
+    # A run id takes tracking.* overrides (where its store is): the store looked in is the override's.
     with pytest.raises(ConfigError) as refused:
-        evaluate(["no-such-run"], tmp_path)
+        evaluate(["no-such-run", "tracking.uri=sqlite:///elsewhere.db"], tmp_path)
     assert str(refused.value) == (
-        f"no-such-run: no such checkpoint file, and no MLflow store at sqlite:///{tmp_path.resolve()}/mlflow.db"
+        f"no-such-run: no such checkpoint file, and no MLflow store at sqlite:///{tmp_path.resolve()}/elsewhere.db"
     )
     assert list(tmp_path.iterdir()) == []  # opening the missing sqlite file would have created it
 

@@ -118,13 +118,22 @@ def test_print_help_to_a_closed_pipe_is_no_error_and_sends_stdout_to_devnull(
             os.close(each)
 
 
-def test_a_scale_comment_without_a_full_stop_is_its_whole_first_line_less_trailing_punctuation(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "# x at CPU scale, two seeds (He et al. 2015):\ndefaults:\n  - x\n# a later comment\n",
+        # The sentence goes on over unindented lines only: an indented line is a detail, and a YAML line or a
+        # blank ends the top comment (a later comment is not part of it).
+        "# x at CPU scale,\n# two seeds\n#   epochs: 3\ndefaults:\n  - x\n",
+        "# x at CPU scale, two seeds\n\n# not this\n",
+        "# x at CPU scale, two seeds\n#\n# not this\n",
+    ],
+)
+def test_a_scale_comment_without_a_full_stop_is_its_top_lines_less_trailing_punctuation(
+    comment: str, tmp_path: Path
 ) -> None:
     variant = tmp_path / "x_small.yaml"
-    variant.write_text(
-        "# @package _global_\n# x at CPU scale, two seeds (He et al. 2015):\ndefaults:\n  - x\n"
-    )
+    variant.write_text("# @package _global_\n" + comment)
     assert preset_line(variant) == "x at CPU scale, two seeds"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -118,6 +119,24 @@ def test_a_job_the_plan_refuses_says_why_in_its_row(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     (item,) = [plan.plan_job(j, [], tmp_path, {}) for j in plan.expand([*BASE, "dataset.subset=100"])[0]]
     assert item.action == "refused" and "dataset.val_split" in item.detail
+    # A value that does not compose (Hydra's error, not runner's) is refused the same way, in one line.
+    item = plan.plan_job([*BASE, "act=rleu"], ["act"], tmp_path, {})
+    assert (item.swept, item.action) == ({"act": "rleu"}, "refused")
+    assert item.detail == "act=rleu: unknown act; allowed: lrelu, prelu, prelu_shared, relu, tanh"
+
+
+def test_a_plan_never_downloads_the_data_files_a_job_would_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dataset.download=true: the job would fetch the missing files, so the plan leaves them alone (a plan
+    writes nothing)."""
+    monkeypatch.chdir(tmp_path)
+    fetched: list[Path] = []
+    monkeypatch.setattr("runner.data.cifar.download", lambda layout, root: fetched.append(root))
+    job = [*BASE, "dataset=cifar10", "dataset.root=cifar", "dataset.download=true"]
+    item = plan.plan_job(job, [], tmp_path, {})
+    assert (item.action, item.detail, item.images, fetched) == ("train", "", STEPS * BATCH, [])
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.e2e
@@ -255,6 +274,9 @@ def test_the_plan_table_shows_each_jobs_action_size_rate_and_time_and_the_known_
         "plan: 3 job(s), 1 skip, 1 resume, 1 train", ["act"], rows[:3], caption + NOTE
     )
 
+    out = shown([skip, resume], ["act"], capsys)  # a skip adds nothing to the total, not even a second
+    assert out.endswith(f"\n\nprojected training time: 8 s{NOTE}\n\n")  # 7.68 s
+
     out = shown([Planned({}, "train", "", 1_000, None, "unknown")], [], capsys)
     caption = "projected training time: unknown (no earlier run of these models on this device in the store)"
     row = ["0", "train", "1,000", "unknown", "unknown"]
@@ -355,7 +377,11 @@ def test_a_slurm_plan_prints_the_sbatch_script_of_one_job_array(
     monkeypatch.chdir(tmp_path)
     jobs = [["seed=0", "trainer.devices=2"], ["seed=1", "trainer.devices=2"]]
     launcher = ["hydra/launcher=slurm", "hydra.launcher.timeout_min=30", "hydra.launcher.comment='[x]'"]
-    text = plan.slurm_script(["-m", *launcher, "seed=0,1", "trainer.devices=2"], jobs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = plan.slurm_script(["-m", *launcher, "seed=0,1", "trainer.devices=2"], jobs)
+    # Each parameter under the name submitit takes for Slurm: no "Setting 'comment' is deprecated" on stderr.
+    assert [str(w.message) for w in caught] == []
     assert text is not None and text.startswith("2 Slurm job(s), submitted as:\n#!/bin/bash\n")
     for line in (
         "--array=0-1%2",  # the jobs, all at once
@@ -379,7 +405,7 @@ def test_a_swept_value_holding_an_equals_sign_is_shown_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    jobs, swept = plan.expand(["-m", *BASE, "tracking.experiment='a=1','a=2'"])
-    assert swept == ["tracking.experiment"]
+    jobs, swept = plan.expand(["--multirun", *BASE, "tracking.experiment='a=1','a=2'"])  # -m spelled out
+    assert swept == ["tracking.experiment"] and len(jobs) == 2
     item = plan.plan_job(jobs[0], swept, tmp_path, {})
     assert item.swept == {"tracking.experiment": "'a=1'"} and item.action == "train"

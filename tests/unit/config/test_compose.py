@@ -66,6 +66,24 @@ def test_a_key_not_in_struct_said_only_by_the_cause_is_still_an_unknown_key() ->
     )
 
 
+def test_a_key_not_in_struct_said_by_the_error_itself_is_an_unknown_key() -> None:
+    """An OmegaConf error raised as it is, with no cause: its own key, or else its first line, is named."""
+    error = ConfigKeyError("Key 'epohcs' is not in struct\n    full_key: trainer.epohcs")
+    error.full_key = "trainer.epohcs"
+    assert explain(error, []) == (
+        "trainer.epohcs: unknown key; check the spelling, or add a new key with +trainer.epohcs=..."
+    )
+    said = "Key 'x' is not in struct"  # no full_key: the key its own line quotes
+    assert (
+        explain(ConfigKeyError(said), [])
+        == "x: unknown key; check the spelling, or add a new key with +x=..."
+    )
+    said = "this node is not in struct mode"  # no key anywhere: the line, and no made-up key to add
+    assert explain(ConfigKeyError(said), []) == (
+        f"{said}: an unknown key; check the spelling, or add a new key with +KEY=..."
+    )
+
+
 def test_an_error_naming_its_own_key_without_a_cause_is_its_key_and_first_line() -> None:
     from omegaconf.errors import ValidationError
 

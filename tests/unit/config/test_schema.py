@@ -253,6 +253,13 @@ def test_an_unknown_top_level_key_is_named_with_every_top_level_group() -> None:
     assert str(error.value) == f"traner.epochs is not a key runner reads; top-level keys: {', '.join(top)}"
 
 
+def test_an_unknown_key_of_a_group_is_named_with_that_groups_keys_and_known_or_paper_keys_pass() -> None:
+    with pytest.raises(ConfigError) as error:
+        config.check_read({"act.name": "prelu", "act.slop": 0.1})
+    assert str(error.value) == "act.slop is not a key runner reads; act keys: init, name, shared, slope"
+    config.check_read({"act.slope": 0.1, "seed": 0, "expected.paper": "He et al. 2015"})  # no error
+
+
 def test_the_model_option_words_take_both_ends_of_their_range_and_say_it() -> None:
     """The words of the families' OPTIONS tables (runner/models/*.py), at their boundaries."""
     width = config.integer(1, 4096)

@@ -172,9 +172,23 @@ def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
     assert str(refused.value) == f"Fashion-MNIST image and label counts differ in {raw.resolve()}"
 
 
-def test_a_file_cut_inside_its_header_is_refused(tmp_path: Path) -> None:
-    """Three sizes announced, half of one present: once read as an empty (0, 0, 0) array."""
+@pytest.mark.parametrize(
+    ("head", "announced", "found"),
+    [
+        # Three sizes announced, half of one present: once read as an empty (0, 0, 0) array.
+        (b"\x00\x00\x08\x03\x00\x00", 3, 2),
+        # A valid magic number and nothing after it: a cut file, not a wrong magic number.
+        (b"\x00\x00\x08\x01", 1, 0),
+    ],
+    ids=lambda v: v.hex() if isinstance(v, bytes) else None,
+)
+def test_a_file_cut_inside_its_header_is_refused(
+    tmp_path: Path, head: bytes, announced: int, found: int
+) -> None:
     path = tmp_path / "train-labels-idx1-ubyte"
-    path.write_bytes(b"\x00\x00\x08\x03\x00\x00")
-    with pytest.raises(DataError, match="truncated: header announces 3 sizes, found 2 of their bytes"):
+    path.write_bytes(head)
+    with pytest.raises(DataError) as refused:
         fashion_mnist.read_idx(path)
+    assert str(refused.value) == (
+        f"{path}: truncated: header announces {announced} sizes, found {found} of their bytes"
+    )

@@ -144,3 +144,23 @@ def test_the_provenance_is_the_root_and_a_digest_of_the_tree_wherever_it_lies(
     os.utime(jpeg, ns=(jpeg.stat().st_atime_ns, jpeg.stat().st_mtime_ns + 10**9))
     assert provenance("two").digest != one.digest
     assert provenance("one", rank=1) is None
+
+
+def test_a_val_class_folder_that_train_lacks_is_refused_by_name(tmp_path: Path) -> None:
+    """Labels are train/'s folder indices: a val/ folder outside them would have no label to get."""
+    for split, classes in (("train", ("cat", "dog", "eel")), ("val", ("cat", "fox"))):
+        for name in classes:
+            (tmp_path / "imnet" / split / name).mkdir(parents=True)
+            (tmp_path / "imnet" / split / name / "0.jpg").touch()  # only the name is read by the scan
+    with pytest.raises(DataError) as refused:
+        check_data(IMAGENET, tmp_path)
+    fox = tmp_path / "imnet" / "val" / "fox"
+    assert str(refused.value) == f"{fox}: class folder not present in train/; val/ must use train/'s classes"
+
+
+def test_a_subset_is_a_seeded_sorted_choice_of_distinct_indices_and_none_or_too_many_is_all() -> None:
+    """dataset.subset / test_subset: k of n in file order, the same k for the same split_seed (pinned: a rerun
+    trains on the same images), all n without a subset or with one at least as large."""
+    assert imagenet._pick(10, 4, seed=3) == [0, 3, 6, 7]
+    assert imagenet._pick(10, 4, seed=4) == [0, 4, 6, 9]
+    assert imagenet._pick(5, None, 3) == imagenet._pick(5, 5, 3) == imagenet._pick(5, 9, 3) == [0, 1, 2, 3, 4]

@@ -392,6 +392,10 @@ def test_a_process_is_one_of_several_workers_only_where_torchrun_or_slurm_made_i
     assert ddp.under_torchrun() is one_of_several
 
 
+def test_a_process_no_launcher_started_is_rank_0_of_a_world_of_1() -> None:
+    assert ddp.worker_env() == (0, 1, 0)  # no RANK, WORLD_SIZE, LOCAL_RANK (the autouse fixture clears them)
+
+
 class FakeSlurmTasks:
     """submitit's TorchDistributedEnvironment: what export() was asked, then RANK... set as Slurm's task 1 of 4."""
 

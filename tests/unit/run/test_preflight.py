@@ -451,23 +451,33 @@ def test_a_sweeps_override_that_does_not_parse_is_one_line_naming_its_key_as_a_s
     assert precheck(["seed=0", "act=relu,"]).startswith("act: mismatched input '<EOF>'")  # type: ignore[union-attr]
 
 
-def test_a_sweep_checks_its_sweep_directory_and_a_single_run_its_run_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+HYDRA_DIRS = ["hydra.sweep.dir=a-file/sweep", "hydra.run.dir=outputs/run"]  # the sweep's cannot be written
+
+
+def test_a_sweep_checks_its_sweep_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     under_file = file_in_the_way(tmp_path)
-    dirs = ["hydra.sweep.dir=a-file/sweep", "hydra.run.dir=outputs/run"]
-    assert precheck(["--multirun", *dirs, "seed=0,1"]) == f"hydra.sweep.dir=a-file/sweep {under_file}"
-    # One run: Hydra writes its run directory, never the sweep's, and starts no launcher (none of its GPUs).
+    assert precheck(["--multirun", *HYDRA_DIRS, "seed=0,1"]) == f"hydra.sweep.dir=a-file/sweep {under_file}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_single_run_checks_its_run_directory_only_and_no_launcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run: Hydra writes its run directory, never the sweep's, and starts no launcher (none of its GPUs).
+    No dry build: what is checked here comes before it, and the meta-device build costs seconds."""
+    monkeypatch.chdir(tmp_path)
+    file_in_the_way(tmp_path)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
-    assert precheck([*dirs, "hydra/launcher=gpus"]) is None
+    assert precheck([*HYDRA_DIRS, "hydra/launcher=gpus"], build=False) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
 def test_a_bad_setting_of_hydras_own_is_one_line_naming_it() -> None:
-    assert (
-        precheck(["hydra.job.chdir=abc"]) == "hydra.job.chdir=abc: Error merging override hydra.job.chdir=abc"
+    """Hydra's error names only the setting it could not merge: the line leads with every hydra setting typed."""
+    assert precheck(["hydra.run.dir=out", "hydra.job.chdir=abc"]) == (
+        "hydra.run.dir=out hydra.job.chdir=abc: Error merging override hydra.job.chdir=abc"
     )
 
 

@@ -23,7 +23,14 @@ import pytest
 
 from runner.errors import TrackingError
 from runner.run.preflight import precheck
-from runner.tracking.store import LOGIN_VARS, check_database, check_login, database_uri, resolve_uri
+from runner.tracking.store import (
+    LOGIN_VARS,
+    check_database,
+    check_login,
+    check_reachable,
+    database_uri,
+    resolve_uri,
+)
 
 HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
 
@@ -54,6 +61,24 @@ def test_a_missing_driver_stops_the_command_in_one_line(monkeypatch: pytest.Monk
     assert (
         problem.startswith("tracking.uri=postgresql+psycopg://") and "pip install psycopg[binary]" in problem
     )
+
+
+@pytest.mark.parametrize(
+    ("installed", "driver"),
+    [({"psycopg2", "psycopg"}, "psycopg2"), ({"psycopg"}, "psycopg"), ({"psycopg2"}, "psycopg2")],
+)
+def test_a_bare_postgresql_uri_names_psycopg2_unless_only_psycopg_is_installed(
+    monkeypatch: pytest.MonkeyPatch, installed: set[str], driver: str
+) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        if name in ("psycopg", "psycopg2"):
+            return SimpleNamespace(name=name) if name in installed else None
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert database_uri("postgresql://u@h/db") == f"postgresql+{driver}://u@h/db"
 
 
 def _free_port() -> int:
@@ -395,6 +420,26 @@ def test_a_login_check_lets_anything_but_a_refused_login_pass(
     assert len(server.asked) == 1
 
 
+def test_a_server_is_asked_its_health_then_the_login_each_within_the_timeout(server: SimpleNamespace) -> None:
+    assert check_reachable("http://mlflow.example:5000/", 2.5) is None
+    (health, _, answered), (login, timeout, _) = server.asked
+    assert (health, answered.read_) == ("http://mlflow.example:5000/health", True)
+    assert login.full_url == "http://mlflow.example:5000/api/2.0/mlflow/experiments/search?max_results=1"
+    assert [asked[1] for asked in server.asked] == [2.5, 2.5]
+
+
+def test_a_server_that_does_not_answer_its_health_is_one_line_saying_how_to_start_it(
+    server: SimpleNamespace,
+) -> None:
+    server.errors.append(urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")))
+    with pytest.raises(TrackingError) as error:
+        check_reachable("https://h:5000")
+    assert str(error.value) == (
+        "tracking.uri=https://h:5000 is unreachable ([Errno 111] Connection refused); start it with `make server`"
+    )
+    assert len(server.asked) == 1  # no login asked of a server that is not there
+
+
 # --- Tracker.adopt and attach, on a real sqlite store --------------------------------------------------------------
 
 
@@ -611,6 +656,39 @@ def test_a_search_everywhere_asks_every_experiment_with_the_filter_newest_first(
     assert (
         tracker.search_everywhere("params.lr = '0.1'") == [] and len(tracker.client.calls) == 1
     )  # no search
+
+
+def test_runs_are_found_by_all_their_tags_newest_first_at_most_50() -> None:
+    tracker = recorded()
+    found = tracker.find_runs("7", {"runner.config_hash": "ab12", "runner.status": "finished"})
+    assert found == ["run-b", "run-a"]
+    assert tracker.client.calls == [
+        ("search_runs", ["7"],
+         {"filter_string": "tags.`runner.config_hash` = 'ab12' and tags.`runner.status` = 'finished'",
+          "order_by": ["attributes.start_time DESC"], "max_results": 50}),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "write"),
+    [
+        ("set tags", lambda tracker: tracker.set_tags({"runner.status": "finished"})),
+        ("log metrics", lambda tracker: tracker.log_metrics({"loss": 0.5}, step=3)),
+        ("log metrics", lambda tracker: tracker.log_series([(3, {"loss": 0.5})])),
+        ("log params", lambda tracker: tracker.log_params({"lr": 0.1})),
+    ],
+)
+def test_a_refused_batch_write_is_one_line_naming_what_was_written(what: str, write: Any) -> None:
+    tracker = recorded()
+    tracker.run_id = "r1"
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise OSError("database is locked")
+
+    tracker.client.log_batch = refused
+    with pytest.raises(TrackingError) as failed:
+        write(tracker)
+    assert str(failed.value) == f"MLflow {what} failed 1 times at sqlite:///x.db: database is locked"
 
 
 def test_a_store_exists_where_its_file_does_or_wherever_a_server_or_database_is_named(tmp_path: Path) -> None:

@@ -165,3 +165,6 @@ def test_the_summary_line_gives_the_count_in_full_and_in_billions_and_the_input(
     assert flops.describe(272_343_040, 1, 32).startswith(
         "multiply-adds: 272,343,040 (0.272 × 10⁹) per 1×32×32 image"
     )
+    # 1.375 is exact in binary: rounded half to even, it shows as 1.38 (a count divided by anything but 1e9
+    # lands just off the half-way point and rounds the other way).
+    assert flops.describe(1_375_000_000, 3, 32).startswith("multiply-adds: 1,375,000,000 (1.38 × 10⁹) per ")

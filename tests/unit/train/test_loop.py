@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -383,21 +383,48 @@ def test_a_non_finite_loss_ends_the_run_as_diverged_at_the_step_it_is_seen(
     assert FakeTracker.last.metrics == []
 
 
-def test_the_progress_bars_are_asked_for_on_rank_0_when_trainer_progress_is_on(
+class StoppedBeforeTraining(Exception):
+    """Raised by a test's stand-in once it has seen what it checks: the run need not train."""
+
+
+def test_the_progress_bars_are_asked_for_on_rank_0_when_trainer_progress_is_on_and_show_the_loss_per_image(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked = []
-    real = console.TrainProgress
+    """Only rank 0 draws bars (another rank of a DDP job would draw a second set). A step's bar shows the mean
+    loss per image of the epoch so far: after one step of one image, that image's loss, which is also the
+    epoch's training loss."""
+    asked: list[tuple[int, int, bool]] = []
+    shown: list[tuple[int, float]] = []
+    ended: list[float] = []
 
-    def recording(epochs: int, steps_per_epoch: int, enabled: bool = True) -> console.TrainProgress:
-        asked.append((epochs, steps_per_epoch, enabled))
-        return real(epochs, steps_per_epoch, enabled=False)  # not drawn in the test's output
+    class Recording(console.TrainProgress):
+        def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True) -> None:
+            asked.append((epochs, steps_per_epoch, enabled))
+            if len(asked) == 3:  # the rank-1 job: what it asks for is all this test reads
+                raise StoppedBeforeTraining
+            super().__init__(epochs, steps_per_epoch, enabled=False)  # not drawn in the test's output
 
-    monkeypatch.setattr(console, "TrainProgress", recording)
-    for progress in ("true", "false"):
-        cfg = compose([*SMALL, "trainer.epochs=1", f"trainer.progress={progress}"])
-        train(cfg, job_in(tmp_path / progress, cfg))
-    assert asked == [(1, STEPS_PER_EPOCH, True), (1, STEPS_PER_EPOCH, False)]
+        def steps(self, completed: int, loss: float, lr: float, images_per_s: float) -> None:
+            shown.append((completed, loss))
+
+        def end_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+            ended.append(metrics["train_loss"])
+
+    monkeypatch.setattr(console, "TrainProgress", Recording)
+    one_image = compose([*SMALL, "trainer.batch_size=1", "trainer.max_steps=1", "trainer.log_every=1",
+                         "dataset.val_split=0", "dataset.test_size=1"])  # fmt: skip
+    for rank, progress in ((0, True), (0, False), (1, True)):
+        cfg = {**one_image, "trainer": {**one_image["trainer"], "progress": progress}}
+        folder = tmp_path / f"{rank}{progress}"
+        job = JobInfo(config_hash(cfg), str(folder / "last.pt"), str(folder), rank=rank)
+        if rank == 0:
+            train(cfg, job)
+        else:
+            with pytest.raises(StoppedBeforeTraining):
+                train(cfg, job)
+    assert asked == [(1, 128, True), (1, 128, False), (1, 128, False)]
+    assert [step for step, _ in shown] == [1, 1] and len(ended) == 2
+    assert shown[0][1] == ended[0] > 0
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])

@@ -15,6 +15,7 @@ from runner.train.metrics import EVAL_METRICS, TRAIN_METRICS, Sums, headline, wr
 SCORES = torch.arange(6.0, -1.0, -1.0)  # class c scores 6 - c
 LOGITS = SCORES.repeat(4, 1)
 LABELS = torch.tensor([0, 2, 4, 5])
+LOG_Z = math.log(sum(math.exp(s) for s in SCORES.tolist()))  # an image's loss is LOG_Z - its label's score
 
 
 def test_top1_and_top5_count_the_images_whose_label_is_outside_the_k_best() -> None:
@@ -31,9 +32,8 @@ def test_eval_sums_report_each_rate_under_its_name_in_percent() -> None:
     values, extra = sums.read(world_size=1, extra=[2.0])
     assert values["images"] == 6 and extra == [2.0]
     rates = sums.rates(values)
-    log_z = math.log(sum(math.exp(s) for s in SCORES.tolist()))
     label_scores = [6.0, 4.0, 2.0, 1.0, 6.0, 4.0]
-    loss = sum(log_z - s for s in label_scores) / 6
+    loss = sum(LOG_Z - s for s in label_scores) / 6
     assert rates == pytest.approx({"loss": loss, "top1_error": 100 * 4 / 6, "top5_error": 100 * 1 / 6})
 
 
@@ -44,6 +44,8 @@ def test_train_sums_are_the_loss_and_the_top1_error() -> None:
     sums.zero()
     assert sums.read(1)[0] == {"loss": 0.0, "error": 0.0, "images": 0.0}
     assert sums.rates(sums.read(1)[0]) == {"loss": 0.0, "error": 0.0}  # no image: no division by zero
+    sums.add(LOGITS[1:2], LABELS[1:2])  # one image, its label ranked 3rd: all wrong, its own loss
+    assert sums.rates(sums.read(1)[0]) == pytest.approx({"loss": LOG_Z - 4.0, "error": 100.0})
 
 
 def test_running_sums_come_back_by_name_and_other_names_are_refused() -> None:
