@@ -66,10 +66,10 @@ SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' test
 # minutes on 2 cores of an AMD EPYC: the paper claims measured at a settled budget (minutes of training each)
 # are `make test-claims`, and the tests of several processes or machines per job (2-process DDP jobs, the SLURM cluster, the
 # PostgreSQL store and the server with logins, torchrun, the GPU-slot launcher: ~5 min of both cores) `make
-# test-cluster`. A fresh clone on 2 cores of an AMD EPYC (`bash .ci/run`, nothing else running): 11 min 25 s
-# (2026-12-07, 1,445 + 4 tests: ~125 s of install, 527 s of xdist, 26 s of serial tests, the rest lint and the
-# apt checks; 13 min 20 s before the 2-process DDP sweep moved to test-cluster and two e2e tests lost a `runner`
-# start each).
+# test-cluster`. A fresh clone on 2 cores of an AMD EPYC (`bash .ci/run`, nothing else running): 10 min 51 s
+# (2026-12-07 20:56, 1,469 + 4 tests: ~2 min of install, 492 s of xdist, 27 s of serial tests, the rest lint and
+# the apt checks; 13 min 20 s before the 2-process DDP sweep moved to test-cluster and two e2e tests lost a
+# `runner` start each).
 test: install-dev data lint test-deps
 	$(PY) -m pytest -q $(XDIST) -m "not claims and not cluster and not serial" tests
 	$(PY) -m pytest -q -m "serial and not claims and not cluster" $(SERIAL_FILES)
