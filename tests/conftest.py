@@ -8,6 +8,8 @@ that starts `runner` (or a server, a browser, pip) in a subprocess is marked `e2
 
 from __future__ import annotations
 
+import copy
+import functools
 import gc
 import json
 import os
@@ -18,6 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
+# Hypothesis loads its plugins on import: trio's (trio comes with selenium) registers a Random, which walks the
+# whole heap (gc.get_referrers) of a process that has torch imported: 0.5 s a pytest process, for nothing here.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "runner" / "conf"  # what runner.config.CONF_DIR names in a checkout (conf/ is a link to it)
@@ -48,14 +54,32 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+# The xdist group of the tests that compose every preset: one worker composes each once (see compose).
+PRESETS_GROUP = "presets"
+
+
 def compose(overrides: Sequence[str] = (), *, hydra: bool = False):
     """The config `runner <overrides>` composes, in-process: a resolved plain dict, as a job gets it.
 
     hydra=True: the DictConfig itself with its `hydra` node (sweeper params, runtime choices), unresolved.
+
+    A copy of what one composition gave the first time these overrides were asked for in this process (Hydra
+    takes 0.15-0.3 s a composition, and the tests ask for the presets again and again): the job's config is
+    the composed one less its `hydra` node, as Hydra's own compose gives it (runner/run/preflight.py).
     """
+    from omegaconf import OmegaConf
+
+    cfg = _composed(tuple(overrides))
+    if hydra:
+        return copy.deepcopy(cfg)
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
     from runner.config.compose import compose as runner_compose
 
-    return runner_compose(overrides, hydra=hydra)
+    return runner_compose(overrides, hydra=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +97,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "cluster: several processes or machines per job: SLURM, the shared store and server, torchrun, GPU slots (make test-cluster)",
     )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A pytest-xdist worker that has sent its last report (`workerfinished`, written to the pipe before its
+    unconfigure) leaves at once: its interpreter's teardown, collections over a heap holding torch, MLflow and
+    Hydra, took 3-5 s that the whole run waited for, and tells the main process nothing."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 # The test being run (set before its fixtures): run_runner checks that it is marked e2e.

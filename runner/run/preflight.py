@@ -32,20 +32,22 @@ def precheck(argv: list[str], with_helper: bool = False, build: bool = True) -> 
         variants = sweep_variants(overrides) if multirun else [overrides]
     except ConfigError as e:
         return str(e)
+    hydra_args = [a for a in argv if a.startswith("hydra")]
     configs: list[dict[str, Any]] = []
     with hydra_context():
-        for variant in variants:
+        for i, variant in enumerate(variants):
             try:
-                cfg = compose(config_name="config", overrides=variant)
+                if i == 0:  # one composition gives the first job's config and Hydra's settings for it
+                    cfg, hydra = compose_first(compose, variant, hydra_args)
+                else:
+                    cfg = compose(config_name="config", overrides=variant)
                 configs.append(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
                 validate(configs[-1])
             except ConfigError as e:
                 return str(e)
             except (HydraException, OmegaConfBaseException, ValueError) as e:
                 return name_the_key(explain(e, variant), variant, compose)
-        hydra_args = [a for a in argv if a.startswith("hydra")]
         try:  # Hydra's own settings, as the first job gets them: its output directory and the launcher
-            hydra = compose("config", [*hydra_args, *variants[0]], return_hydra_config=True).hydra
             output = (
                 ("hydra.sweep.dir", str(hydra.sweep.dir))
                 if multirun
@@ -67,6 +69,24 @@ def precheck(argv: list[str], with_helper: bool = False, build: bool = True) -> 
     if problem is None and reading is not None:
         reading.join()
     return problem
+
+
+def compose_first(compose: Any, variant: list[str], hydra_args: list[str]) -> tuple[Any, Any]:
+    """The first variant's config and its `hydra` node from one composition (Hydra's compose without
+    return_hydra_config composes the same and drops the node). Where it fails with `hydra.*` overrides
+    given, the variant is composed alone: its own error is raised, else the Hydra overrides are named."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = compose(config_name="config", overrides=[*hydra_args, *variant], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        if not hydra_args:
+            raise
+        compose(config_name="config", overrides=variant)  # raises the variant's own error
+        raise ConfigError(f"{' '.join(hydra_args)}: {first_line(str(e))}") from e
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), cfg.hydra
 
 
 def check_touched(

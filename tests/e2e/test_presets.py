@@ -10,7 +10,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from conftest import compose, mlflow_runs, options, run_runner
+from conftest import PRESETS_GROUP, compose, mlflow_runs, options, run_runner
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -66,6 +66,7 @@ def test_every_paper_result_has_a_preset_and_a_smoke_variant() -> None:
         assert name in PRESETS and f"{name}_smoke" in PRESETS, name
 
 
+@pytest.mark.xdist_group(PRESETS_GROUP)
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_composes_and_its_expected_block_is_consistent(name: str) -> None:
     cfg = compose_preset(name)
@@ -215,6 +216,7 @@ def test_resnet_cifar_smoke_reports_paper_numbers_as_not_comparable_and_report_o
     assert exit_info.value.code == 2
 
 
+@pytest.mark.xdist_group(PRESETS_GROUP)
 def test_reaches_first_bounds_are_out_of_reach_of_a_constant_prediction() -> None:
     """Reaching "error < b" first must need learning: predicting the majority class of a Fashion-MNIST subset
     (balanced 10 classes, chance 90 % error; 88.9 % on init_depth_small's 2,560 images) already gets near 90."""

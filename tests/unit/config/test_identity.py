@@ -6,28 +6,22 @@ start a finished job again); the cell is the hash without the seed, and only wit
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CONF_DIR, options
+from conftest import PRESETS_GROUP, compose, options
 
 from runner.config.identity import NOT_HASHED, cell_id, config_hash
 from runner.config.schema import flatten
 
 NAMES = ["default", *options("experiment")]  # the default config and every preset
+pytestmark = pytest.mark.xdist_group(PRESETS_GROUP)
 
 
-@functools.cache
 def composed(name: str) -> dict[str, Any]:
-    """The default config or a preset's, resolved (composed once per test session)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="runner"):
-        cfg = compose("config", overrides=[] if name == "default" else [f"+experiment={name}"])
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    """The default config or a preset's, resolved."""
+    return compose([] if name == "default" else [f"+experiment={name}"])
 
 
 def changed(value: Any) -> Any:

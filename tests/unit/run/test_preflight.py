@@ -481,6 +481,13 @@ def test_a_bad_setting_of_hydras_own_is_one_line_naming_it() -> None:
     )
 
 
+def test_a_bad_value_beside_hydras_settings_is_named_not_the_settings() -> None:
+    """The first job's config and Hydra's settings come from one composition: where it fails, the value typed
+    for the job is named when it fails alone, the Hydra settings only when it does not."""
+    assert precheck(["hydra.run.dir=out", "act=nope"]).startswith("act=nope: unknown act; allowed: lrelu, ")
+    assert precheck(["hydra.job.chdir=abc", "act=prelu"]).startswith("hydra.job.chdir=abc: Error merging")
+
+
 def test_the_data_set_is_decoded_in_a_daemon_thread_that_swallows_errors_and_never_downloads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
