@@ -103,7 +103,8 @@ def test_parameter_count_at_paper_resolution(name: str, opts: dict, expected: in
     ("name", "printed"),
     [("vgg_a", "133"), ("vgg_b", "133"), ("vgg_c", "134"), ("vgg_d", "138"), ("vgg_e", "144"), ("resnet18", "11.7"),
      ("resnet34", "21.8"), ("resnet50", "25.6"), ("resnet101", "44.5"), ("resnet152", "60.2"), ("resnet20", "0.27"),
-     ("resnet32", "0.46"), ("resnet44", "0.66"), ("resnet56", "0.85"), ("resnet110", "1.7"), ("resnet1202", "19.4")],
+     ("resnet32", "0.46"), ("resnet44", "0.66"), ("resnet56", "0.85"), ("resnet110", "1.7"),
+     pytest.param("resnet1202", "19.4", marks=pytest.mark.slow)],  # 1202 layers: 2 s to build, make test only
 )  # fmt: skip
 def test_parameter_count_rounds_to_the_printed_millions(name: str, printed: str) -> None:
     """VGG Table 2, CIFAR ResNet Table 6 and the usual ImageNet ResNet sizes, to the digits printed.

@@ -196,6 +196,7 @@ def test_values_beyond_the_domains_are_refused_by_the_pre_flight_naming_the_key(
     assert key in problem, (overrides, problem)
 
 
+@pytest.mark.slow  # each draw runs the entry point (~0.4 s): make test runs them, make test-fast does not
 @settings(
     max_examples=examples(15),
     deadline=None,

@@ -29,8 +29,8 @@ RELU = yaml_option("act", "relu")
         ("resnet18", 1.8e9),  # He et al. 2015, Table 1 ("FLOPs" there are multiply-adds)
         ("resnet34", 3.6e9),
         ("resnet50", 3.8e9),
-        ("resnet101", 7.6e9),
-        ("resnet152", 11.3e9),
+        pytest.param("resnet101", 7.6e9, marks=pytest.mark.slow),  # 1 s each to count: make test only
+        pytest.param("resnet152", 11.3e9, marks=pytest.mark.slow),
         ("vgg_e", 19.6e9),  # He et al. 2015, Sec. 4.1: VGG-19
         ("prelu_a", 19.0e9),  # He et al. 2015b (PReLU), Table 3: complexity of models A, B, C
         ("prelu_b", 23.2e9),
