@@ -99,6 +99,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is imported by now (torch, MLflow, Hydra, every test module) lives to the end: frozen, the
+    collector no longer walks it, and it runs less often. The tests allocate Hydra compositions by the
+    hundred thousand objects; with Python's defaults (a collection each 700 allocations, a full one often)
+    the edit loop took 63-66 s on the EPYC, frozen with these thresholds 54-55 s (make test-fast, 2026-12-07)."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """A pytest-xdist worker that has sent its last report (`workerfinished`, written to the pipe before its
