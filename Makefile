@@ -92,7 +92,7 @@ test-cluster: install-dev data test-deps
 # `serial` ones (the toy extension written into the tree, the benchmark's load reading) wait for `make test`.
 # 2 min 4 s on 2 cores of an AMD EPYC, 1,398 tests (2026-12-07 20:55; the goal is under a minute).
 test-fast: install-dev
-	TEST_FAST=1 $(PY) -m pytest -q $(XDIST) -m "not e2e and not slow and not serial" tests
+	TEST_FAST=1 $(PY) -m pytest -q $(XDIST) -m "not e2e and not slow and not whole_run and not serial" tests
 
 lint: install-dev
 	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins scripts

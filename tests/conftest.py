@@ -2,8 +2,10 @@
 `runner` entry point in a subprocess, reading back the MLflow store.
 
 Two tiers (markers in pyproject.toml): `make test-fast` runs the in-process tests for the edit loop; a test
-that starts `runner` (or a server, a browser, pip) in a subprocess is marked `e2e` and runs in `make test`.
-`run_runner` refuses to start from a test not marked `e2e`, so the fast tier stays fast.
+that starts `runner` (or a server, a browser, pip) in a subprocess is marked `e2e` and runs in `make test`,
+as do the in-process ones that take seconds: `slow`, and `whole_run` (trains or logs whole runs through an
+entry point; `make mutants` runs these). `run_runner` refuses to start from a test not marked `e2e`, so the
+fast tier stays fast.
 """
 
 from __future__ import annotations
@@ -329,8 +331,8 @@ def workdir(tmp_path: Path, empty_store: Path) -> Path:
 
 
 def run_in_process(cwd: Path, args: list[str]) -> None:
-    """`runner <args>` in `cwd`, in this process through `runner.cli.main` (no subprocess: the fast tier may
-    run it, and what a test registers is what the runner sees)."""
+    """`runner <args>` in `cwd`, in this process through `runner.cli.main` (no subprocess: what a test
+    registers is what the runner sees; a test that trains through it is marked `whole_run`)."""
     from hydra.core.global_hydra import GlobalHydra
 
     from runner.cli.main import main

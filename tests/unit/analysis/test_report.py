@@ -93,7 +93,7 @@ def sweep(workdir: Path) -> tuple[Tracker, str]:
     return tracker, parent
 
 
-@pytest.mark.slow  # a seeded sweep logged to a store (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_the_report_reads_judges_and_logs_a_seeded_sweep(
     sweep: tuple[Tracker, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,7 +136,7 @@ def test_the_report_reads_judges_and_logs_a_seeded_sweep(
     assert {a.path for a in tracker.client.list_artifacts(parent)} >= {"curves.png", "report.md"}
 
 
-@pytest.mark.slow  # a seeded sweep logged to a store (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_runner_report_cli_writes_the_chosen_format(
     sweep: tuple[Tracker, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,7 +26,7 @@ def newest(cwd: Path):
     return mlflow_runs(cwd)[-1]
 
 
-@pytest.mark.slow  # trains a run through the entry point (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_eval_of_a_finished_run_reproduces_its_logged_test_error_exactly(
     finished, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -49,7 +49,7 @@ def test_eval_of_a_finished_run_reproduces_its_logged_test_error_exactly(
         assert run.data.metrics[f"eval_{name}"] == source.data.metrics[f"final_test_{name}"], name
 
 
-@pytest.mark.slow  # trains a run through the entry point (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_eval_of_a_checkpoint_file_checks_its_config_and_takes_another_view(finished) -> None:
     cwd, source = finished
     (ckpt,) = (cwd / "checkpoints").rglob("last.pt")

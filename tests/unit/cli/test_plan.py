@@ -70,7 +70,7 @@ def snapshot(cwd: Path) -> tuple[list[str], str, list[tuple]]:
     return paths, hashlib.sha256(db.read_bytes()).hexdigest(), rows
 
 
-@pytest.mark.slow  # a store of trained runs, planned twice (~3 s): make test runs it, make test-fast does not
+@pytest.mark.whole_run
 def test_a_sweep_plan_lists_train_resume_and_skip_and_writes_nothing(
     tmp_path: Path, empty_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,7 +27,7 @@ def client(cwd: Path):
     return MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
 
 
-@pytest.mark.slow  # trains a run through the entry point (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_a_run_is_tagged_with_its_multiply_adds_and_says_them_in_its_summary(tiny_run) -> None:
     cwd, run = tiny_run
     from runner.train.flops import run_multiply_adds
@@ -39,14 +39,14 @@ def test_a_run_is_tagged_with_its_multiply_adds_and_says_them_in_its_summary(tin
     assert "per 1×32×32 image, conv and linear layers" in Path(local).read_text()
 
 
-@pytest.mark.slow  # trains a run through the entry point (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_a_run_logs_mlflow_system_metrics(tiny_run) -> None:
     cwd, run = tiny_run
     keys = set(client(cwd).get_run(run.info.run_id).data.metrics)
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= keys
 
 
-@pytest.mark.slow  # trains a run through the entry point (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_system_metrics_are_off_with_one_key(tmp_path: Path, empty_store: Path) -> None:
     (tmp_path / "mlflow.db").write_bytes(empty_store.read_bytes())
     run_in_process(tmp_path, [*TINY, "tracking.system_metrics=false", "tracking.system_metrics_seconds=0.2"])
@@ -55,7 +55,7 @@ def test_system_metrics_are_off_with_one_key(tmp_path: Path, empty_store: Path) 
     assert not [k for k in run.data.metrics if k.startswith("system/")]
 
 
-@pytest.mark.slow  # trains a run through the entry point (seconds): in make test, not in make test-fast
+@pytest.mark.whole_run
 def test_a_run_logs_its_data_set_as_an_mlflow_dataset_input(tiny_run) -> None:
     cwd, run = tiny_run
     (logged,) = client(cwd).get_run(run.info.run_id).inputs.dataset_inputs
