@@ -69,10 +69,10 @@ SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' test
 # minutes on 2 cores of an AMD EPYC: the paper claims measured at a settled budget (minutes of training each)
 # are `make test-claims`, and the tests of several processes or machines per job (2-process DDP jobs, the SLURM cluster, the
 # PostgreSQL store and the server with logins, torchrun, the GPU-slot launcher: ~5 min of both cores) `make
-# test-cluster`. A fresh clone on 2 cores of an AMD EPYC (`bash .ci/run`, nothing else running): 10 min 51 s
-# (2026-12-07 20:56, 1,469 + 4 tests: ~2 min of install, 492 s of xdist, 27 s of serial tests, the rest lint and
-# the apt checks; 13 min 20 s before the 2-process DDP sweep moved to test-cluster and two e2e tests lost a
-# `runner` start each).
+# test-cluster`. A fresh clone on 2 cores of an AMD EPYC (`bash .ci/run`, nothing else running): 8 min 49 s
+# (2026-12-07 22:41, 1,471 + 4 tests: 399 s of xdist, 17 s of serial tests, the rest install, lint and the apt
+# checks; 10 min 51 s before the pre-flight composed each job once and the xdist workers skipped their
+# interpreter's teardown, 13 min 20 s before the 2-process DDP sweep moved to test-cluster).
 test: install-dev data lint test-deps
 	$(PY) -m pytest -q $(XDIST) -m "not claims and not cluster and not serial" tests
 	$(PY) -m pytest -q -m "serial and not claims and not cluster" $(SERIAL_FILES)
@@ -90,7 +90,9 @@ test-cluster: install-dev data test-deps
 
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), in parallel; the
 # `serial` ones (the toy extension written into the tree, the benchmark's load reading) wait for `make test`.
-# 2 min 4 s on 2 cores of an AMD EPYC, 1,398 tests (2026-12-07 20:55; the goal is under a minute).
+# The tests that take seconds each (`slow`) or train whole runs through an entry point (`whole_run`) wait too.
+# 55-68 s of pytest, median 60 s, on 2 cores of an AMD EPYC, 1,375 tests, over 12 runs of the same tree on
+# 2026-12-07 22:25-23:01 (the machine's speed drifted by a fifth); 2 min 4 s at 20:55. The goal: under a minute.
 test-fast: install-dev
 	TEST_FAST=1 $(PY) -m pytest -q $(XDIST) -m "not e2e and not slow and not whole_run and not serial" tests
 
