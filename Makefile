@@ -71,8 +71,9 @@ SERIAL_FILES := $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' test
 # PostgreSQL store and the server with logins, torchrun, the GPU-slot launcher: ~5 min of both cores) `make
 # test-cluster`. A fresh clone on 2 cores of an AMD EPYC (`bash .ci/run`, nothing else running): 8 min 49 s
 # (2026-12-07 22:41, 1,471 + 4 tests: 399 s of xdist, 17 s of serial tests, the rest install, lint and the apt
-# checks; 10 min 49 s at 23:23 with the same tests, the machine a fifth slower; 10 min 51 s before the pre-flight composed each job once and the xdist workers skipped their
-# interpreter's teardown, 13 min 20 s before the 2-process DDP sweep moved to test-cluster).
+# checks; 10 min 49 s at 23:23 with the same tests, the machine a fifth slower; 10 min 51 s before the
+# pre-flight composed each job once and the xdist workers skipped their interpreter's teardown, 13 min 20 s
+# before the 2-process DDP sweep moved to test-cluster).
 test: install-dev data lint test-deps
 	$(PY) -m pytest -q $(XDIST) -m "not claims and not cluster and not serial" tests
 	$(PY) -m pytest -q -m "serial and not claims and not cluster" $(SERIAL_FILES)
