@@ -222,9 +222,14 @@ def slurm_script(argv: Sequence[str], jobs: list[list[str]]) -> str | None:
         compose([*jobs[0], *launcher_args], hydra=True).hydra.launcher, resolve=True
     )
     folder = str(params.pop("submitit_folder"))
-    executor = submitit.AutoExecutor(
-        cluster="slurm", folder=tempfile.gettempdir(), slurm_max_num_timeout=params.pop("max_num_timeout")
-    )
+    try:
+        executor = submitit.AutoExecutor(
+            cluster="slurm", folder=tempfile.gettempdir(), slurm_max_num_timeout=params.pop("max_num_timeout")
+        )
+    except RuntimeError:  # submitit's Slurm executor wants srun on this machine: a plan made on a laptop
+        return (
+            f"{len(jobs)} Slurm job(s): no sbatch script here (submitit writes it only where SLURM's srun is)"
+        )
     base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name"}
     executor.update_parameters(
         **{k if k in base else f"slurm_{k}": v for k, v in params.items() if k != "_target_"}

@@ -586,6 +586,8 @@ def test_runner_report_help_says_what_the_target_is(
     out = " ".join(capsys.readouterr().out.split())
     assert "target an MLflow experiment name (its newest sweep) or a parent run id" in out
     assert "--format {md,csv,json} also write report.<format> in this directory" in out
+    assert out.startswith("usage: runner-report ")  # the command's name, as the user types it
+    assert report.__doc__.splitlines()[0] in out  # what it is, from the module's first line
 
 
 def test_runner_report_without_a_store_says_where_it_looked_and_exits_2(

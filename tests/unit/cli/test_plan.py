@@ -402,6 +402,18 @@ def test_a_slurm_plan_prints_the_sbatch_script_of_one_job_array(
     assert plan.slurm_script(["-m", "seed=0,1"], jobs) is None  # Hydra's own launcher: no script
 
 
+def test_a_slurm_plan_on_a_machine_without_slurm_says_why_it_shows_no_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning a cluster's sweep from a laptop: no srun on the PATH, where submitit refuses to build Slurm's
+    script. The plan says so in a line instead of a traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # submitit looks for srun
+    text = plan.slurm_script(["-m", "hydra/launcher=slurm", "seed=0,1"], [["seed=0"], ["seed=1"]])
+    assert text == "2 Slurm job(s): no sbatch script here (submitit writes it only where SLURM's srun is)"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_swept_value_holding_an_equals_sign_is_shown_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -560,3 +560,15 @@ def test_a_users_error_before_the_run_is_one_line_and_the_jobs_exit_code(
     monkeypatch.setattr(job_module, "prepare", prepare)
     assert job_module.run_job(OmegaConf.create({})) == ConfigError.exit_code == 2
     assert capsys.readouterr().err == "runner: error: trainer.epochs=0: must be at least 1\n"
+
+
+def test_the_git_commit_is_the_checkouts_short_hash_as_text() -> None:
+    import subprocess
+
+    from conftest import ROOT
+
+    from runner.run.job import git_commit
+
+    asked = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    assert git_commit(ROOT) == (asked.stdout.strip() or "unknown")
+    assert isinstance(git_commit(ROOT), str)  # a tag's value: text, never b'…'

@@ -691,6 +691,31 @@ def test_a_refused_batch_write_is_one_line_naming_what_was_written(what: str, wr
     assert str(failed.value) == f"MLflow {what} failed 1 times at sqlite:///x.db: database is locked"
 
 
+def _refuse(*args: Any, **kwargs: Any) -> None:
+    raise OSError("database is locked")
+
+
+@pytest.mark.parametrize(
+    ("what", "broken", "read"),
+    [
+        ("search", "search_runs", lambda tracker: tracker.find_runs("7", {"runner.status": "finished"})),
+        ("list artifacts", "list_artifacts", lambda tracker: tracker.read_artifact_text("r1", "report.md")),
+        (
+            "download artifact",
+            "download_artifacts",
+            lambda tracker: tracker.read_artifact_text("r1", "report.md"),
+        ),
+    ],
+)
+def test_a_refused_read_is_one_line_naming_what_was_read(what: str, broken: str, read: Any) -> None:
+    tracker = recorded()
+    tracker.client.list_artifacts = lambda run_id: [SimpleNamespace(path="report.md")]
+    setattr(tracker.client, broken, _refuse)
+    with pytest.raises(TrackingError) as failed:
+        read(tracker)
+    assert str(failed.value) == f"MLflow {what} failed 1 times at sqlite:///x.db: database is locked"
+
+
 def test_a_store_exists_where_its_file_does_or_wherever_a_server_or_database_is_named(tmp_path: Path) -> None:
     """Opening a missing sqlite file or folder would create it; a server's or database's URI is asked as it is."""
     from runner.tracking.store import store_exists
