@@ -67,14 +67,16 @@ def compose(overrides: Sequence[str] = (), *, hydra: bool = False):
 
     A copy of what one composition gave the first time these overrides were asked for in this process (Hydra
     takes 0.15-0.3 s a composition, and the tests ask for the presets again and again): the job's config is
-    the composed one less its `hydra` node, as Hydra's own compose gives it (runner/run/preflight.py).
+    the composed one less its `hydra` node, as Hydra's own compose gives it (runner.config.compose.job_config).
     """
     from omegaconf import OmegaConf
+
+    from runner.config.compose import job_config
 
     cfg = _composed(tuple(overrides))
     if hydra:
         return copy.deepcopy(cfg)
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    return OmegaConf.to_container(job_config(cfg), resolve=True)
 
 
 @functools.cache

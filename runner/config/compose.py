@@ -37,6 +37,14 @@ def compose(overrides: Sequence[str], hydra: bool = False) -> Any:
     return cfg if hydra else OmegaConf.to_container(cfg, resolve=True)
 
 
+def job_config(cfg: Any) -> Any:
+    """A config composed with its `hydra` node, less that node: what Hydra's compose without
+    return_hydra_config gives (it composes the same and drops the node), still a DictConfig, unresolved."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+
+
 def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), text)
 

@@ -10,7 +10,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from runner.config.compose import explain, first_line, hydra_context, name_the_key, sweep_variants
+from runner.config.compose import (
+    explain,
+    first_line,
+    hydra_context,
+    job_config,
+    name_the_key,
+    sweep_variants,
+)
 from runner.errors import ConfigError
 
 
@@ -55,7 +62,7 @@ def precheck(argv: list[str], with_helper: bool = False, build: bool = True) -> 
             )
             launcher = OmegaConf.to_container(hydra.launcher, resolve=True) if multirun else {}
         except (HydraException, OmegaConfBaseException, ValueError) as e:
-            return f"{' '.join(hydra_args)}: {first_line(str(e))}"
+            return hydra_settings_error(hydra_args, e)
     problem = check_touched(configs, output, launcher)  # type: ignore[arg-type]
     if problem is not None:
         return problem
@@ -72,11 +79,9 @@ def precheck(argv: list[str], with_helper: bool = False, build: bool = True) -> 
 
 
 def compose_first(compose: Any, variant: list[str], hydra_args: list[str]) -> tuple[Any, Any]:
-    """The first variant's config and its `hydra` node from one composition (Hydra's compose without
-    return_hydra_config composes the same and drops the node). Where it fails with `hydra.*` overrides
+    """The first variant's config and its `hydra` node from one composition (see job_config). Where it fails with `hydra.*` overrides
     given, the variant is composed alone: its own error is raised, else the Hydra overrides are named."""
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
@@ -85,8 +90,13 @@ def compose_first(compose: Any, variant: list[str], hydra_args: list[str]) -> tu
         if not hydra_args:
             raise
         compose(config_name="config", overrides=variant)  # raises the variant's own error
-        raise ConfigError(f"{' '.join(hydra_args)}: {first_line(str(e))}") from e
-    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), cfg.hydra
+        raise ConfigError(hydra_settings_error(hydra_args, e)) from e
+    return job_config(cfg), cfg.hydra
+
+
+def hydra_settings_error(hydra_args: list[str], error: Exception) -> str:
+    """Hydra names only the setting it could not use: the line leads with every `hydra*` override typed."""
+    return f"{' '.join(hydra_args)}: {first_line(str(error))}"
 
 
 def check_touched(

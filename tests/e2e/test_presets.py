@@ -35,7 +35,9 @@ def compose_preset(name: str, overrides: list[str] = ()) -> object:
 
 def job_config(cfg: object) -> dict:
     """The resolved config a job would get (without the hydra node)."""
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    from runner.config.compose import job_config as without_hydra
+
+    return OmegaConf.to_container(without_hydra(cfg), resolve=True)
 
 
 def sweep_values(cfg: object) -> dict[str, list[object]]:

@@ -669,6 +669,10 @@ def test_runs_are_found_by_all_their_tags_newest_first_at_most_50() -> None:
     ]  # fmt: skip
 
 
+def _refuse(*args: Any, **kwargs: Any) -> None:
+    raise OSError("database is locked")
+
+
 @pytest.mark.parametrize(
     ("what", "write"),
     [
@@ -681,18 +685,10 @@ def test_runs_are_found_by_all_their_tags_newest_first_at_most_50() -> None:
 def test_a_refused_batch_write_is_one_line_naming_what_was_written(what: str, write: Any) -> None:
     tracker = recorded()
     tracker.run_id = "r1"
-
-    def refused(*args: Any, **kwargs: Any) -> None:
-        raise OSError("database is locked")
-
-    tracker.client.log_batch = refused
+    tracker.client.log_batch = _refuse
     with pytest.raises(TrackingError) as failed:
         write(tracker)
     assert str(failed.value) == f"MLflow {what} failed 1 times at sqlite:///x.db: database is locked"
-
-
-def _refuse(*args: Any, **kwargs: Any) -> None:
-    raise OSError("database is locked")
 
 
 @pytest.mark.parametrize(
