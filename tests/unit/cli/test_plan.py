@@ -8,6 +8,7 @@ checkpoint stands at epoch 1, and nothing for the third.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import warnings
@@ -374,8 +375,17 @@ def test_a_plan_with_a_refused_job_exits_2_and_says_why_in_its_row(
 def test_a_slurm_plan_prints_the_sbatch_script_of_one_job_array(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Built by submitit as hydra-submitit-launcher builds it; nothing submitted, no folder made."""
-    monkeypatch.chdir(tmp_path)
+    """Built by submitit as hydra-submitit-launcher builds it; nothing submitted, no folder made. An `srun` that
+    does nothing stands in for SLURM's (submitit writes the script only where it finds one): the edit loop runs
+    where SLURM is not installed."""
+    slurm_bin = tmp_path / "slurm-bin"
+    slurm_bin.mkdir()
+    (slurm_bin / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (slurm_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{slurm_bin}{os.pathsep}{os.environ['PATH']}")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     jobs = [["seed=0", "trainer.devices=2"], ["seed=1", "trainer.devices=2"]]
     launcher = ["hydra/launcher=slurm", "hydra.launcher.timeout_min=30", "hydra.launcher.comment='[x]'"]
     with warnings.catch_warnings(record=True) as caught:
@@ -397,8 +407,8 @@ def test_a_slurm_plan_prints_the_sbatch_script_of_one_job_array(
         r"--comment='\[x]'",  # console markup escaped: printed as [x]
     ):
         assert f"\n#SBATCH {line}\n" in text, line
-    assert f"\n#SBATCH --output={tmp_path}/multirun/" in text and "-m submitit.core._submit" in text
-    assert list(tmp_path.iterdir()) == []
+    assert f"\n#SBATCH --output={cwd}/multirun/" in text and "-m submitit.core._submit" in text
+    assert list(cwd.iterdir()) == []
     assert plan.slurm_script(["-m", "seed=0,1"], jobs) is None  # Hydra's own launcher: no script
 
 
