@@ -37,8 +37,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runner.analysis import budget_curves, render
 from runner.analysis.report import PRESET_ARTIFACT, _history_metrics, parse_preset, reference, to_run
 from runner.analysis.verdicts import (
@@ -61,7 +59,7 @@ from runner.analysis.verdicts import (
     left_chance,
     with_holm,
 )
-from runner.config import CONF_DIR
+from runner.config import CONF_DIR, parse_yaml
 from runner.config.datasets import about
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
@@ -72,7 +70,7 @@ def paper_sections() -> tuple[tuple[str, tuple[str, ...]], ...]:
     `expected.page_order`): a new paper preset is one file."""
     placed = []
     for path in EXPERIMENT_DIR.glob("*.yaml"):
-        expected = (yaml.safe_load(path.read_text()) or {}).get("expected") or {}
+        expected = (parse_yaml(path.read_text()) or {}).get("expected") or {}
         if "paper_group" in expected:
             placed.append((int(expected["page_order"]), path.stem, str(expected["paper_group"])))
     sections: dict[str, list[str]] = {}
@@ -94,7 +92,7 @@ PNG_DPI = 70  # small PNGs: they are committed
 def load_preset(name: str) -> dict[str, Any]:
     """A preset's YAML as plain data ({} when the file does not exist yet)."""
     path = EXPERIMENT_DIR / f"{name}.yaml"
-    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    return (parse_yaml(path.read_text()) or {}) if path.exists() else {}
 
 
 def full_expected(name: str) -> Expected:

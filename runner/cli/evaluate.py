@@ -83,8 +83,7 @@ def with_flags(cfg: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
 def from_run(tracker: Any, run_id: str, composed: dict[str, Any], tmp: Path) -> tuple:
     """(training config, checkpoint, experiment id, run name) of a finished run in the store."""
-    import yaml
-
+    from runner.config import parse_yaml
     from runner.config.identity import config_hash
     from runner.train import checkpoint
 
@@ -94,7 +93,7 @@ def from_run(tracker: Any, run_id: str, composed: dict[str, Any], tmp: Path) -> 
     text = tracker.read_artifact_text(run_id, "config.yaml")
     if text is None:
         raise ConfigError(f"run {run_id} has no config.yaml artifact: not a runner run")
-    cfg = {**yaml.safe_load(text), "tracking": composed["tracking"]}  # the store is where we are now
+    cfg = {**parse_yaml(text), "tracking": composed["tracking"]}  # the store is where we are now
     path = tracker.download_artifact(run_id, "checkpoint/last.pt", tmp)
     if path is None:
         raise ConfigError(

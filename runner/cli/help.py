@@ -10,9 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import yaml
-
-from runner.config import CONF_DIR, GROUPS
+from runner.config import CONF_DIR, GROUPS, parse_yaml
 
 WIDTH = 120  # the help's line width (README quotes it as it is)
 PRESET_COLUMN = 26
@@ -74,7 +72,7 @@ def preset_line(path: Path) -> str:
     reproduces) and the keys it sweeps, a `_small`/`_smoke` variant's first sentence of its top comment (its
     scale), without parentheses, shortened to the help's width."""
     text = path.read_text()
-    data = yaml.safe_load(text) or {}
+    data = parse_yaml(text) or {}
     paper = (data.get("expected") or {}).get("paper")
     swept = [k for k in ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {} if k != "seed"]
     line = f"{_no_parentheses(str(paper))}: sweeps {', '.join(swept)}" if paper else _first_sentence(text)

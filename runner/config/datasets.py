@@ -8,7 +8,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from runner.config import CONF_DIR
+from runner.config import CONF_DIR, parse_yaml
 from runner.errors import ConfigError
 
 FACTS = ("display", "kind", "classes", "channels", "image_size", "train_images", "full_data_args")
@@ -18,12 +18,10 @@ KINDS = ("resident", "folder")
 @functools.cache
 def about(name: str) -> Mapping[str, Any]:
     """The `about:` block of conf/dataset/<name>.yaml."""
-    import yaml
-
     path = CONF_DIR / "dataset" / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"dataset.name={name!r}: no conf/dataset/{name}.yaml")
-    return (yaml.safe_load(path.read_text()) or {}).get("about") or {}
+    return (parse_yaml(path.read_text()) or {}).get("about") or {}
 
 
 def is_folder(name: str) -> bool:

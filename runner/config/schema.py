@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.config import CONF_DIR, GROUPS
+from runner.config import CONF_DIR, GROUPS, parse_yaml
 from runner.config.datasets import FACTS, KINDS, about, is_folder
 from runner.errors import ConfigError
 
@@ -77,9 +77,7 @@ def declared_names(group: str) -> tuple[str, ...]:
     """The `name` of every conf/<group>/*.yaml option. The registries hold the same names (tests/unit/config/test_conf_tree.py
     checks it; `check_registered` checks it again in every job); reading YAML keeps the pre-check of a
     command free of torch, so a typo costs half a second."""
-    import yaml
-
-    names = {yaml.safe_load(p.read_text())["name"] for p in (CONF_DIR / group).glob("*.yaml")}
+    names = {parse_yaml(p.read_text())["name"] for p in (CONF_DIR / group).glob("*.yaml")}
     return tuple(sorted(names))
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import yaml
 
+from runner.config import parse_yaml
 from runner.errors import ConfigError
 
 
@@ -154,4 +154,4 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "dataset"
 
 def dataset_config(name: str, **overrides: Any) -> dict[str, Any]:
     """conf/dataset/<name>.yaml as a dict, with `overrides` applied (tests, benchmarks: every key present)."""
-    return {**yaml.safe_load((CONF_DIR / f"{name}.yaml").read_text()), **overrides}
+    return {**parse_yaml((CONF_DIR / f"{name}.yaml").read_text()), **overrides}

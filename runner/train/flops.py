@@ -81,14 +81,12 @@ def describe(count: int, in_channels: int, image_size: int) -> str:
 def table() -> list[tuple[str, float, float]]:
     """(model, multiply-adds ×10⁹ at 3×224×224 with 1000 classes, ×10⁶ at 3×32×32 with 10 classes) for every
     model in conf/model with its YAML options: the README's Models table column comes from this."""
-    import yaml
+    from runner.config import CONF_DIR, parse_yaml
 
-    from runner.config import CONF_DIR
-
-    relu = yaml.safe_load((CONF_DIR / "act" / "relu.yaml").read_text())
+    relu = parse_yaml((CONF_DIR / "act" / "relu.yaml").read_text())
     rows = []
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):
-        model_cfg = yaml.safe_load(path.read_text())
+        model_cfg = parse_yaml(path.read_text())
         large = model_multiply_adds(model_cfg, relu, in_channels=3, image_size=224, classes=1000)
         small = model_multiply_adds(model_cfg, relu, in_channels=3, image_size=32, classes=10)
         rows.append((model_cfg["name"], large / 1e9, small / 1e6))

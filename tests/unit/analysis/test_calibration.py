@@ -220,14 +220,15 @@ def test_holm_adjusts_across_the_claims_of_a_page_and_the_counts_use_it() -> Non
 def test_every_claim_of_a_full_preset_declares_how_it_can_be_tested_away_from_the_papers_data() -> None:
     """small_scale (testable | analogue | untestable) with a one-line reason, decided before any run; a
     `data: paper` claim is untestable elsewhere; depth orderings declare a trend test."""
-    import yaml
     from conftest import CONF_DIR
+
+    from runner.config import parse_yaml
 
     trends = set()
     for path in sorted((CONF_DIR / "experiment").glob("*.yaml")):
         if path.stem.endswith(("_small", "_smoke")):
             continue
-        for spec in yaml.safe_load(path.read_text())["expected"]["claims"]:
+        for spec in parse_yaml(path.read_text())["expected"]["claims"]:
             claim = v.Claim.parse(spec)
             assert claim.small_scale in v.SMALL_SCALE and claim.small_scale_reason, (path.stem, claim.id)
             assert (claim.data == "paper") <= (claim.small_scale == "untestable"), (path.stem, claim.id)

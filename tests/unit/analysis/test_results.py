@@ -39,6 +39,7 @@ from runner.analysis.verdicts import (
     Run,
     Verdict,
 )
+from runner.config import parse_yaml
 from runner.errors import TrackingError
 from runner.tracking.store import Tracker
 
@@ -52,7 +53,7 @@ def claims_in_yaml() -> dict[str, list[dict[str, Any]]]:
     for path in sorted((CONF_DIR / "experiment").glob("*.yaml")):
         if path.stem.endswith(("_smoke", "_small")):
             continue
-        out[path.stem] = yaml.safe_load(path.read_text())["expected"]["claims"]
+        out[path.stem] = parse_yaml(path.read_text())["expected"]["claims"]
     return out
 
 
@@ -153,7 +154,7 @@ class Store:
         self.clock = 1_700_000_000_000
 
     def parent(self, experiment: str, preset: str, seconds: float) -> str:
-        expected = yaml.safe_load((CONF_DIR / "experiment" / f"{preset}.yaml").read_text())["expected"]
+        expected = parse_yaml((CONF_DIR / "experiment" / f"{preset}.yaml").read_text())["expected"]
         exp = self.tracker.experiment_id(experiment)
         run = self.client.create_run(exp, start_time=self.clock, tags={"runner.sweep": "parent"})
         run_id = run.info.run_id

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from scipy import stats
 
 from runner.analysis import verdicts as v
+from runner.config import parse_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[3] / "runner" / "conf" / "experiment"
 PAPER = {"dataset.name": "cifar10", "model.width": 16, "trainer.max_steps": 64000}
@@ -276,10 +276,10 @@ def test_every_claim_of_every_preset_parses() -> None:
     parses, and every check is one the verdicts know."""
     count = 0
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text())
+        spec = parse_yaml(path.read_text())
         parent = (spec.get("defaults") or [None])[0]
         inherited = (
-            yaml.safe_load((EXPERIMENTS / f"{parent}.yaml").read_text()) if isinstance(parent, str) else {}
+            parse_yaml((EXPERIMENTS / f"{parent}.yaml").read_text()) if isinstance(parent, str) else {}
         )
         block = {**(inherited.get("expected") or {}), **(spec.get("expected") or {})}
         ex = v.Expected.parse(block)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 from omegaconf import OmegaConf
 
-from runner.config import CONF_DIR
+from runner.config import CONF_DIR, parse_yaml
 from runner.config.schema import (
     REGISTRIES,
     SCHEMA,
@@ -30,9 +31,24 @@ def yaml_options(group: str) -> dict[str, dict]:
 
     out = {}
     for path in sorted((Path(CONF_DIR) / group).glob("*.yaml")):
-        content = OmegaConf.to_container(OmegaConf.load(path))
+        content = parse_yaml(path.read_text())
         out[path.stem] = {k: v for k, v in content.items() if k != "defaults"}
     return out
+
+
+def test_every_conf_file_reads_the_same_to_runner_as_to_hydra() -> None:
+    """runner reads some conf/ files itself (parse_yaml: the help page, the data sets' facts, the declared names,
+    the results page) where Hydra reads them with OmegaConf's loader. A value the two read differently (a
+    YAML 1.1 float without a dot, such as `lr: 1e-4`, is a string to PyYAML and a float to OmegaConf) would
+    mean one thing to the pre-check and another to the job; libyaml's parser and PyYAML's own agree too."""
+    paths = sorted(CONF_DIR.rglob("*.yaml"))
+    assert len(paths) > 60
+    for path in paths:
+        text = path.read_text()
+        ours = parse_yaml(text)
+        assert ours == yaml.safe_load(text), path
+        assert ours == OmegaConf.to_container(OmegaConf.load(path)), path
+    assert parse_yaml("lr: 1.0e-4\nsteps: [1, 2]\nname: ~") == {"lr": 1e-4, "steps": [1, 2], "name": None}
 
 
 @pytest.mark.parametrize("group", sorted(REGISTRY))

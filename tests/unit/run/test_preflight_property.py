@@ -18,7 +18,7 @@ from conftest import CONF_DIR, TINY, mlflow_runs, options, run_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.config import GROUPS
+from runner.config import GROUPS, parse_yaml
 from runner.config.schema import SCHEMA, flatten
 from runner.run.preflight import precheck
 
@@ -44,12 +44,10 @@ ANY_VALUE = st.one_of(
 
 def _leaves() -> list[tuple[str, str, str]]:
     """(group, option, key) for every leaf of every option of every group (conf/<group>/<option>.yaml)."""
-    from omegaconf import OmegaConf
-
     out = []
     for group in GROUPS:
         for option in GROUP_CHOICES[group]:
-            content = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))
+            content = parse_yaml((CONF_DIR / group / f"{option}.yaml").read_text())
             content = {k: v for k, v in content.items() if k != "defaults"}
             out += [(group, option, key) for key in flatten(content, f"{group}.") if key != f"{group}.name"]
     return out

@@ -6,15 +6,14 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from runner.config import CONF_DIR
+from runner.config import CONF_DIR, parse_yaml
 from runner.train.schedule import build_schedule
 
 
 def option(name: str) -> dict:
     """conf/schedule/<name>.yaml as the loop gets it: every default from the YAML."""
-    return OmegaConf.to_container(OmegaConf.load(f"{CONF_DIR}/schedule/{name}.yaml"))
+    return parse_yaml((CONF_DIR / "schedule" / f"{name}.yaml").read_text())
 
 
 RESNET_CIFAR = option("multistep")
