@@ -58,6 +58,9 @@ def options(group: str) -> list[str]:
 
 # The xdist group of the tests that compose every preset: one worker composes each once (see compose).
 PRESETS_GROUP = "presets"
+# The xdist group of the test modules that open MLflow stores in-process: one worker pays MLflow's import and
+# its first store (1-2 s a process on the EPYCs), not both. A module left out still passes: it costs time only.
+STORE_GROUP = "store"
 
 
 def compose(overrides: Sequence[str] = (), *, hydra: bool = False):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CONF_DIR
+from conftest import CONF_DIR, STORE_GROUP
 from scipy import stats
 
 from runner.analysis import budget_curves, results
@@ -42,6 +42,8 @@ from runner.analysis.verdicts import (
 from runner.config import parse_yaml
 from runner.errors import TrackingError
 from runner.tracking.store import Tracker
+
+pytestmark = pytest.mark.xdist_group(STORE_GROUP)  # opens MLflow stores: one worker imports MLflow
 
 LN10 = math.log(10)
 README = "# x\n\nintro\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\n## after\n"

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, compose, finished_tiny_run, mlflow_runs
+from conftest import ROOT, STORE_GROUP, TINY, compose, finished_tiny_run, mlflow_runs
 
 from runner.cli import evaluate as evaluate_cli
 from runner.cli.evaluate import run as evaluate
 from runner.errors import CheckpointError, ConfigError
+
+pytestmark = pytest.mark.xdist_group(STORE_GROUP)  # opens MLflow stores: one worker imports MLflow
 
 
 @pytest.fixture(scope="module")

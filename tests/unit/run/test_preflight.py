@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TINY, mlflow_runs, run_in_process
+from conftest import STORE_GROUP, TINY, mlflow_runs, run_in_process
 
 from runner.errors import RunnerError
 from runner.run.preflight import precheck
+
+pytestmark = pytest.mark.xdist_group(STORE_GROUP)  # opens MLflow stores: one worker imports MLflow
 
 HAS_PSYCOPG2 = __import__("importlib.util").util.find_spec("psycopg2") is not None
 

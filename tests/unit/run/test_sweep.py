@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import STORE_GROUP
 from omegaconf import DictConfig, OmegaConf
 
 from runner import env
 from runner.run.sweep import NAME_LIMIT, SweepCallback, sweep_name, swept_keys
+
+pytestmark = pytest.mark.xdist_group(STORE_GROUP)  # opens MLflow stores: one worker imports MLflow
 
 
 def test_an_ad_hoc_sweep_is_named_by_the_keys_and_values_it_sweeps() -> None:

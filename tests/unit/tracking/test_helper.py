@@ -18,12 +18,15 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from conftest import STORE_GROUP
 
 import runner.tracking.helper as helper_module
 from runner.data import Provenance
 from runner.errors import TrackingError
 from runner.tracking.helper import Helper, RemoteTracker, _plain, _serve, connect
 from runner.tracking.store import Tracker
+
+pytestmark = pytest.mark.xdist_group(STORE_GROUP)  # opens MLflow stores: one worker imports MLflow
 
 # Each real helper imports MLflow in a fresh process (~4 s): those tests are make test's, not test-fast's; the
 # in-process tests below (the helper's loop, its pipe end and the remote tracker against stand-ins) are both.

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import STORE_GROUP
 
 from runner.errors import TrackingError
 from runner.run.preflight import precheck
@@ -31,6 +32,8 @@ from runner.tracking.store import (
     database_uri,
     resolve_uri,
 )
+
+pytestmark = pytest.mark.xdist_group(STORE_GROUP)  # opens MLflow stores: one worker imports MLflow
 
 HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
 
