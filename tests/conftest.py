@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -218,6 +218,19 @@ def metric_history(cwd: Path, run_id: str, key: str) -> list:
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
     return sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+
+
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """Each test leaves os.environ as it found it. The code under test sets variables for the processes it
+    starts (a sweep's parent run and swept keys, a job's threads, the driver's timeout) in this process, and
+    monkeypatch restores only what a test set through it: a sweep callback's RUNNER_SWEPT_KEYS, left behind by
+    a test of it, once renamed a later test's run in the same worker."""
+    before = dict(os.environ)
+    yield
+    if dict(os.environ) != before:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 @pytest.fixture(autouse=True, scope="session")
