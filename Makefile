@@ -92,8 +92,9 @@ test-cluster: install-dev data test-deps
 # The edit loop: the in-process tests only (no `runner` subprocess, no server, no apt-get), in parallel; the
 # `serial` ones (the toy extension written into the tree, the benchmark's load reading) wait for `make test`.
 # The tests that take seconds each (`slow`) or train whole runs through an entry point (`whole_run`) wait too.
-# 55-68 s of pytest, median 60 s, on 2 cores of an AMD EPYC, 1,375 tests, over 12 runs of the same tree on
-# 2026-12-07 22:25-23:01 (the machine's speed drifted by a fifth); 2 min 4 s at 20:55. The goal: under a minute.
+# The goal: under a minute on 2 cores. An AMD EPYC of family 26 (Zen 5), 2026-12-08: 17.3-20.5 s of pytest,
+# median 18.9 s (1,382 tests, 9 runs alternating with the tree of 2026-12-07's end: 20.4-24.4 s, median 21.0 s).
+# The AMD EPYC Zen 3 ran that earlier tree in 55-68 s, median 60 s (12 runs, 2026-12-07 22:25-23:01).
 test-fast: install-dev
 	TEST_FAST=1 $(PY) -m pytest -q $(XDIST) -m "not e2e and not slow and not whole_run and not serial" tests
 
