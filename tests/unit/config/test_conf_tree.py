@@ -51,6 +51,22 @@ def test_every_conf_file_reads_the_same_to_runner_as_to_hydra() -> None:
     assert parse_yaml("lr: 1.0e-4\nsteps: [1, 2]\nname: ~") == {"lr": 1e-4, "steps": [1, 2], "name": None}
 
 
+def test_yaml_is_parsed_by_libyaml_where_pyyaml_has_it_else_by_pyyamls_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    used = []
+
+    class Recording(yaml.SafeLoader):  # stands in for the C loader: records that it was chosen
+        def __init__(self, stream: str) -> None:
+            used.append(type(self).__name__)
+            super().__init__(stream)
+
+    monkeypatch.setattr(yaml, "CSafeLoader", Recording, raising=False)
+    assert parse_yaml("a: [1, 2]") == {"a": [1, 2]} and used == ["Recording"]
+    monkeypatch.delattr(yaml, "CSafeLoader")  # PyYAML built without libyaml
+    assert parse_yaml("a: [1, 2]") == {"a": [1, 2]} and used == ["Recording"]
+
+
 @pytest.mark.parametrize("group", sorted(REGISTRY))
 def test_the_yaml_options_and_the_registry_name_the_same_things(group: str) -> None:
     in_yaml = {option["name"] for option in yaml_options(group).values()}
