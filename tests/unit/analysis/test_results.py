@@ -1266,3 +1266,25 @@ def test_the_page_lists_the_papers_of_the_real_presets() -> None:
             ("PReLU and Kaiming init (He et al. 2015b)", ("prelu_vs_relu", "init_depth")),
         )
     )
+
+
+def test_the_readme_block_is_found_at_the_very_start_of_the_text_too() -> None:
+    text = f"{results.README_START}\nold\n{results.README_END}\n"
+    assert results.replace_block(text, "new") == f"{results.README_START}\nnew\n{results.README_END}\n"
+    assert results.replace_block("no markers", "new") is None
+
+
+def test_the_page_goes_where_it_is_asked_again_and_again_each_preset_once_under_its_paper(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "site" / "docs" / "results.md"  # folders that do not exist yet
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    results.generate(missing, out, None)
+    first = out.read_text()
+    results.generate(missing, out, None)  # a second page over the first
+    assert out.read_text() == first
+    papers = first.split("\n## ")[1:]
+    for paper, names in results.PAPERS:
+        (section,) = [p for p in papers if p.startswith(paper)]
+        assert [n for n in results.PRESETS if f"### `{n}`" in section] == list(names), paper
+    assert all(first.count(f"### `{name}`") == 1 for name in results.PRESETS)

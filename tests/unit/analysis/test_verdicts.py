@@ -1294,6 +1294,7 @@ def test_welch_standard_error_and_degrees_of_freedom_by_hand() -> None:
         pytest.approx(3.0),
     )
     assert v.welch_se_df([1.0] * 3, [2.0] * 4) == (0.0, 5.0)
+    assert v._se_at(0.0, 0.0, 3) == (0.0, 4.0)  # the power at k seeds of two constant rows: 2k − 2, no 0/0
     # many rows at once (seeds along the last axis): each row's own numbers
     se_rows, df_rows = v.welch_se_df(
         np.array([[1.0, 2.0, 3.0], [1.0] * 3]), np.array([[2.0, 4.0, 6.0, 8.0]] * 2)

@@ -5,6 +5,7 @@ cells wrap instead of being cut."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from rich.console import Console
@@ -38,9 +39,13 @@ def test_on_a_terminal_a_narrow_table_wraps_its_cells_and_cuts_none(monkeypatch:
     buffer = io.StringIO()
     monkeypatch.setattr(console, "console", Console(file=buffer, force_terminal=True, width=80))
     console.table("a sweep", HEADER, ROWS)
-    console.summary("resnet20 — finished", {"name": LONG})
+    uri = "sqlite:///" + "/runs" * 30 + "/mlflow.db"  # a value with no space to break at: folded, not cut
+    console.summary("resnet20 — finished", {"name": LONG, "uri": uri})
     out = buffer.getvalue()
     assert "…" not in out
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    values = [line.split("│")[-2].strip() for line in plain.splitlines() if line.count("│") == 3]
+    assert uri in "".join(values)  # every piece of it, in order
     assert "│" in out  # rich's box drawing: still a rich table
     assert "".join(out.split()).count("".join(LONG.split())[:40]) >= 1
 
@@ -148,7 +153,9 @@ def test_the_training_bars_count_epochs_and_steps_and_print_each_epochs_metrics_
     assert (
         "epoch 2  val_top1_error 12.35  val_loss 0.5123  train_top1_error 3.21\n" in out
     )  # not wrapped at 60
-    assert "4/5" in out and "2/3" in out and "loss 0.123  lr 0.1  1,234 img/s" in out
+    assert (
+        "4/5" in out and "2/3" in out and " loss 0.123  lr 0.1  1,234 img/s " in out
+    )  # the stats as they are
     assert "epoch ━" in out and "step  ━" in out  # each bar is led by its name
 
 

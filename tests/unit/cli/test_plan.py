@@ -115,6 +115,9 @@ def test_a_preset_sweep_expands_to_its_cartesian_product() -> None:
         for i in ("kaiming", "xavier_he")
         for s in (0, 1)
     }
+    # Sweeping the preset itself: the presets are the jobs, and `experiment` is no key of a run's name.
+    jobs, swept = plan.expand(["-m", "+experiment=init_depth_smoke,vgg_depth_smoke"])
+    assert swept == [] and len(jobs) == 2
 
 
 def test_a_job_the_plan_refuses_says_why_in_its_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

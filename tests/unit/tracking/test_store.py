@@ -61,9 +61,9 @@ def test_a_missing_driver_stops_the_command_in_one_line(monkeypatch: pytest.Monk
         database_uri("postgresql://u@h/db")
     problem = precheck(["tracking.uri=postgresql+psycopg://u@127.0.0.1/db"])
     assert problem is not None and "\n" not in problem
-    assert (
-        problem.startswith("tracking.uri=postgresql+psycopg://") and "pip install psycopg[binary]" in problem
-    )
+    assert problem.startswith("tracking.uri=postgresql+psycopg://") and problem.endswith(
+        "pip install psycopg[binary]"
+    )  # the server extra installs psycopg2 only: no hint of it for psycopg
 
 
 @pytest.mark.parametrize(
@@ -703,6 +703,17 @@ def test_a_refused_batch_write_is_one_line_naming_what_was_written(what: str, wr
             "download artifact",
             "download_artifacts",
             lambda tracker: tracker.read_artifact_text("r1", "report.md"),
+        ),
+        ("run lookup", "get_run", lambda tracker: tracker.run_id_or_none("r1")),
+        (
+            "search",
+            "search_runs",
+            lambda tracker: (
+                setattr(
+                    tracker.client, "get_experiment_by_name", lambda name: SimpleNamespace(experiment_id="7")
+                ),
+                tracker.newest_sweep("init_depth_small"),
+            ),
         ),
     ],
 )

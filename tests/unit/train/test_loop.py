@@ -32,6 +32,7 @@ from runner.train.loop import (
     Outcome,
     build_parts,
     evaluate,
+    inject_fault_for_tests,
     log_summary,
     model_summary,
     open_tracker,
@@ -474,3 +475,20 @@ def test_scale_lr_multiplies_the_lr_by_the_number_of_devices(
     assert isinstance(parts.net, torch.nn.parallel.DistributedDataParallel)
     assert [g["lr"] for g in parts.optimizer.param_groups] == [pytest.approx(lr)]
     assert parts.schedule.lr == pytest.approx(lr)
+
+
+def test_the_injected_fault_raises_on_its_rank_right_after_its_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test-only hook (runner.env.FAULT = "<rank>:<step>") of the DDP fault tests: counted on from the
+    steps a resumed run has done; other ranks train on."""
+    from runner import env
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    monkeypatch.setenv(env.FAULT, "1:3")
+    other, faulty = torch.optim.SGD([weight], lr=0.1), torch.optim.SGD([weight], lr=0.1)
+    inject_fault_for_tests(other, rank=0, done_steps=0)
+    inject_fault_for_tests(faulty, rank=1, done_steps=1)
+    for _ in range(4):
+        other.step()
+    faulty.step()  # step 2
+    with pytest.raises(RuntimeError, match="injected fault on rank 1 at step 3"):
+        faulty.step()
