@@ -56,6 +56,13 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def yaml_option(group: str, option: str) -> dict:
+    """conf/<group>/<option>.yaml as a plain dict: the defaults a run composes (read as runner reads it)."""
+    from runner.config import parse_yaml
+
+    return parse_yaml((CONF_DIR / group / f"{option}.yaml").read_text())
+
+
 # The xdist group of the tests that compose every preset: one worker composes each once (see compose).
 PRESETS_GROUP = "presets"
 # The xdist group of the test modules that open MLflow stores in-process: one worker pays MLflow's import and

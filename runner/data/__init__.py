@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from runner.config import parse_yaml
+from runner.config import CONF_DIR, parse_yaml
 from runner.errors import ConfigError
 
 
@@ -149,9 +149,6 @@ def build_data(cfg: Mapping[str, Any], ctx: Context) -> Data:
     return _family(cfg).build(cfg, ctx)
 
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "dataset"
-
-
 def dataset_config(name: str, **overrides: Any) -> dict[str, Any]:
     """conf/dataset/<name>.yaml as a dict, with `overrides` applied (tests, benchmarks: every key present)."""
-    return {**parse_yaml((CONF_DIR / f"{name}.yaml").read_text()), **overrides}
+    return {**parse_yaml((CONF_DIR / "dataset" / f"{name}.yaml").read_text()), **overrides}

@@ -9,8 +9,8 @@ import math
 
 import pytest
 import torch
-from conftest import options
-from test_models import build, yaml_option  # conf/<group>/<option>.yaml; a model built from its YAML
+from conftest import options, yaml_option
+from test_models import build  # a model built from its YAML
 from torch import nn
 
 from runner.models.layers import ACTIVATIONS, INITS, fans, init_std, init_weights, kaiming_a, make_act

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CONF_DIR, options
+from conftest import options, yaml_option
 from fakes import conv_io
 from torch import nn
 
-from runner.config import parse_yaml
 from runner.models import build_model, model_names, model_options
 from runner.models.dense import dense_scores
 from runner.models.layers import init_weights, make_act
-
-
-def yaml_option(group: str, option: str) -> dict:
-    """conf/<group>/<option>.yaml as a plain dict: the defaults a run composes."""
-    return parse_yaml((CONF_DIR / group / f"{option}.yaml").read_text())
-
 
 ACTS = [yaml_option("act", option) for option in options("act")]  # relu, prelu, prelu_shared, lrelu, tanh
 INITS = [yaml_option("init", option) for option in options("init")]

@@ -8,17 +8,11 @@ import shutil
 import pytest
 import torch
 import torch._dynamo  # noqa: F401  FlopCounterMode's first use imports it (~2 s): paid at collection, not in a test
-from conftest import CONF_DIR
+from conftest import CONF_DIR, yaml_option
 from torch import nn
 
-from runner.config import parse_yaml
 from runner.train import flops
 from runner.train.flops import model_multiply_adds, multiply_adds
-
-
-def yaml_option(group: str, option: str) -> dict:
-    return parse_yaml((CONF_DIR / group / f"{option}.yaml").read_text())
-
 
 RELU = yaml_option("act", "relu")
 

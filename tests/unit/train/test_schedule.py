@@ -6,14 +6,14 @@ import math
 
 import pytest
 import torch
+from conftest import yaml_option
 
-from runner.config import CONF_DIR, parse_yaml
 from runner.train.schedule import build_schedule
 
 
 def option(name: str) -> dict:
     """conf/schedule/<name>.yaml as the loop gets it: every default from the YAML."""
-    return parse_yaml((CONF_DIR / "schedule" / f"{name}.yaml").read_text())
+    return yaml_option("schedule", name)
 
 
 RESNET_CIFAR = option("multistep")
